@@ -1,0 +1,148 @@
+"""Build IR models from a :class:`~swinfpga.models.SwinSpec`.
+
+:func:`assemble` lays out the node graph (names, order, residuals) from a weight provider; the
+Keras front end and :func:`random_model` (random weights with fixed default formats, for back-end
+development and tests) both use it, so every model has the same node names:
+
+``input, patch_embed, [patch_norm], s{i}.merge (LayerNorm inside for ln), s{i}b{j}.norm1?, s{i}b{j}.attn,
+s{i}b{j}.add1, s{i}b{j}.norm2?, s{i}b{j}.mlp, s{i}b{j}.add2, norm?, pool, head``
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..fixed import Fmt
+from ..lut import design_softmax, gelu_table, rsqrt_table
+from ..models import SwinSpec
+from . import nodes as N
+from .graph import Model
+
+A8 = Fmt(True, 8, 3, "RND", "SAT")  # token activations: +-4, lsb 1/32
+W8 = Fmt(True, 8, 1, "RND", "SAT")  # weights: +-1, lsb 1/128
+B12 = Fmt(True, 12, 3, "RND", "SAT")  # biases: +-4, lsb 1/512
+S8 = Fmt(True, 8, 4, "RND", "SAT")  # attention scores: +-8, lsb 1/16
+RB8 = Fmt(True, 8, 2, "RND", "SAT")  # relative position bias: +-2, lsb 1/64
+H8U = Fmt(False, 8, 3, "RND", "SAT")  # ReLU hidden: 0..8, lsb 1/32
+LOGIT = Fmt(True, 10, 5, "RND", "SAT")
+
+
+@dataclass(frozen=True)
+class BlockFormats:
+    act: Fmt = A8
+    weight: Fmt = W8
+    bias: Fmt = B12
+    score: Fmt = S8
+    rel_bias: Fmt = RB8
+    hidden_relu: Fmt = H8U
+    logits: Fmt = LOGIT
+
+
+def _lin(rng: np.random.Generator, n_in: int, n_out: int, out_fmt: Fmt, f: BlockFormats, scale: float = 1.0,
+         bias: bool = True) -> N.Linear:
+    w = rng.normal(0.0, 1.0 / math.sqrt(n_in), (n_in, n_out)) * scale
+    b = rng.normal(0.0, 0.1, n_out) * scale if bias else None
+    return N.Linear(f.weight.from_float(w), f.weight, None if b is None else f.bias.from_float(b),
+                    f.bias if bias else None, out_fmt)
+
+
+def _layer_norm(name: str, src: str, c: int, rng: np.random.Generator | None, out_fmt: Fmt,
+                gamma: np.ndarray | None = None, beta: np.ndarray | None = None, eps: float = 1e-5) -> N.LayerNorm:
+    inv_frac = 16
+    mean_fmt = Fmt(True, 14, 5, "TRN", "SAT")  # frac 9
+    var_fmt = Fmt(False, 16, 5, "TRN", "SAT")  # frac 11, 0..32
+    rs_fmt = Fmt(False, 12, 5, "RND", "SAT")  # frac 7, up to 32
+    norm_fmt = Fmt(True, 10, 4, "RND", "SAT")  # frac 6, +-8
+    g_fmt = Fmt(True, 8, 2, "RND", "SAT")
+    b_fmt = Fmt(True, 8, 2, "RND", "SAT")
+    if gamma is None:
+        gamma = 1.0 + (rng.normal(0, 0.1, c) if rng is not None else 0.0)
+    if beta is None:
+        beta = rng.normal(0, 0.1, c) if rng is not None else np.zeros(c)
+    return N.LayerNorm(
+        name, src, round(2**inv_frac / c), inv_frac, mean_fmt, var_fmt,
+        rsqrt_table(f"{name}_rsqrt", var_fmt, 10, eps, rs_fmt), norm_fmt,
+        g_fmt.from_float(gamma), g_fmt, b_fmt.from_float(beta), b_fmt, out_fmt,
+    )
+
+
+WeightFn = Callable[[str, int, int, Fmt], N.Linear]
+
+
+def random_model(spec: SwinSpec, seed: int = 0, formats: BlockFormats | None = None) -> Model:
+    """A model of ``spec``'s architecture with random weights and fixed default formats."""
+    f = formats or BlockFormats()
+    rng = np.random.default_rng(seed)
+    nodes: list[N.Node] = [N.Input("input", tuple(spec.img), spec.in_fmt)]
+    cur = "input"
+    if spec.patch:
+        p = spec.patch
+        nodes.append(N.PatchEmbed("patch_embed", cur, p, _lin(rng, p * p * spec.img[2], spec.embed, f.act, f)))
+        cur = "patch_embed"
+        if spec.norm == "ln":
+            nodes.append(_layer_norm("patch_norm", cur, spec.embed, rng, f.act))
+            cur = "patch_norm"
+    for si, (st, ((h, w), c)) in enumerate(zip(spec.stages, spec.stage_dims(), strict=True)):
+        if st.merge:
+            mnorm = _layer_norm(f"s{si}.merge.norm", cur, 2 * c, rng, f.act) if spec.norm == "ln" else None
+            nodes.append(N.PatchMerging(f"s{si}.merge", cur, _lin(rng, 2 * c, c, f.act, f), mnorm))
+            cur = f"s{si}.merge"
+        for bi in range(st.depth):
+            pre = f"s{si}b{bi}"
+            shift = spec.block_shift(si, bi)
+            src = cur
+            if spec.norm == "ln":
+                nodes.append(_layer_norm(f"{pre}.norm1", cur, c, rng, f.act))
+                src = f"{pre}.norm1"
+            hd = c // st.heads
+            nt = st.window * st.window
+            sm = design_softmax(f"{pre}_attn_softmax", f.score, nt)
+            attn = N.WindowAttention(
+                f"{pre}.attn", src, (h, w), c, st.heads, st.window, shift,
+                q=_lin(rng, c, c, f.act, f, scale=hd**-0.5 * 2.0),
+                k=_lin(rng, c, c, f.act, f),
+                v=_lin(rng, c, c, f.act, f),
+                rel_bias=f.rel_bias.from_float(rng.normal(0, 0.5, ((2 * st.window - 1) ** 2, st.heads))),
+                bias_fmt=f.rel_bias, score_fmt=f.score, softmax=sm, attn_fmt=f.act,
+                proj=_lin(rng, c, c, f.act, f),
+            )
+            nodes.append(attn)
+            nodes.append(N.Add(f"{pre}.add1", cur, attn.name, f.act))
+            cur = f"{pre}.add1"
+            src = cur
+            if spec.norm == "ln":
+                nodes.append(_layer_norm(f"{pre}.norm2", cur, c, rng, f.act))
+                src = f"{pre}.norm2"
+            hid = c * spec.mlp_ratio
+            if spec.act == "relu":
+                mlp = N.Mlp(f"{pre}.mlp", src, _lin(rng, c, hid, f.act, f), "relu", f.hidden_relu,
+                            _lin(rng, hid, c, f.act, f, bias=True))
+            else:
+                g = gelu_table(f"{pre}_gelu", f.act, f.act)
+                mlp = N.Mlp(f"{pre}.mlp", src, _lin(rng, c, hid, f.act, f), "gelu", f.act,
+                            _lin(rng, hid, c, f.act, f), gelu=g)
+            nodes.append(mlp)
+            nodes.append(N.Add(f"{pre}.add2", cur, mlp.name, f.act))
+            cur = f"{pre}.add2"
+    if spec.classes:
+        (h, w), c = spec.stage_dims()[-1]
+        if spec.norm == "ln":
+            nodes.append(_layer_norm("norm", cur, c, rng, f.act))
+            cur = "norm"
+        npos = h * w
+        inv_frac = max(0, math.ceil(math.log2(npos))) + (0 if npos & (npos - 1) == 0 else 12)
+        nodes.append(N.Pool("pool", cur, round(2**inv_frac / npos), inv_frac, f.act))
+        nodes.append(N.Dense("head", "pool", _lin(rng, c, spec.classes, f.logits, f)))
+        cur = "head"
+    return Model(spec.name, tuple(nodes), cur, {"spec": spec.name, "weights": f"random(seed={seed})"})
+
+
+def random_input(model: Model, n: int, seed: int = 0) -> np.ndarray:
+    """Random input codes covering the input format's range."""
+    inp = model.input
+    rng = np.random.default_rng(seed)
+    return rng.integers(inp.fmt.min_code, inp.fmt.max_code + 1, size=(n, *inp.shape), dtype=np.int64)

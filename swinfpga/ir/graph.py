@@ -1,0 +1,225 @@
+"""The model graph: an ordered tuple of nodes (topological), JSON round-trip, shape/format
+inference and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..fixed import Fmt
+from ..lut import Lut, SoftmaxSpec
+from . import nodes as N
+from .nodes import IRError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Per-sample shape and format of a node's output."""
+
+    shape: tuple[int, ...]
+    fmt: Fmt
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    name: str
+    nodes: tuple[N.Node, ...]
+    output: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.infer()  # validates
+
+    # ----- access --------------------------------------------------------------------------
+    @property
+    def input(self) -> N.Input:
+        first = self.nodes[0]
+        if not isinstance(first, N.Input):
+            raise IRError("the first node must be an Input")
+        return first
+
+    def node(self, name: str) -> N.Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def of_type(self, cls: type) -> list[Any]:
+        return [n for n in self.nodes if isinstance(n, cls)]
+
+    # ----- inference -----------------------------------------------------------------------
+    def infer(self) -> dict[str, TensorInfo]:
+        """Output shape and format of every node; raises :class:`IRError` on inconsistency."""
+        info: dict[str, TensorInfo] = {}
+        seen: set[str] = set()
+        for n in self.nodes:
+            if n.name in seen:
+                raise IRError(f"duplicate node name {n.name!r}")
+            seen.add(n.name)
+            for i in n.inputs:
+                if i not in info:
+                    raise IRError(f"{n.name}: input {i!r} is not defined before it")
+            info[n.name] = _infer_node(n, [info[i] for i in n.inputs])
+        if self.output not in info:
+            raise IRError(f"output {self.output!r} is not a node")
+        return info
+
+    # ----- JSON ----------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "name": self.name,
+            "output": self.output,
+            "meta": self.meta,
+            "nodes": [_encode(n) for n in self.nodes],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Model:
+        if d.get("schema") != SCHEMA_VERSION:
+            raise IRError(f"IR schema {d.get('schema')!r} unsupported (this swinfpga reads {SCHEMA_VERSION})")
+        return cls(d["name"], tuple(_decode(x) for x in d["nodes"]), d["output"], dict(d.get("meta", {})))
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_text(Path(path), json.dumps(self.to_json(), separators=(",", ":")))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Model:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ----- inference per node ------------------------------------------------------------------------
+def _infer_node(n: N.Node, ins: list[TensorInfo]) -> TensorInfo:
+    if isinstance(n, N.Input):
+        return TensorInfo(tuple(n.shape), n.fmt)
+    x = ins[0] if ins else None
+    assert x is not None
+    if isinstance(n, N.PatchEmbed):
+        h, w, c = x.shape
+        if h % n.patch or w % n.patch:
+            raise IRError(f"{n.name}: patch {n.patch} does not divide the input {h}x{w}")
+        if n.linear.n_in != n.patch * n.patch * c:
+            raise IRError(f"{n.name}: weight rows {n.linear.n_in} != patch*patch*C = {n.patch * n.patch * c}")
+        n.linear.check_input(x.fmt, n.name)
+        return TensorInfo((h // n.patch, w // n.patch, n.linear.n_out), n.linear.out_fmt)
+    if isinstance(n, N.WindowAttention):
+        if x.shape != (*n.resolution, n.dim):
+            raise IRError(f"{n.name}: input shape {x.shape} != {(*n.resolution, n.dim)}")
+        for lin in (n.q, n.k, n.v):
+            lin.check_input(x.fmt, n.name)
+        n.proj.check_input(n.attn_fmt, n.name)
+        return TensorInfo(x.shape, n.proj.out_fmt)
+    if isinstance(n, N.Mlp):
+        if n.fc1.n_in != x.shape[-1] or n.fc2.n_in != n.fc1.n_out or n.fc2.n_out != x.shape[-1]:
+            raise IRError(f"{n.name}: MLP shapes {n.fc1.n_in}->{n.fc1.n_out}->{n.fc2.n_out} vs C={x.shape[-1]}")
+        n.fc1.check_input(x.fmt, n.name)
+        n.fc2.check_input(n.hidden_fmt, n.name)
+        return TensorInfo(x.shape, n.fc2.out_fmt)
+    if isinstance(n, N.LayerNorm):
+        c = x.shape[-1]
+        if n.gamma.shape != (c,) or n.beta.shape != (c,):
+            raise IRError(f"{n.name}: gamma/beta must have shape ({c},)")
+        if n.mean_fmt.frac < x.fmt.frac:
+            raise IRError(f"{n.name}: mean_fmt must keep at least the input's {x.fmt.frac} fraction bits")
+        return TensorInfo(x.shape, n.out_fmt)
+    if isinstance(n, N.PatchMerging):
+        h, w, c = x.shape
+        if h % 2 or w % 2:
+            raise IRError(
+                f"{n.name}: patch merging needs an even resolution, got {h}x{w}; "
+                "change the patch size or the number of stages"
+            )
+        if n.linear.n_in != 4 * c:
+            raise IRError(f"{n.name}: reduction weight rows {n.linear.n_in} != 4C = {4 * c}")
+        n.linear.check_input(n.norm.out_fmt if n.norm else x.fmt, n.name)
+        return TensorInfo((h // 2, w // 2, n.linear.n_out), n.linear.out_fmt)
+    if isinstance(n, N.Add):
+        a, b = ins
+        if a.shape != b.shape:
+            raise IRError(f"{n.name}: cannot add shapes {a.shape} and {b.shape}")
+        return TensorInfo(a.shape, n.out_fmt)
+    if isinstance(n, N.Pool):
+        return TensorInfo((x.shape[-1],), n.out_fmt)
+    if isinstance(n, N.Dense):
+        if n.linear.n_in != x.shape[-1]:
+            raise IRError(f"{n.name}: weight rows {n.linear.n_in} != input features {x.shape[-1]}")
+        n.linear.check_input(x.fmt, n.name)
+        return TensorInfo((*x.shape[:-1], n.linear.n_out), n.linear.out_fmt)
+    raise IRError(f"unsupported node type {type(n).__name__}")
+
+
+# ----- generic (de)serialization ---------------------------------------------------------------------
+def _encode(v: Any) -> Any:
+    if isinstance(v, Fmt):
+        return {"__fmt__": v.to_json()}
+    if isinstance(v, Lut):
+        return {"__lut__": v.to_json()}
+    if isinstance(v, SoftmaxSpec):
+        return {"__softmax__": v.to_json()}
+    if isinstance(v, np.ndarray):
+        return {"__codes__": v.astype(np.int64).tolist(), "shape": list(v.shape)}
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        d = {f.name: _encode(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        d["__type__"] = type(v).__name__
+        return d
+    if isinstance(v, tuple | list):
+        return [_encode(x) for x in v]
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+_TYPES: dict[str, type] = {**N.NODE_TYPES, "Linear": N.Linear}
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, dict):
+        if "__fmt__" in v:
+            return Fmt.from_json(v["__fmt__"])
+        if "__lut__" in v:
+            return Lut.from_json(v["__lut__"])
+        if "__softmax__" in v:
+            return SoftmaxSpec.from_json(v["__softmax__"])
+        if "__codes__" in v:
+            return np.asarray(v["__codes__"], dtype=np.int64).reshape(v["shape"])
+        if "__type__" in v:
+            cls = _TYPES.get(v["__type__"])
+            if cls is None:
+                raise IRError(f"unknown IR node type {v['__type__']!r}")
+            hints = typing.get_type_hints(cls)
+            kw = {}
+            for f in dataclasses.fields(cls):
+                if f.name in v:
+                    val = _decode(v[f.name])
+                    if "tuple" in str(hints.get(f.name, "")) and isinstance(val, list):
+                        val = tuple(val)
+                    kw[f.name] = val
+            return cls(**kw)
+        return {k: _decode(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_decode(x) for x in v]
+    return v

@@ -1,0 +1,132 @@
+"""Architecture specs of the reference models (shapes only; weights come from training or
+from :func:`swinfpga.ir.build.random_model`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .fixed import Fmt
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One Swin stage: ``depth`` blocks; odd blocks use ``shift`` (0 = never shifted).
+    ``merge`` puts a PatchMerging before the stage."""
+
+    depth: int
+    heads: int
+    window: int
+    shift: int
+    merge: bool = False
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """Bit widths used for training and for random models (formats per tensor)."""
+
+    weight_bits: int = 8
+    act_bits: int = 8
+    score_bits: int = 8
+    bias_bits: int = 12
+
+
+@dataclass(frozen=True)
+class SwinSpec:
+    """A Swin classifier (or a bare block stack when ``classes == 0``).
+
+    ``img`` is (H, W, C_in) of the input; with ``patch == 0`` the input already is a token map
+    ``(H, W, embed)`` and there is no patch embedding.  ``norm``: ``bn`` (BatchNorm, folded into
+    the next linear layer) or ``ln`` (integer LayerNorm with an rsqrt table).  ``act``: ``relu``
+    or ``gelu`` (table).
+    """
+
+    name: str
+    img: tuple[int, int, int]
+    patch: int
+    embed: int
+    stages: tuple[StageSpec, ...]
+    mlp_ratio: int = 2
+    act: str = "relu"
+    norm: str = "bn"
+    classes: int = 10
+    in_fmt: Fmt = field(default_factory=lambda: Fmt(False, 5, 1))
+    quant: QuantSpec = field(default_factory=QuantSpec)
+
+    def stage_dims(self) -> list[tuple[tuple[int, int], int]]:
+        """((H, W), C) at each stage."""
+        h, w = (self.img[0] // self.patch, self.img[1] // self.patch) if self.patch else self.img[:2]
+        c = self.embed
+        out = []
+        for st in self.stages:
+            if st.merge:
+                h, w, c = h // 2, w // 2, 2 * c
+            out.append(((h, w), c))
+        return out
+
+    def block_shift(self, stage: int, block: int) -> int:
+        """Shift of a block: odd blocks shift, and only when the resolution exceeds the window."""
+        st = self.stages[stage]
+        (h, w), _ = self.stage_dims()[stage]
+        if block % 2 == 0 or min(h, w) <= st.window:
+            return 0
+        return st.shift
+
+
+# Pixel values of sklearn's digits are integers 0..16: input codes are the pixels themselves,
+# read as ufixed<5,1> (value = pixel / 16).
+SWIN_DIGITS = SwinSpec(
+    name="swin-digits",
+    img=(8, 8, 1),
+    patch=2,
+    embed=16,
+    stages=(StageSpec(depth=2, heads=2, window=2, shift=1), StageSpec(depth=2, heads=2, window=2, shift=0, merge=True)),
+    mlp_ratio=2,
+    act="relu",
+    norm="bn",
+)
+
+SWIN_DIGITS_LN = SwinSpec(
+    name="swin-digits-ln",
+    img=(8, 8, 1),
+    patch=2,
+    embed=16,
+    stages=SWIN_DIGITS.stages,
+    mlp_ratio=2,
+    act="gelu",
+    norm="ln",
+)
+
+# Swin-Free: no cyclic shift; window size varies across stages instead.
+SWIN_FREE_DIGITS = SwinSpec(
+    name="swin-free-digits",
+    img=(8, 8, 1),
+    patch=2,
+    embed=16,
+    stages=(StageSpec(depth=2, heads=2, window=2, shift=0), StageSpec(depth=2, heads=2, window=2, shift=0, merge=True)),
+    mlp_ratio=2,
+    act="relu",
+    norm="bn",
+)
+
+# One full-size Swin-T stage-1 block on a 56x56x96 token map (input = tokens).
+SWIN_T_STAGE1 = SwinSpec(
+    name="swin-t-stage1",
+    img=(56, 56, 96),
+    patch=0,
+    embed=96,
+    stages=(StageSpec(depth=1, heads=3, window=7, shift=3),),
+    mlp_ratio=4,
+    act="gelu",
+    norm="ln",
+    classes=0,
+    in_fmt=Fmt(True, 8, 3, "RND", "SAT"),
+)
+
+SPECS: dict[str, SwinSpec] = {s.name: s for s in (SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_FREE_DIGITS, SWIN_T_STAGE1)}
+
+
+def get_spec(name: str) -> SwinSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise KeyError(f"unknown reference model {name!r}; known: {', '.join(SPECS)}") from None
