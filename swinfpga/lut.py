@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .fixed import FormatError, Fmt
+from .fixed import Fmt, FormatError
 
 
 @dataclass(frozen=True, eq=False)

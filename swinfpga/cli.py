@@ -1,0 +1,127 @@
+"""``swinfpga`` command line: train | convert | verify | synth | report | demo.  Thin: each
+command calls one library function and prints its result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .ir import atomic_write_text
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _write_json(path: str | None, data: dict[str, Any]) -> None:
+    if path:
+        atomic_write_text(Path(path), json.dumps(data, indent=1))
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .train import train
+
+    res = train(a.model, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force, progress=_console().log)
+    print(json.dumps(res.metrics, indent=1))
+    return 0
+
+
+def cmd_convert(a: argparse.Namespace) -> int:
+    from .project import ConvertOptions, convert, resolve_model
+
+    con = _console()
+    model = resolve_model(a.model, random_ok=a.random)
+    opts = ConvertOptions(board=a.board, n_vectors=a.vectors, hls=not a.no_hls, rtl=not a.no_rtl,
+                          reuse_factor=a.reuse_factor, hls_backend=a.backend, force=a.force)
+    res = convert(model, a.out, opts, progress=con.log)
+    con.log(f"wrote {res.out_dir} ({', '.join(f'{k} {v:.1f}s' for k, v in res.seconds.items())})")
+    return 0
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from .verify import verify
+
+    rep = verify(Path(a.dir), csim=a.csim, rtl=a.rtl, simulator=a.sim, n=a.n, progress=_console().log)
+    _write_json(a.json, rep)
+    print(json.dumps(rep, indent=1))
+    bad = sum(int(rep[k]["mismatches"]) for k in ("csim", "rtl") if k in rep)
+    return 1 if bad else 0
+
+
+def cmd_synth(a: argparse.Namespace) -> int:
+    from .synth.hls import run_synth
+
+    rep = run_synth(Path(a.dir), progress=_console().log)
+    print(json.dumps(rep, indent=1))
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .synth.report import make_report
+
+    rep = make_report(Path(a.dir), progress=_console().log)
+    print(rep.markdown)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="swinfpga", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a reference model on sklearn digits")
+    t.add_argument("model", help="swin-digits | swin-digits-ln | swin-free-digits")
+    t.add_argument("-o", "--out", required=True)
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--force", action="store_true")
+    t.set_defaults(fn=cmd_train)
+
+    c = sub.add_parser("convert", help="model -> hls4ml project + RTL + manifest")
+    c.add_argument("model", help="reference model name, IR .json, .keras, QKeras .h5, or a train output dir")
+    c.add_argument("--board", default="vu13p", help="vu13p | vcu118 | zcu102 | u250 | kv260")
+    c.add_argument("-o", "--out", required=True)
+    c.add_argument("--force", action="store_true", help="replace an existing output directory")
+    c.add_argument("--vectors", type=int, default=360, help="number of golden test vectors")
+    c.add_argument("--reuse-factor", type=int, default=1)
+    c.add_argument("--backend", default="Vitis", choices=["Vitis", "Vivado"])
+    c.add_argument("--no-hls", action="store_true")
+    c.add_argument("--no-rtl", action="store_true")
+    c.add_argument("--random", action="store_true", help="random weights if no trained copy exists")
+    c.set_defaults(fn=cmd_convert)
+
+    v = sub.add_parser("verify", help="C simulation and/or RTL simulation vs the golden model")
+    v.add_argument("dir")
+    v.add_argument("--csim", action="store_true")
+    v.add_argument("--rtl", action="store_true")
+    v.add_argument("--sim", default=None, choices=["icarus", "verilator"])
+    v.add_argument("-n", type=int, default=None, help="number of test vectors (default: all)")
+    v.add_argument("--json", default=None)
+    v.set_defaults(fn=cmd_verify)
+
+    s = sub.add_parser("synth", help="run Vitis/Vivado HLS synthesis and read its reports")
+    s.add_argument("dir")
+    s.set_defaults(fn=cmd_synth)
+
+    r = sub.add_parser("report", help="latency, II and resources (Markdown + JSON + PNG)")
+    r.add_argument("dir")
+    r.set_defaults(fn=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        _console().print(f"[bold red]error:[/] {msg}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

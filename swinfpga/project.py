@@ -1,0 +1,180 @@
+"""``swinfpga convert``: resolve a model reference to IR, write a project directory atomically.
+
+The project is assembled in a sibling temporary directory and renamed into place at the end, so
+an interrupted conversion leaves nothing half-written; an existing directory is replaced only
+with ``force=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, golden
+from .boards import Board, load_board
+from .ir import Model, atomic_write_text
+from .lut import Lut
+from .manifest import MANIFEST, Manifest, TableInfo
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+class ConvertError(RuntimeError):
+    """Conversion cannot proceed; the message says why and what to do."""
+
+
+def reference_model_path(name: str) -> Path:
+    return MODELS_DIR / name / "model.json"
+
+
+def resolve_model(ref: str, random_ok: bool = False) -> Model:
+    """Turn a model reference into IR.
+
+    ``ref`` is a reference-model name (``swin-digits``: the trained copy shipped in
+    ``swinfpga/models``), an IR ``.json``, a Keras 3 ``.keras`` file, a legacy QKeras ``.h5``, or
+    a ``swinfpga train`` output directory.  ``random_ok`` allows a random-weight model for a
+    known architecture without a trained copy."""
+    from .models import SPECS
+
+    p = Path(ref)
+    if ref in SPECS:
+        path = reference_model_path(ref)
+        if path.exists():
+            return Model.load(path)
+        if random_ok:
+            from .ir.build import random_model
+
+            return random_model(SPECS[ref])
+        raise ConvertError(
+            f"no trained copy of {ref!r} in {MODELS_DIR}; run `swinfpga train {ref} -o DIR` and convert DIR, "
+            "or pass --random for random weights"
+        )
+    if p.is_dir():
+        if (p / "model.json").exists():
+            return Model.load(p / "model.json")
+        raise ConvertError(f"{p} has no model.json (expected a `swinfpga train` output directory)")
+    if not p.exists():
+        raise ConvertError(f"{ref!r} is neither a reference model ({', '.join(SPECS)}) nor an existing file")
+    if p.suffix == ".json":
+        return Model.load(p)
+    if p.suffix == ".keras":
+        from .frontend.keras import from_keras_file
+
+        return from_keras_file(p)
+    if p.suffix == ".h5":
+        from .frontend.qkeras_h5 import from_h5
+
+        return from_h5(p)
+    raise ConvertError(f"unsupported model file {p.name!r}: use .json (IR), .keras (Keras 3/HGQ2) or .h5 (QKeras)")
+
+
+def test_vectors(model: Model, n: int, seed: int = 0) -> tuple[np.ndarray, str]:
+    """Input codes for the manifest: the digits test split for 8x8x1 models, else random codes."""
+    if tuple(model.input.shape) == (8, 8, 1):
+        from .data import digits_split
+
+        x = digits_split().x_test
+        if model.input.fmt.contains(x):
+            return x[:n], "sklearn digits test split (stratified 80/20, seed 0)"
+    from .ir.build import random_input
+
+    return random_input(model, n, seed), f"uniform random input codes (seed {seed})"
+
+
+def model_tables(model: Model) -> list[Lut]:
+    from .ir import nodes as N
+
+    out: list[Lut] = []
+    for n in model.nodes:
+        if isinstance(n, N.WindowAttention):
+            out += [n.softmax.exp, n.softmax.recip]
+        elif isinstance(n, N.Mlp) and n.gelu is not None:
+            out.append(n.gelu)
+        elif isinstance(n, N.LayerNorm):
+            out.append(n.rsqrt)
+        elif isinstance(n, N.PatchMerging) and n.norm is not None:
+            out.append(n.norm.rsqrt)
+    return out
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    board: str = "vu13p"
+    n_vectors: int = 360
+    hls: bool = True
+    rtl: bool = True
+    reuse_factor: int = 1
+    hls_backend: str = "Vitis"
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    out_dir: Path
+    manifest: Manifest
+    seconds: dict[str, float]
+
+
+def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
+            progress: Callable[[str], None] = lambda s: None) -> ConvertResult:
+    """Write the project for ``model`` to ``out_dir`` (see :mod:`swinfpga.manifest`)."""
+    out = Path(out_dir).resolve()
+    if out.exists() and not opts.force:
+        raise ConvertError(f"{out} exists; pass --force to replace it (nothing was written)")
+    board: Board = load_board(opts.board)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    times: dict[str, float] = {}
+    try:
+        t0 = time.perf_counter()
+        progress("golden model: computing test vectors")
+        x, source = test_vectors(model, opts.n_vectors)
+        res = golden.run(model, x)
+        np.savez_compressed(stage / "vectors.npz", x=x, y=res.output)
+        model.save(stage / "model.json")
+        info = model.infer()
+        times["golden"] = time.perf_counter() - t0
+        if opts.hls:
+            t0 = time.perf_counter()
+            progress("hls4ml project: writing")
+            from .backends.hls4ml import write_hls_project
+
+            write_hls_project(model, board, stage / "hls", reuse_factor=opts.reuse_factor, backend=opts.hls_backend)
+            times["hls"] = time.perf_counter() - t0
+        if opts.rtl:
+            t0 = time.perf_counter()
+            progress("RTL: generating Verilog")
+            from .backends.rtl import write_rtl_project
+
+            write_rtl_project(model, board, stage / "rtl")
+            times["rtl"] = time.perf_counter() - t0
+        tables = tuple(
+            TableInfo(t.name, t.kind, t.size, t.in_fmt.ap_type, t.out_fmt.ap_type, t.hash) for t in model_tables(model)
+        )
+        man = Manifest(
+            model=model.name, board=board.name, part=board.part, clock_mhz=board.clock_mhz,
+            input_shape=tuple(model.input.shape), input_fmt=model.input.fmt,
+            output_shape=tuple(info[model.output].shape), output_fmt=info[model.output].fmt,
+            n_vectors=int(x.shape[0]), vector_source=source, tables=tables,
+            hls_dir="hls" if opts.hls else None, rtl_dir="rtl" if opts.rtl else None,
+            swinfpga_version=__version__, extra={"meta": model.meta, "convert_seconds": times},
+        )
+        atomic_write_text(stage / MANIFEST, json.dumps(man.to_json(), indent=1))
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            out.rename(trash / out.name)
+            stage.rename(out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            stage.rename(out)
+        return ConvertResult(out, man, times)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
