@@ -187,11 +187,18 @@ class Fmt:
                 c = (c + (1 << (shift - 1))) >> shift
             else:
                 c = c >> shift
-        elif shift < 0:
-            if np.any(np.abs(c) >= (1 << (MAX_WIDTH + shift))):
-                raise FormatError(f"left shift by {-shift} overflows int64 while converting to {self}")
-            c = c << (-shift)
         lo = -self.max_code if (self.overflow == "SAT_SYM" and self.signed) else self.min_code
+        if shift < 0:
+            s = -shift
+            # clamp first so the shift cannot overflow int64; clamped values still overflow the format
+            top = (self.max_code >> s) + 1
+            bot = -((-lo) >> s) - 1
+            if self.overflow == "WRAP":
+                over = (c > top - 1) | (c < bot + 1)
+                c = (c & ((1 << self.width) - 1)) << s
+                n_over = int(np.count_nonzero(over))
+                return self.overflow_codes(c), n_over
+            c = np.clip(c, bot, top) << s
         n_over = int(np.count_nonzero((c < lo) | (c > self.max_code)))
         return self.overflow_codes(c), n_over
 

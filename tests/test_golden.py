@@ -1,0 +1,166 @@
+"""IR and golden model: JSON round-trip, validation errors, and the attention checked against an
+independent element-by-element implementation of the Swin semantics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from swinfpga import golden
+from swinfpga.fixed import Fmt, FormatError
+from swinfpga.ir import IRError, Model
+from swinfpga.ir import nodes as N
+from swinfpga.ir.build import random_input, random_model
+from swinfpga.lut import softmax_codes
+from swinfpga.models import SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_FREE_DIGITS, StageSpec, SwinSpec
+
+
+def rq(fmt: Fmt, acc: int, frac: int) -> int:
+    return int(fmt.requant(np.array([acc]), frac)[0])
+
+
+def region(pos: int, size: int, window: int, shift: int) -> int:
+    if pos < size - window:
+        return 0
+    return 1 if pos < size - shift else 2
+
+
+def attention_reference(n: N.WindowAttention, x: np.ndarray, x_fmt: Fmt) -> np.ndarray:
+    """One sample, written from the Swin semantics with explicit loops over windows and tokens."""
+    h, w, c = x.shape
+    ws, s, heads, hd = n.window, n.shift, n.heads, n.head_dim
+    out = np.zeros_like(x)
+    bias_idx = {}
+    for i in range(ws * ws):
+        for j in range(ws * ws):
+            dy, dx = i // ws - j // ws + ws - 1, i % ws - j % ws + ws - 1
+            bias_idx[i, j] = dy * (2 * ws - 1) + dx
+    for wy in range(h // ws):
+        for wx in range(w // ws):
+            # token t of this window sits at rolled position (wy*ws + t//ws, wx*ws + t%ws); rolled[p] = x[p + s]
+            pos = [((wy * ws + t // ws), (wx * ws + t % ws)) for t in range(ws * ws)]
+            toks = np.array([x[(py + s) % h, (px + s) % w] for py, px in pos])
+
+            def lin(L: N.Linear, v: np.ndarray, f: Fmt) -> np.ndarray:
+                af = f.frac + L.w_fmt.frac
+                res = []
+                for o in range(L.n_out):
+                    acc = sum(int(v[i]) * int(L.weight[i, o]) for i in range(L.n_in))
+                    acc += int(L.bias[o]) << (af - L.b_fmt.frac)
+                    res.append(rq(L.out_fmt, acc, af))
+                return np.array(res)
+
+            q = np.array([lin(n.q, t, x_fmt) for t in toks])
+            k = np.array([lin(n.k, t, x_fmt) for t in toks])
+            v = np.array([lin(n.v, t, x_fmt) for t in toks])
+            o = np.zeros((ws * ws, c), dtype=np.int64)
+            for hh in range(heads):
+                sl = slice(hh * hd, (hh + 1) * hd)
+                af = n.q.out_fmt.frac + n.k.out_fmt.frac
+                sc = np.zeros((ws * ws, ws * ws), dtype=np.int64)
+                valid = np.ones_like(sc, dtype=bool)
+                for i in range(ws * ws):
+                    for j in range(ws * ws):
+                        acc = int(np.dot(q[i, sl], k[j, sl]))
+                        acc += int(n.rel_bias[bias_idx[i, j], hh]) << (af - n.bias_fmt.frac)
+                        sc[i, j] = rq(n.score_fmt, acc, af)
+                        if s:
+                            ri = (region(pos[i][0], h, ws, s), region(pos[i][1], w, ws, s))
+                            rj = (region(pos[j][0], h, ws, s), region(pos[j][1], w, ws, s))
+                            valid[i, j] = ri == rj
+                p = softmax_codes(n.softmax, sc, valid)
+                pf = n.softmax.prob_fmt.frac + n.v.out_fmt.frac
+                for i in range(ws * ws):
+                    for d in range(hd):
+                        o[i, hh * hd + d] = rq(n.attn_fmt, int(np.dot(p[i], v[:, hh * hd + d])), pf)
+            y = np.array([lin(n.proj, t, n.attn_fmt) for t in o])
+            for t, (py, px) in enumerate(pos):
+                out[(py + s) % h, (px + s) % w] = y[t]
+    return out
+
+
+@pytest.mark.parametrize("res,window,shift,heads,dim", [
+    ((4, 4), 2, 1, 2, 8), ((4, 4), 2, 0, 1, 4), ((6, 6), 3, 1, 3, 6), ((8, 8), 4, 2, 2, 8), ((6, 4), 2, 1, 4, 8),
+])
+def test_window_attention_matches_loop_reference(res, window, shift, heads, dim) -> None:
+    spec = SwinSpec("t", (res[0], res[1], dim), 0, dim, (StageSpec(2, heads, window, shift),), classes=0,
+                    in_fmt=Fmt(True, 8, 3, "RND", "SAT"))
+    m = random_model(spec, seed=window + heads)
+    attn = m.of_type(N.WindowAttention)[1]  # the second block is the shifted one
+    assert attn.shift == (shift if min(res) > window else 0)
+    x = random_input(m, 3, seed=1)
+    outs = golden.run(m, x).outputs
+    out, xin = outs[attn.name], outs[attn.src]
+    for b in range(x.shape[0]):
+        np.testing.assert_array_equal(out[b], attention_reference(attn, xin[b], m.infer()[attn.src].fmt))
+
+
+def test_relative_position_index_matches_swin_formula() -> None:
+    idx = N.relative_position_index(3)
+    assert idx.shape == (9, 9) and idx[0, 0] == 12 and idx[0, 8] == 0 and idx[8, 0] == 24
+    assert idx.max() == 24 and len(np.unique(idx)) == 25
+
+
+def test_shift_mask_regions() -> None:
+    m = N.shift_valid_mask((4, 4), 2, 1)
+    assert m.shape == (4, 4, 4) and m[0].all()  # top-left window: one region
+    assert m[3].sum() == 4  # bottom-right window: four regions of one token
+    assert np.array_equal(N.shift_valid_mask((4, 4), 2, 0), np.ones((4, 4, 4), bool))
+
+
+def test_partition_reverse_roundtrip() -> None:
+    x = np.arange(2 * 6 * 4 * 3).reshape(2, 6, 4, 3)
+    w = N.window_partition(x, 2)
+    assert w.shape == (2, 6, 4, 3) and np.array_equal(w[0, 1, 0], x[0, 0, 2])
+    assert np.array_equal(N.window_reverse(w, 2, 6, 4), x)
+
+
+@pytest.mark.parametrize("spec", [SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_FREE_DIGITS], ids=lambda s: s.name)
+def test_json_roundtrip_is_bit_exact(spec, tmp_path) -> None:
+    m = random_model(spec, seed=3)
+    x = random_input(m, 20)
+    m.save(tmp_path / "m.json")
+    m2 = Model.load(tmp_path / "m.json")
+    assert [n.name for n in m2.nodes] == [n.name for n in m.nodes]
+    np.testing.assert_array_equal(golden.predict(m2, x), golden.predict(m, x))
+
+
+def test_taps_and_overflow_counts() -> None:
+    m = random_model(SWIN_DIGITS)
+    r = golden.run(m, random_input(m, 8), taps=True)
+    for name in ("s0b1.attn.scores", "s0b1.attn.probs", "s0b1.attn.q", "s1.merge.concat", "head"):
+        assert name in r.taps
+    assert r.output.shape == (8, 10)
+    assert all(0 <= r.overflow[k] <= r.elements[k] for k in r.overflow)
+
+
+def test_bad_inputs_give_clear_errors() -> None:
+    m = random_model(SWIN_DIGITS)
+    attn = m.of_type(N.WindowAttention)[0]
+    with pytest.raises(IRError, match="does not divide"):
+        dataclasses.replace(attn, resolution=(5, 5))
+    with pytest.raises(IRError, match="shift must be 0"):
+        dataclasses.replace(m.of_type(N.WindowAttention)[2], shift=1)
+    merge = m.node("s1.merge")
+    nodes = list(m.nodes)
+    nodes[0] = N.Input("input", (10, 10, 1), m.input.fmt)
+    with pytest.raises(IRError):
+        Model("bad", tuple(nodes), m.output)
+    spec = SwinSpec("odd", (6, 6, 1), 2, 8, (StageSpec(1, 2, 3, 0), StageSpec(1, 2, 1, 0, merge=True)), classes=2)
+    with pytest.raises(IRError, match="even resolution"):
+        random_model(spec)
+    lin = attn.q
+    with pytest.raises(IRError, match="fraction bits"):
+        bad = dataclasses.replace(attn, q=N.Linear(lin.weight, lin.w_fmt, lin.bias, Fmt(True, 24, 2), lin.out_fmt))
+        Model("bad", (m.input, m.node("patch_embed"), bad), bad.name)
+    with pytest.raises(FormatError, match="does not fit"):
+        N.Linear(np.array([[300]]), Fmt(True, 8, 1), None, None, Fmt(True, 8, 3))
+    with pytest.raises(FormatError, match="non-integer"):
+        N.Linear(np.array([[0.5]]), Fmt(True, 8, 1), None, None, Fmt(True, 8, 3))
+    with pytest.raises(FormatError, match="input shape"):
+        golden.run(m, np.zeros((1, 4, 4, 1), np.int64))
+    with pytest.raises(FormatError, match="does not fit"):
+        golden.run(m, np.full((1, 8, 8, 1), 99, np.int64))
+    assert merge.linear.n_in == 64
