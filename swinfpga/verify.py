@@ -34,14 +34,18 @@ class Mismatch:
         return f"{self.layer}{list(self.index)}: expected {self.expected}, got {self.got}"
 
 
-def compare_codes(layer: str, expected: np.ndarray, got: np.ndarray, limit: int = 10) -> tuple[int, tuple[Mismatch, ...]]:
+def compare_codes(
+    layer: str, expected: np.ndarray, got: np.ndarray, limit: int = 10
+) -> tuple[int, tuple[Mismatch, ...]]:
     """Count differing integer codes and describe the first ``limit`` (index includes batch)."""
     e = np.asarray(expected, dtype=np.int64)
     g = np.asarray(got, dtype=np.int64)
     if e.shape != g.shape:
         raise ValueError(f"{layer}: shape {g.shape} differs from golden {e.shape}")
     bad = np.argwhere(e != g)
-    first = tuple(Mismatch(layer, tuple(int(i) for i in ix), int(e[tuple(ix)]), int(g[tuple(ix)])) for ix in bad[:limit])
+    first = tuple(
+        Mismatch(layer, tuple(int(i) for i in ix), int(e[tuple(ix)]), int(g[tuple(ix)])) for ix in bad[:limit]
+    )
     return int(bad.shape[0]), first
 
 
