@@ -1,0 +1,96 @@
+"""Legacy QKeras .h5 front end: conversion, golden vs an independent float evaluation, errors."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from legacy_fixture import legacy_model
+
+from swinfpga import golden
+from swinfpga.data import digits_split
+from swinfpga.fixed import Fmt
+from swinfpga.frontend.qkeras_h5 import LegacyModelError, from_h5
+
+
+def q(x: np.ndarray, fmt: Fmt) -> np.ndarray:
+    return fmt.to_float(fmt.from_float(x))
+
+
+def test_converts_and_matches_float_evaluation(tmp_path) -> None:
+    p = tmp_path / "legacy.h5"
+    W = legacy_model(p)
+    m = from_h5(p)
+    assert [type(n).__name__ for n in m.nodes] == ["Input", "PatchEmbed", "Dense", "Dense", "Dense", "Add", "Pool",
+                                                    "Dense"]
+    x = digits_split().x_test[:64]
+    got = golden.run(m, x)
+    # independent float64 evaluation of the quantized network (no IR involved)
+    a8_3 = Fmt(True, 8, 4, "RND", "SAT")  # quantized_bits(8,3) = ap_fixed<8,4>
+    r8_3 = Fmt(False, 8, 3, "RND", "SAT")
+    w8_0, b8_2 = Fmt(True, 8, 1, "RND", "SAT"), Fmt(True, 8, 3, "RND", "SAT")
+    xin = x / 16.0
+    patches = xin.reshape(-1, 4, 2, 4, 2, 1).transpose(0, 1, 3, 2, 4, 5).reshape(-1, 4, 4, 4)
+    bn = W["embed_bn"]
+    s = bn["gamma"] / np.sqrt(bn["moving_variance"] + 1e-3)
+    emb = m.node("embed")
+    wk = emb.linear.w_fmt.to_float(emb.linear.weight)
+    np.testing.assert_allclose(wk, q(W["embed"]["kernel"].reshape(4, 16), w8_0) * s, atol=emb.linear.w_fmt.lsb)
+    h = patches @ wk + emb.linear.b_fmt.to_float(emb.linear.bias)
+    h = q(np.maximum(h, 0), r8_3).reshape(-1, 16, 16)
+    np.testing.assert_array_equal(r8_3.from_float(h).reshape(-1, 4, 4, 16), got.outputs["embed"])
+    proj = q(h @ q(W["proj"]["kernel"], w8_0) + q(W["proj"]["bias"], b8_2), a8_3)
+    f1 = q(np.maximum(proj @ q(W["fc1"]["kernel"], w8_0) + q(W["fc1"]["bias"], b8_2), 0), r8_3)
+    f2 = q(f1 @ q(W["fc2"]["kernel"], w8_0) + q(W["fc2"]["bias"], b8_2), a8_3)
+    res = q(proj + f2, a8_3)
+    gap = q(res.mean(1), a8_3)
+    w8_1, b8_3 = Fmt(True, 8, 2, "RND", "SAT"), Fmt(True, 8, 4, "RND", "SAT")
+    head = gap @ q(W["head"]["kernel"], w8_1) + q(W["head"]["bias"], b8_3)
+    out_fmt = m.infer()[m.output].fmt
+    np.testing.assert_array_equal(got.output, out_fmt.from_float(head))
+
+
+def _edit_config(p, fn) -> None:
+    with h5py.File(p, "r+") as f:
+        conf = json.loads(f.attrs["model_config"])
+        fn(conf["config"]["layers"])
+        f.attrs["model_config"] = json.dumps(conf).encode()
+
+
+def test_errors_name_the_layer(tmp_path) -> None:
+    p = tmp_path / "m.h5"
+    legacy_model(p)
+
+    def plain_dense(layers):
+        layers[6]["class_name"] = "Dense"
+
+    _edit_config(p, plain_dense)
+    with pytest.raises(LegacyModelError, match="'proj' of type Dense.*use QDense"):
+        from_h5(p)
+    legacy_model(p)
+
+    def unquantized(layers):
+        layers[6]["config"]["kernel_quantizer"] = None
+
+    _edit_config(p, unquantized)
+    with pytest.raises(LegacyModelError, match="proj kernel: no quantizer"):
+        from_h5(p)
+    legacy_model(p)
+
+    def lstm(layers):
+        layers[8]["class_name"] = "LSTM"
+
+    _edit_config(p, lstm)
+    with pytest.raises(LegacyModelError, match="'fc1' of type LSTM is not supported; supported: InputLayer"):
+        from_h5(p)
+    legacy_model(p)
+
+    def permute(layers):
+        layers[5] = {"class_name": "Permute", "name": "tokens", "config": {"name": "tokens", "dims": [2, 1, 3]},
+                     "inbound_nodes": [[["embed_act", 0, 0, {}]]]}
+
+    _edit_config(p, permute)
+    with pytest.raises(LegacyModelError, match="reorders axes"):
+        from_h5(p)
