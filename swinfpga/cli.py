@@ -1,4 +1,4 @@
-"""``swinfpga`` command line: train | convert | verify | synth | report | demo.  Thin: each
+"""``swinfpga`` command line: demo | train | convert | verify | synth | report.  Thin: each
 command calls one library function and prints its result."""
 
 from __future__ import annotations
@@ -69,6 +69,21 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .pipeline import run_demo
+
+    res = run_demo(a.model, Path(a.out), board=a.board, force=a.force, csim=not a.no_csim, rtl=not a.no_rtl,
+                   simulator=a.sim, n=a.n, progress=_console().log)
+    s = res.summary
+    print(s.get("report_markdown", ""))
+    v = s["verify"]
+    line = {k: {"mismatches": v[k]["mismatches"], "samples": v[k]["samples"]} for k in ("csim", "rtl") if k in v}
+    print(json.dumps({"model": s["model"], "training": s.get("training"), "verify": line,
+                      "latency_ns": v.get("latency_ns"), "summary": str(res.out_dir / "summary.json")}, indent=1))
+    bad = sum(int(v[k]["mismatches"]) for k in ("csim", "rtl") if k in v)
+    return 1 if bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="swinfpga", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -110,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="latency, II and resources (Markdown + JSON + PNG)")
     r.add_argument("dir")
     r.set_defaults(fn=cmd_report)
+    d = sub.add_parser("demo", help="the main job: load/train -> convert -> verify -> report")
+    d.add_argument("model", nargs="?", default="swin-digits")
+    d.add_argument("-o", "--out", default="out/demo")
+    d.add_argument("--board", default="vu13p")
+    d.add_argument("--force", action="store_true")
+    d.add_argument("--sim", default=None, choices=["icarus", "verilator"])
+    d.add_argument("-n", type=int, default=None, help="test vectors to simulate (default: all)")
+    d.add_argument("--no-csim", action="store_true")
+    d.add_argument("--no-rtl", action="store_true")
+    d.set_defaults(fn=cmd_demo)
     return p
 
 
