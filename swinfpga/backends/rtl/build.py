@@ -1,0 +1,253 @@
+"""IR -> RTL project: segments, traced units (cached by content hash), wrappers, top, ``rtl.json``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...boards import Board
+from ...ir import Model, atomic_write_text
+from ...ir.graph import _encode
+from .plan import Segment, gather_groups, scatter_groups, split_segments
+
+RTL_JSON = "rtl.json"
+TOP = "swinfpga_top"
+GEN_VERSION = "rtl-1"  # bump when generated Verilog changes meaning
+# da4ml's latency model counts roughly one unit per adder level; ~1 unit per ns on UltraScale+
+# (da4ml's own examples pair latency_cutoff=5 with a 5 ns clock).
+UNITS_PER_NS = 1.0
+
+
+def cache_root() -> Path:
+    env = os.environ.get("SWINFPGA_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "swinfpga"
+
+
+def latency_cutoff_for(clock_mhz: float) -> float:
+    """da4ml pipelining cutoff (latency units per register stage) for a clock in MHz."""
+    return max(1.0, round(1000.0 / clock_mhz * UNITS_PER_NS, 3))
+
+
+def _da4ml_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("da4ml")
+    except Exception:  # pragma: no cover
+        return "?"
+
+
+def segment_hash(seg: Segment, cutoff: float, unit_name: str) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": GEN_VERSION, "da4ml": _da4ml_version(), "cut": cutoff, "name": unit_name,
+                         "src": seg.src, "in_fmt": seg.in_fmt.to_json(), "in_shape": list(seg.in_shape),
+                         "nodes": [_encode(n) for n in seg.nodes]}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class BuiltSegment:
+    """A segment with its unit (traced program + Verilog), read from or written to the cache."""
+
+    seg: Segment
+    unit_name: str
+    wrapper_name: str
+    stages: int
+    cost: float
+    node_latency: dict[str, float]
+    in_kif: tuple[tuple[int, int, int], ...]
+    out_kif: tuple[tuple[int, int, int], ...]
+    out_const: tuple[int | None, ...]
+    files: dict[str, str]
+    mems: dict[str, str]
+    comb_path: Path
+    cached: bool
+
+    @property
+    def unit_latency(self) -> int:
+        return self.stages + 1
+
+    def comb(self) -> Any:
+        from da4ml.types import CombLogic
+
+        return CombLogic.load(self.comb_path)
+
+
+def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapper_name: str,
+                  progress: Callable[[str], None] = lambda s: None) -> BuiltSegment:
+    """Trace + pipeline + emit one segment, or load it from the cache (keyed by content hash)."""
+    from .trace import TracedUnit, trace_segment
+    from .verilog import segment_wrapper, unit_rtl
+
+    key = segment_hash(seg, cutoff, unit_name)
+    d = cache_root() / "rtl" / key[:24]
+    meta_p = d / "meta.json"
+    if not meta_p.exists():
+        progress(f"RTL: tracing {seg.name} ({', '.join(n.name for n in seg.nodes)}) with da4ml")
+        unit = trace_segment(seg, fmts)
+        urtl = unit_rtl(unit, unit_name, cutoff)
+        tmp = d.with_name(d.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "src").mkdir(parents=True)
+        for k, v in urtl.files.items():
+            (tmp / "src" / f"{k}.v").write_text(v)
+        for k, v in urtl.mems.items():
+            (tmp / "src" / k).write_text(v)
+        unit.comb.save(tmp / "comb.json")
+        meta = {"stages": urtl.stages, "cost": float(unit.comb.cost), "node_latency": unit.node_latency,
+                "in_kif": unit.in_kif, "out_kif": unit.out_kif, "out_const": unit.out_const,
+                "files": sorted(urtl.files), "mems": sorted(urtl.mems)}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        (tmp / "wrapper.v").write_text(segment_wrapper(seg, unit, urtl, wrapper_name))
+        if d.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.replace(tmp, d)
+        cached = False
+    else:
+        cached = True
+        progress(f"RTL: {seg.name} from cache {d}")
+    meta = json.loads(meta_p.read_text())
+    files = {k: (d / "src" / f"{k}.v").read_text() for k in meta["files"]}
+    files[wrapper_name] = (d / "wrapper.v").read_text()
+    mems = {k: (d / "src" / k).read_text() for k in meta["mems"]}
+    _ = TracedUnit
+    return BuiltSegment(
+        seg, unit_name, wrapper_name, int(meta["stages"]), float(meta["cost"]), dict(meta["node_latency"]),
+        tuple(tuple(k) for k in meta["in_kif"]), tuple(tuple(k) for k in meta["out_kif"]),
+        tuple(meta["out_const"]), files, mems, d / "comb.json", cached,
+    )
+
+
+def build_model(model: Model, clock_mhz: float, progress: Callable[[str], None] = lambda s: None,
+                top: str = TOP) -> tuple[list[BuiltSegment], float]:
+    """Segments of ``model`` built at the cutoff for ``clock_mhz``; returns (segments, cutoff)."""
+    cutoff = latency_cutoff_for(clock_mhz)
+    fmts = {k: v.fmt for k, v in model.infer().items()}
+    out = []
+    for i, seg in enumerate(split_segments(model)):
+        out.append(build_segment(seg, fmts, cutoff, f"{top}_s{i}_unit", f"{top}_s{i}", progress))
+    return out, cutoff
+
+
+def check_traced(model: Model, built: list[BuiltSegment], x: np.ndarray) -> dict[str, int]:
+    """Mismatching codes per segment between da4ml's int64 interpreter and the golden model,
+    each segment fed the golden input frame (0 everywhere = bit-exact)."""
+    from ... import golden
+    from .trace import TracedUnit, predict_codes
+
+    res = golden.run(model, x)
+    bad: dict[str, int] = {}
+    for b in built:
+        xi = gather_groups(b.seg, res.outputs[b.seg.src])
+        bb, g, k = xi.shape
+        unit = TracedUnit(b.comb(), b.in_kif, b.out_kif, b.out_const, b.node_latency)
+        y = predict_codes(unit, b.seg, xi.reshape(bb * g, k)).reshape(bb, g, -1)
+        bad[b.seg.name] = int(np.count_nonzero(scatter_groups(b.seg, y) != res.outputs[b.seg.dst]))
+    return bad
+
+
+def predicted_schedule(built: list[BuiltSegment]) -> dict[str, Any]:
+    """Cycle budget from the structure: input register (1) + per segment (groups + unit latency).
+    The simulator measures the real number; this is what ``rtl.json`` records up front."""
+    segs = []
+    total = 1
+    for b in built:
+        cyc = b.seg.groups + b.unit_latency
+        segs.append({"segment": b.seg.name, "cycles": cyc})
+        total += cyc
+    ii = max(b.seg.groups for b in built)
+    return {"latency_cycles": total, "ii_cycles": ii, "segments": segs}
+
+
+def layer_cycles(built: list[BuiltSegment], cutoff: float) -> dict[str, int]:
+    """Pipeline cycles attributed to each IR node: the register stage at which its outputs are
+    ready inside its unit, minus the previous node's; plus each segment's group issue cycles."""
+    out: dict[str, int] = {"input_register": 1}
+    for b in built:
+        out[f"{b.seg.name}.issue({b.seg.groups} groups)"] = b.seg.groups
+        prev = 0
+        for n in b.seg.nodes:
+            st = math.floor(b.node_latency.get(n.name, 0.0) / (cutoff + 1e-9))
+            st = min(st, b.stages)
+            out[n.name] = max(0, st - prev)
+            prev = max(prev, st)
+        out[f"{b.seg.name}.output_register"] = b.unit_latency - prev
+    return out
+
+
+def write_rtl_project(model: Model, board: Board, out_dir: Path,
+                      progress: Callable[[str], None] = lambda s: None) -> None:
+    """Write synthesizable Verilog for the whole ``model`` into ``out_dir`` (flat: ``*.v``, ROM
+    ``*.mem`` files, ``rtl.json``).  Units come from the content-hash cache when unchanged; every
+    traced unit is checked bit-exact against the golden model with da4ml's int64 interpreter."""
+    from ...ir.build import random_input
+    from .verilog import static_sources, top_module
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    built, cutoff = build_model(model, board.clock_mhz, progress)
+    x = random_input(model, 64, seed=1)
+    bad = check_traced(model, built, x)
+    if any(bad.values()):
+        raise RuntimeError(f"traced da4ml program differs from the golden model: {bad}")
+    files: dict[str, str] = {}
+    mems: dict[str, str] = {}
+    for b in built:
+        files.update(b.files)
+        mems.update(b.mems)
+    files.update(static_sources())
+    files[TOP] = top_module(TOP, [b.seg for b in built], [b.wrapper_name for b in built])
+    for k, v in files.items():
+        (out_dir / f"{k}.v").write_text(v)
+    for k, v in mems.items():
+        (out_dir / k).write_text(v)
+    info = model.infer()
+    s0, sl = built[0].seg, built[-1].seg
+    sched = predicted_schedule(built)
+    rtl = {
+        "top": TOP,
+        "model": model.name,
+        "clock_mhz": board.clock_mhz,
+        "latency_cutoff": cutoff,
+        "interface": "axi-stream style valid/ready; one whole sample per beat",
+        "ports": {
+            "clk": {"width": 1}, "rst": {"width": 1, "active": "high", "sync": True},
+            "in_valid": {"width": 1}, "in_ready": {"width": 1}, "out_valid": {"width": 1}, "out_ready": {"width": 1},
+            "in_data": {"width": int(np.prod(s0.in_shape)) * s0.in_fmt.width, "shape": list(s0.in_shape),
+                        "elements": int(np.prod(s0.in_shape)), "elem_width": s0.in_fmt.width,
+                        "fmt": s0.in_fmt.to_json(), "type": s0.in_fmt.ap_type, "order": "row-major, element 0 at LSB"},
+            "out_data": {"width": int(np.prod(sl.out_shape)) * sl.out_fmt.width, "shape": list(sl.out_shape),
+                         "elements": int(np.prod(sl.out_shape)), "elem_width": sl.out_fmt.width,
+                         "fmt": sl.out_fmt.to_json(), "type": sl.out_fmt.ap_type,
+                         "order": "row-major, element 0 at LSB"},
+        },
+        "predicted": sched,
+        "layer_cycles": layer_cycles(built, cutoff),
+        "segments": [
+            {"name": b.seg.name, "module": b.wrapper_name, "unit": b.unit_name, "src": b.seg.src, "dst": b.seg.dst,
+             "nodes": [n.name for n in b.seg.nodes], "groups": b.seg.groups, "group_inputs": b.seg.n_in,
+             "mask_bits": b.seg.n_mask, "group_outputs": b.seg.n_out, "unit_stages": b.stages,
+             "unit_latency": b.unit_latency, "da4ml_cost": b.cost,
+             "node_stage": {k: math.floor(v / (cutoff + 1e-9)) for k, v in b.node_latency.items()},
+             "frame_in": {"shape": list(b.seg.in_shape), "type": b.seg.in_fmt.ap_type},
+             "frame_out": {"shape": list(b.seg.out_shape), "type": info[b.seg.dst].fmt.ap_type}}
+            for b in built
+        ],
+        "files": sorted(f"{k}.v" for k in files),
+        "roms": sorted(mems),
+        "traced_check": {"samples": int(x.shape[0]), "mismatches": bad},
+        "content_hash": hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).hexdigest(),
+    }
+    atomic_write_text(out_dir / RTL_JSON, json.dumps(rtl, indent=1))
+    progress(f"RTL: wrote {len(files)} Verilog files, {len(mems)} ROM files, predicted latency "
+             f"{sched['latency_cycles']} cycles, II {sched['ii_cycles']}")

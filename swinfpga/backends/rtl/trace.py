@@ -1,0 +1,264 @@
+"""Trace one segment's group function with da4ml (the only module importing da4ml's tracer).
+
+Values in the trace are real numbers (code x LSB); every requant site of the golden model
+(:mod:`swinfpga.golden.ops`) becomes a da4ml ``quantize`` with the same (k, i, f), rounding and
+overflow, so the traced program is bit-exact by construction and is checked against the golden
+model with da4ml's int64 interpreter (``CombLogic.predict``) before any Verilog is simulated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...fixed import Fmt
+from ...ir import nodes as N
+from ...lut import Lut, SoftmaxSpec
+from .plan import Segment
+
+
+class TraceError(RuntimeError):
+    """The segment cannot be traced (unsupported node or a table that is too large)."""
+
+
+@dataclass(frozen=True)
+class TracedUnit:
+    """A traced segment: da4ml ``CombLogic`` plus the I/O formats of its flat ports.
+
+    ``in_kif``/``out_kif``: per element (k, i, f) of da4ml's packed ports (element 0 at bit 0);
+    ``out_const``: per output element the constant code when its packed width is 0, else None."""
+
+    comb: Any
+    in_kif: tuple[tuple[int, int, int], ...]
+    out_kif: tuple[tuple[int, int, int], ...]
+    out_const: tuple[int | None, ...]
+    node_latency: dict[str, float]
+
+
+def _q(x: Any, fmt: Fmt) -> Any:
+    k, i, f = fmt.kif
+    return x.quantize(k, i, f, fmt.overflow, fmt.rounding)
+
+
+def _tree(xs: list[Any], fn: Any) -> Any:
+    while len(xs) > 1:
+        nxt = [fn(xs[j], xs[j + 1]) for j in range(0, len(xs) - 1, 2)]
+        if len(xs) % 2:
+            nxt.append(xs[-1])
+        xs = nxt
+    return xs[0]
+
+
+def _arr(vars_: Any) -> Any:
+    from da4ml.trace import FixedVariableArray
+
+    return FixedVariableArray(np.asarray(vars_, dtype=object), None)
+
+
+def _lut_table(var: Any, values: np.ndarray, fn_addr: Any, max_entries: int = 1 << 14) -> Any:
+    """Look ``var`` up in a numpy table indexed from ``var``'s lowest value; ``fn_addr`` maps the
+    real values of ``var`` to output real values."""
+    lo, hi, st = float(var.low), float(var.high), float(var.step)
+    n = round((hi - lo) / st) + 1
+    if n > max_entries:
+        raise TraceError(f"lookup over {n} input values is too large (> {max_entries})")
+    vals = lo + np.arange(n) * st
+    return var.lookup(np.asarray(fn_addr(vals), dtype=np.float64))
+
+
+def lut_apply(var: Any, lut: Lut) -> Any:
+    """``lut.lookup`` on the code of ``var`` (a value of ``lut.in_fmt``'s LSB grid)."""
+    lsb = lut.in_fmt.lsb
+    if lut.offset:
+        var = var - lut.offset * lsb
+    if lut.shift:
+        var = var.quantize(1 if var.low < 0 else 0, max(1, math.ceil(math.log2(float(max(abs(var.low), abs(var.high))) + 1))
+                                                       + 1), lut.in_fmt.frac - lut.shift, "WRAP", "TRN")
+    table = lut.array()
+    out_lsb = lut.out_fmt.lsb
+
+    def f(vals: np.ndarray) -> np.ndarray:
+        addr = np.clip(np.round(vals / (lsb * 2**lut.shift)).astype(np.int64), 0, lut.size - 1)
+        return table[addr] * out_lsb
+
+    return _lut_table(var, table, f)
+
+
+def _linear(x: Any, lin: N.Linear, in_fmt: Fmt) -> Any:
+    w = lin.weight.astype(np.float64) * lin.w_fmt.lsb
+    acc = x @ w
+    if lin.bias is not None:
+        assert lin.b_fmt is not None
+        acc = acc + lin.bias.astype(np.float64) * lin.b_fmt.lsb
+    return _q(acc, lin.out_fmt)
+
+
+def _softmax_rows(s: Any, sm: SoftmaxSpec, valid: Any | None) -> Any:
+    """Integer softmax of one row of score variables (see :class:`swinfpga.lut.SoftmaxSpec`)."""
+    from da4ml.trace import FixedVariable
+
+    n = len(s)
+    lsb = sm.score_fmt.lsb
+    big_b, big_r = sm.exp_frac - sm.recip.shift, sm.recip_frac
+    if valid is None:
+        sv = list(s)
+    else:
+        low = (sm.score_fmt.min_code - 1) * lsb
+        sv = [valid[j].msb_mux(s[j], FixedVariable.from_const(low, hwconf=s[j].hwconf)) for j in range(n)]
+    m = _tree(sv, lambda a, b: a.max_of(b))
+    e = []
+    for j in range(n):
+        d = m - s[j]
+        ej = lut_apply(d, sm.exp)
+        if valid is not None:
+            ej = valid[j].msb_mux(ej, FixedVariable.from_const(0.0, hwconf=ej.hwconf))
+        e.append(ej)
+    total = _tree(list(e), lambda a, b: a + b)
+    # T = S >> (E - B): the reciprocal address and the normalization shift k depend only on T
+    t = total.quantize(0, max(1, n.bit_length()), big_b, "WRAP", "TRN")
+    recip = sm.recip.array()
+    max_k = sm.max_k
+
+    def r_of(vals: np.ndarray) -> np.ndarray:
+        tc = np.round(vals * 2**big_b).astype(np.int64)
+        k = np.zeros_like(tc)
+        for j in range(1, max_k + 1):
+            k += tc >= (1 << (big_b + j))
+        addr = np.clip((tc >> k) - (1 << big_b), 0, sm.recip.size - 1)
+        return recip[addr] * 2.0 ** (-big_r - k)
+
+    r = _lut_table(t, recip, r_of)
+    return [_q(ej * r, sm.prob_fmt) for ej in e]
+
+
+def _attention(x: Any, n: N.WindowAttention, in_fmt: Fmt, mask: Any | None) -> Any:
+    nt, c = x.shape
+    hd = n.head_dim
+    q = _linear(x, n.q, in_fmt)
+    k = _linear(x, n.k, in_fmt)
+    v = _linear(x, n.v, in_fmt)
+    bias = n.bias_matrix().astype(np.float64) * n.bias_fmt.lsb  # heads, N, N
+    outs = []
+    for h in range(n.heads):
+        sl = slice(h * hd, (h + 1) * hd)
+        qh, kh, vh = q[:, sl], k[:, sl], v[:, sl]
+        sc = _q(qh @ kh.T + bias[h], n.score_fmt)
+        probs = []
+        for i in range(nt):
+            row = [sc[i, j] for j in range(nt)]
+            valid = None if mask is None else [mask[i * nt + j] for j in range(nt)]
+            probs.append(_softmax_rows(row, n.softmax, valid))
+        p = _arr(probs)
+        outs.append(_q(p @ vh, n.attn_fmt))
+    o = np.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
+    return _linear(o, n.proj, n.attn_fmt)
+
+
+def _layer_norm(x: Any, n: N.LayerNorm, in_fmt: Fmt) -> Any:
+    nt, c = x.shape
+    inv = n.inv_c * 2.0**-n.inv_frac
+    rows = []
+    for t in range(nt):
+        xs = [x[t, j] for j in range(c)]
+        s = _tree(xs, lambda a, b: a + b)
+        mean = _q(s * inv, n.mean_fmt)
+        d = [xj - mean for xj in xs]
+        ss = _tree([dj * dj for dj in d], lambda a, b: a + b)
+        var = _q(ss * inv, n.var_fmt)
+        rs = lut_apply(var, n.rsqrt)
+        out = []
+        for j in range(c):
+            y = _q(d[j] * rs, n.norm_fmt)
+            g = float(n.gamma[j]) * n.g_fmt.lsb
+            b = float(n.beta[j]) * n.b_fmt.lsb
+            out.append(_q(y * g + b, n.out_fmt))
+        rows.append(out)
+    return _arr(rows)
+
+
+def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
+    """Trace ``seg``'s group function: inputs ``n_in`` codes (+ ``n_mask`` bits), outputs ``n_out``.
+
+    ``fmts``: output format of every node (``Model.infer()``)."""
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
+    from da4ml.types import minimal_kif
+
+    n_tok = seg.tokens.shape[1]
+    inp = FixedVariableArrayInput((seg.n_in + seg.n_mask,))
+    k, i, f = seg.in_fmt.kif
+    xin = inp[: seg.n_in].quantize(k, i, f)
+    mask = None
+    if seg.n_mask:
+        mask = inp[seg.n_in:].quantize(0, 1, 0)
+    vals: dict[str, Any] = {}
+    node_lat: dict[str, float] = {}
+    fmt_of: dict[str, Fmt] = dict(fmts)
+    x = xin.reshape(n_tok, -1)
+    vals[seg.src] = x
+    for node in seg.nodes:
+        if isinstance(node, N.PatchEmbed):
+            y = _linear(x, node.linear, seg.in_fmt)
+        elif isinstance(node, N.PatchMerging):
+            cat = x
+            cf = seg.in_fmt
+            if node.norm is not None:
+                cat = _layer_norm(cat, node.norm, cf)
+                cf = node.norm.out_fmt
+            y = _linear(cat, node.linear, cf)
+        elif isinstance(node, N.WindowAttention):
+            y = _attention(vals[node.src], node, fmt_of[node.src], mask if node.shift else None)
+        elif isinstance(node, N.Mlp):
+            src = vals[node.src]
+            h = _linear(src, node.fc1, fmt_of[node.src])
+            if node.act == "relu":
+                h = _q(h.relu(), node.hidden_fmt)
+            else:
+                assert node.gelu is not None
+                hv = np.empty(h.shape, dtype=object)
+                for idx in np.ndindex(*h.shape):
+                    hv[idx] = lut_apply(h[idx], node.gelu)
+                h = _arr(hv)
+            y = _linear(h, node.fc2, node.hidden_fmt)
+        elif isinstance(node, N.LayerNorm):
+            y = _layer_norm(vals[node.src], node, fmt_of[node.src])
+        elif isinstance(node, N.Add):
+            y = _q(vals[node.a] + vals[node.b], node.out_fmt)
+        elif isinstance(node, N.Pool):
+            src = vals[node.src]
+            cols = []
+            for j in range(src.shape[1]):
+                s = _tree([src[t, j] for t in range(src.shape[0])], lambda a, b: a + b)
+                cols.append(_q(s * (node.inv_n * 2.0**-node.inv_frac), node.out_fmt))
+            y = _arr(cols)
+        elif isinstance(node, N.Dense):
+            y = _linear(vals[node.src], node.linear, fmt_of[node.src])
+            if node.relu:
+                y = y.relu()
+        else:
+            raise TraceError(f"RTL back end cannot trace {type(node).__name__} ({node.name})")
+        vals[node.name] = y
+        node_lat[node.name] = float(np.max([float(v.latency) for v in np.asarray(y._vars).ravel()]))
+        x = y
+    out = vals[seg.dst].flatten()
+    comb = comb_trace(inp, out)
+    in_kif = tuple(tuple(int(v) for v in minimal_kif(q)) for q in comb.inp_qint)
+    out_kif = tuple(tuple(int(v) for v in minimal_kif(q)) for q in comb.out_qint)
+    consts: list[int | None] = []
+    for q, kif in zip(comb.out_qint, out_kif, strict=True):
+        if sum(kif) == 0:
+            consts.append(int(round(q.min / seg.out_fmt.lsb)))
+        else:
+            consts.append(None)
+    return TracedUnit(comb, in_kif, out_kif, tuple(consts), node_lat)
+
+
+def predict_codes(unit: TracedUnit, seg: Segment, x_codes: np.ndarray) -> np.ndarray:
+    """Run the traced program with da4ml's int64 interpreter: (M, n_in + n_mask) codes ->
+    (M, n_out) codes of ``seg.out_fmt``."""
+    x = np.asarray(x_codes, dtype=np.float64).copy()
+    x[:, : seg.n_in] *= seg.in_fmt.lsb
+    y = unit.comb.predict(x)
+    return np.round(np.asarray(y) / seg.out_fmt.lsb).astype(np.int64)
