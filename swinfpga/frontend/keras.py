@@ -1,0 +1,92 @@
+"""Trained Keras 3 model (swinfpga quantized layers on HGQ2 quantizers) -> IR.
+
+Every layer must be one of :data:`swinfpga.keras.SUPPORTED` (plus Keras ``InputLayer``), and every
+quantization site must have a fixed-point format (a float / uncalibrated model is rejected).  Layer
+names become IR node names; weights are exported as the codes the quantized forward pass uses
+(folded BatchNorm included), so the IR and the quantized Keras model compute the same integers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..ir import Model
+from ..ir.nodes import IRError
+
+
+class KerasFrontendError(IRError):
+    """The Keras model cannot be converted (unsupported layer, unquantized weights, topology)."""
+
+
+def from_keras_model(model: Any, name: str | None = None) -> Model:
+    """Convert a functional Keras model built from swinfpga layers into an IR :class:`Model`."""
+    import keras
+
+    from ..keras import SUPPORTED, QInput, QLayer
+    from ..keras.model import inbound
+
+    supported = ", ".join(c.__name__ for c in SUPPORTED)
+    if not isinstance(model, keras.Model) or not hasattr(model, "_inbound_nodes"):
+        raise KerasFrontendError(f"expected a functional keras.Model, got {type(model).__name__}")
+    nodes = []
+    keras_inputs: set[str] = set()
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            keras_inputs.add(layer.name)
+            continue
+        if not isinstance(layer, QLayer):
+            raise KerasFrontendError(
+                f"layer {layer.name!r} ({type(layer).__name__}) is not supported by the swinfpga Keras front end; "
+                f"supported layers: {supported} (build the model from swinfpga.keras layers)"
+            )
+        if not layer.quantized:
+            raise KerasFrontendError(
+                f"layer {layer.name!r} ({type(layer).__name__}) is in float mode: its weights are unquantized; "
+                "calibrate and quantize the model (swinfpga.keras.calibrate + set_quantized, or `swinfpga train`)"
+            )
+        missing = [s for s in layer.required_sites() if s not in layer.fmts]
+        if missing:
+            raise KerasFrontendError(
+                f"layer {layer.name!r} ({type(layer).__name__}) has unquantized (float) tensors without a "
+                f"fixed-point format: {', '.join(missing)}; calibrate the model first"
+            )
+        srcs = inbound(layer)
+        if isinstance(layer, QInput):
+            if not all(s in keras_inputs for s in srcs):
+                raise KerasFrontendError(f"input quantizer {layer.name!r} must read a Keras Input directly")
+            shape = tuple(int(d) for d in layer._inbound_nodes[0].input_tensors[0].shape[1:])
+            nodes.append(layer.to_ir([], shape))
+            continue
+        bad = [s for s in srcs if s in keras_inputs]
+        if bad:
+            raise KerasFrontendError(
+                f"layer {layer.name!r} reads the raw Keras input {bad[0]!r}; put a QInput (the input format) first"
+            )
+        nodes.append(layer.to_ir(srcs, ()))
+    if not nodes or nodes[0].__class__.__name__ != "Input":
+        raise KerasFrontendError("the model has no QInput layer (the IR needs the input's fixed-point format)")
+    outs = model.outputs
+    if len(outs) != 1:
+        raise KerasFrontendError(f"expected one model output, got {len(outs)}")
+    out = outs[0]._keras_history.operation.name
+    return Model(name or model.name, tuple(nodes), out, {"source": "keras", "keras_model": model.name})
+
+
+def from_keras_file(path: str | Path) -> Model:
+    """Load a ``.keras`` file saved from swinfpga layers and convert it."""
+    import keras
+
+    import swinfpga.keras  # noqa: F401  (registers the layers)
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p} does not exist")
+    try:
+        model = keras.models.load_model(p, compile=False)
+    except TypeError as e:  # unknown layer classes
+        raise KerasFrontendError(f"cannot load {p.name}: {e}") from e
+    return from_keras_model(model, name=model.name)
+
+
+__all__ = ["from_keras_model", "from_keras_file", "KerasFrontendError"]

@@ -1,0 +1,757 @@
+"""Trainable quantized Keras 3 layers, one per IR node (all computing in float64).
+
+Each layer has two modes:
+
+* float (``quantized=False``): reference Swin math (BatchNorm with batch statistics in training,
+  LayerNorm, softmax with Swin's additive ``-100`` mask, GELU).  With ``calib`` set (a dict), every
+  quantization site records its observed min/max, from which :mod:`swinfpga.keras.model` chooses
+  formats.
+* quantized (``quantized=True``): the integer definition of :mod:`swinfpga.golden.ops` in the
+  value domain (every value ``code * 2**-frac``; exact in float64), so inference equals the golden
+  model bit for bit.  BatchNorm is folded (Jacob et al.: moving statistics folded into the next
+  linear's weights and bias *before* weight quantization; the statistics are frozen).  Rounding
+  and saturation use HGQ2's fixed-point quantizer with straight-through gradients; the integer
+  softmax / rsqrt / GELU tables get the gradient of their float counterparts.
+
+Quantization sites are named ``<linear>.w``, ``<linear>.b``, ``<linear>.out`` and per layer
+(``scores``, ``attn``, ``rel_bias``, ``hidden``, ``mean``, ``var``, ``rsqrt``, ``norm``,
+``gamma``, ``beta``, ``out``); ``fmts`` maps site -> :class:`~swinfpga.fixed.Fmt`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from ..fixed import Fmt
+from ..ir import nodes as N
+from ..lut import SoftmaxSpec, design_softmax, gelu_table, rsqrt_table
+from .quant import DTYPE, MASK_VALUE, as_numpy, fmts_from_config, fmts_to_config, lut_lookup, quantize, softmax_int, ste
+
+PKG = "swinfpga"
+LN_INV_FRAC = 16  # LayerNorm: inv_c = round(2**16 / C)
+LN_EPS = 1e-5
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.9
+
+
+def gelu(x: Any) -> Any:
+    """Exact (erf) GELU in the input's precision (``keras.ops.gelu`` uses a float32 constant)."""
+    return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
+
+
+class QuantizationError(ValueError):
+    """A layer is missing a format (not calibrated / float weights) or is misconfigured."""
+
+
+class QLayer(keras.layers.Layer):
+    """Base: quantization sites, float/quantized mode, calibration and tap recording."""
+
+    def __init__(self, fmts: dict[str, Any] | None = None, quantized: bool = False, **kw: Any) -> None:
+        kw["dtype"] = DTYPE
+        super().__init__(**kw)
+        self.fmts: dict[str, Fmt] = fmts_from_config(fmts)
+        self.quantized = bool(quantized)
+        self.calib: dict[str, list[float]] | None = None
+        self.record: dict[str, np.ndarray] | None = None
+
+    # ----- sites -----------------------------------------------------------------------------
+    def fmt(self, site: str) -> Fmt:
+        try:
+            return self.fmts[site]
+        except KeyError:
+            raise QuantizationError(
+                f"layer {self.name!r}: no fixed-point format for {site!r} (float/unquantized); calibrate the "
+                "model (swinfpga.keras.model.calibrate) or train it with swinfpga train"
+            ) from None
+
+    def site(self, name: str, x: Any, training: Any = False) -> Any:
+        if self.quantized:
+            x = quantize(x, self.fmt(name), training)
+        elif self.calib is not None:
+            v = as_numpy(x)
+            lo, hi = float(np.min(v)), float(np.max(v))
+            old = self.calib.get(name)
+            self.calib[name] = [lo, hi] if old is None else [min(old[0], lo), max(old[1], hi)]
+        self.tap(name, x)
+        return x
+
+    def tap(self, name: str, x: Any) -> None:
+        if self.record is not None:
+            self.record[name] = as_numpy(x)
+
+    def required_sites(self) -> list[str]:
+        """Sites that need a format in quantized mode."""
+        return []
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.pop("dtype", None)
+        cfg.update(fmts=fmts_to_config(self.fmts), quantized=self.quantized)
+        return cfg
+
+    # ----- formats ----------------------------------------------------------------------------
+    def stat(self, name: str) -> tuple[float, float]:
+        if not self.calib or name not in self.calib:
+            raise QuantizationError(f"layer {self.name!r}: no calibration statistics for {name!r}")
+        lo, hi = self.calib[name]
+        return lo, hi
+
+
+def _bn(name: str) -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPS, dtype=DTYPE, name=name)
+
+
+def _build_bn(bn: keras.layers.BatchNormalization, c: int) -> None:
+    bn.build((None, c))
+
+
+def _apply_bn(bn: keras.layers.BatchNormalization, x: Any, training: Any) -> Any:
+    """BatchNorm over all axes but the last (statistics per channel over batch and tokens)."""
+    shape = x.shape
+    y = bn(ops.reshape(x, (-1, shape[-1])), training=training)
+    return ops.reshape(y, (-1, *shape[1:]))
+
+
+def bn_affine(bn: keras.layers.BatchNormalization) -> tuple[Any, Any]:
+    """Frozen BatchNorm as ``x * a + c`` (moving statistics)."""
+    a = bn.gamma / ops.sqrt(bn.moving_variance + bn.epsilon)
+    return a, bn.beta - bn.moving_mean * a
+
+
+class Lin:
+    """A linear map owned by a :class:`QLayer` (variables created with ``add_weight``).
+
+    Effective (folded) weights: ``W' = scale * a_pre[:, None] * W * a_post``,
+    ``b' = scale * ((c_pre @ W + b) * a_post + c_post)`` with BatchNorms as ``x*a + c``.
+    """
+
+    def __init__(self, layer: QLayer, prefix: str, n_in: int, n_out: int, bias: bool = True, scale: float = 1.0,
+                 pre_bn: keras.layers.BatchNormalization | None = None,
+                 post_bn: keras.layers.BatchNormalization | None = None) -> None:
+        self.layer, self.prefix, self.scale = layer, prefix, scale
+        self.n_in, self.n_out = n_in, n_out
+        self.kernel = layer.add_weight(name=f"{prefix}kernel", shape=(n_in, n_out), initializer="glorot_uniform")
+        self.bias = layer.add_weight(name=f"{prefix}bias", shape=(n_out,), initializer="zeros") if bias else None
+        self.pre_bn, self.post_bn = pre_bn, post_bn
+
+    @property
+    def has_bias(self) -> bool:
+        return self.bias is not None or self.pre_bn is not None or self.post_bn is not None
+
+    def effective(self) -> tuple[Any, Any | None]:
+        w = self.kernel
+        b = self.bias
+        if self.pre_bn is not None:
+            a, c = bn_affine(self.pre_bn)
+            cb = ops.matmul(c[None, :], w)[0]
+            b = cb if b is None else b + cb
+            w = a[:, None] * w
+        if self.post_bn is not None:
+            a, c = bn_affine(self.post_bn)
+            w = w * a[None, :]
+            b = c if b is None else b * a + c
+        if self.scale != 1.0:
+            w = w * self.scale
+            b = None if b is None else b * self.scale
+        return w, b
+
+    def float_call(self, x: Any) -> Any:
+        """Plain float linear (BatchNorms are applied by the owning layer in float mode)."""
+        y = ops.matmul(x, self.kernel)
+        if self.bias is not None:
+            y = y + self.bias
+        return y * self.scale if self.scale != 1.0 else y
+
+    def quant_weights(self, training: Any = False) -> tuple[Any, Any | None]:
+        w, b = self.effective()
+        wq = quantize(w, self.layer.fmt(self.prefix + "w"), training)
+        bq = None if b is None else quantize(b, self.layer.fmt(self.prefix + "b"), training)
+        return wq, bq
+
+    def quant_call(self, x: Any, training: Any = False) -> Any:
+        wq, bq = self.quant_weights(training)
+        acc = ops.matmul(x, wq)
+        if bq is not None:
+            acc = acc + bq
+        return self.layer.site(self.prefix + "out", acc, training)
+
+    def sites(self) -> list[str]:
+        return [self.prefix + "w", self.prefix + "out"] + ([self.prefix + "b"] if self.has_bias else [])
+
+    # ----- formats / export -----------------------------------------------------------------
+    def assign_formats(self, in_fmt: Fmt, act_bits: int = 8, weight_bits: int = 8, bias_bits: int = 12,
+                       out_signed: bool = True) -> None:
+        from ..fixed import fit_fmt
+
+        w, b = self.effective()
+        f = self.layer.fmts
+        f[self.prefix + "w"] = fit_fmt(as_numpy(w), weight_bits, signed=True)
+        if b is not None:
+            f[self.prefix + "b"] = bias_fmt(as_numpy(b), bias_bits, in_fmt.frac + f[self.prefix + "w"].frac)
+        lo, hi = self.layer.stat(self.prefix + "out")
+        f[self.prefix + "out"] = fit_fmt([lo, hi], act_bits, signed=out_signed)
+
+    def to_ir(self) -> N.Linear:
+        """Quantized IR Linear (codes computed by the same Keras ops as the forward pass)."""
+        w, b = self.effective()
+        wf = self.layer.fmt(self.prefix + "w")
+        check_weight_range(as_numpy(w), wf, f"{self.layer.name}: {self.prefix or ''}weight")
+        wq, bq = self.quant_weights(False)
+        wc = to_codes(wq, wf)
+        if bq is None:
+            return N.Linear(wc, wf, None, None, self.layer.fmt(self.prefix + "out"))
+        bf = self.layer.fmt(self.prefix + "b")
+        check_weight_range(as_numpy(b), bf, f"{self.layer.name}: {self.prefix or ''}bias")
+        return N.Linear(wc, wf, to_codes(bq, bf), bf, self.layer.fmt(self.prefix + "out"))
+
+
+def bias_fmt(b: np.ndarray, bits: int, acc_frac: int) -> Fmt:
+    """Signed ``bits``-bit bias format covering ``b`` (and at least +-1), with at most ``acc_frac`` fraction bits."""
+    from ..fixed import fit_fmt
+
+    ib = max(1, fit_fmt(b, bits, signed=True).int_bits)  # at least +-1: biases grow during QAT
+    frac = min(bits - ib, acc_frac)
+    return Fmt(True, max(2, ib + frac), ib if ib + frac >= 2 else 2 - frac, "RND", "SAT")
+
+
+def to_codes(x: Any, fmt: Fmt) -> np.ndarray:
+    v = np.ldexp(as_numpy(x).astype(np.float64), fmt.frac)
+    c = np.round(v)
+    assert np.all(c == v), "quantized values are not on the format grid"
+    return c.astype(np.int64)
+
+
+def check_weight_range(w: np.ndarray, fmt: Fmt, what: str) -> None:
+    """Raise if float weights lie beyond ``fmt``'s range (they would saturate: format too narrow)."""
+    from ..fixed import FormatError
+
+    hi, lo = fmt.max_value + fmt.lsb / 2, fmt.min_value - fmt.lsb / 2
+    bad = (w >= hi) | (w < lo)
+    if np.any(bad):
+        v = float(w[bad].flat[0])
+        raise FormatError(
+            f"{what}: value {v:.6g} is outside {fmt} (range {fmt.min_value:g}..{fmt.max_value:g}); "
+            f"the format is too narrow ({int(np.count_nonzero(bad))} of {w.size} values would saturate) - "
+            "widen its integer bits or re-calibrate"
+        )
+
+
+def _relu_fmt(lo_hi: tuple[float, float], bits: int) -> Fmt:
+    from ..fixed import fit_fmt
+
+    return fit_fmt([0.0, max(lo_hi[1], 0.0)], bits, signed=False)
+
+
+# =============================================================================================
+@keras.saving.register_keras_serializable(package=PKG)
+class QInput(QLayer):
+    """Input quantizer: real inputs -> ``fmt`` (the IR ``Input`` node; identity on in-range data)."""
+
+    def __init__(self, fmt: dict[str, Any] | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        if fmt is not None:
+            self.fmts["out"] = Fmt.from_json(fmt) if isinstance(fmt, dict) else fmt
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        if self.quantized:
+            return quantize(x, self.fmt("out"), training)
+        return x
+
+    def required_sites(self) -> list[str]:
+        return ["out"]
+
+    def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        return N.Input(self.name, tuple(shape), self.fmt("out"))
+
+
+def _patches(x: Any, p: int) -> Any:
+    """(B, H, W, C) -> (B, H/p, W/p, p*p*C) with patch vector order (dy, dx, c)."""
+    _, h, w, c = x.shape
+    x = ops.reshape(x, (-1, h // p, p, w // p, p, c))
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (-1, h // p, w // p, p * p * c))
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class QPatchEmbed(QLayer):
+    """Non-overlapping patch embedding (Conv2D kernel=stride=patch as a Linear over (dy, dx, c)).
+    ``post_bn``: a BatchNorm after the projection (folded into it when quantized)."""
+
+    def __init__(self, patch: int, embed: int, post_bn: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.patch, self.embed, self.post_bn = int(patch), int(embed), bool(post_bn)
+
+    def build(self, input_shape: Any) -> None:
+        _, h, w, c = input_shape
+        if h % self.patch or w % self.patch:
+            raise ValueError(f"{self.name}: patch {self.patch} does not divide the input {h}x{w}")
+        self.bn = _bn("bn") if self.post_bn else None
+        if self.bn is not None:
+            _build_bn(self.bn, self.embed)
+        self.lin = Lin(self, "", self.patch * self.patch * c, self.embed, post_bn=self.bn)
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        p = _patches(x, self.patch)
+        if self.quantized:
+            return self.lin.quant_call(p, training)
+        y = self.lin.float_call(p)
+        if self.bn is not None:
+            y = _apply_bn(self.bn, y, training)
+        return self.site("out", y)
+
+    def required_sites(self) -> list[str]:
+        return self.lin.sites()
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "patch": self.patch, "embed": self.embed, "post_bn": self.post_bn}
+
+    def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
+        self.lin.assign_formats(in_fmts[0], bits["act"], bits["weight"], bits["bias"])
+
+    def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        return N.PatchEmbed(self.name, srcs[0], self.patch, self.lin.to_ir())
+
+
+# ----- window helpers (Keras ops) -------------------------------------------------------------
+def k_window_partition(x: Any, w: int) -> Any:
+    """(B, H, W, C) -> (B, nW, w*w, C), windows and tokens row-major."""
+    _, h, wd, c = x.shape
+    x = ops.reshape(x, (-1, h // w, w, wd // w, w, c))
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (-1, (h // w) * (wd // w), w * w, c))
+
+
+def k_window_reverse(x: Any, w: int, h: int, wd: int) -> Any:
+    c = x.shape[-1]
+    x = ops.reshape(x, (-1, h // w, wd // w, w, w, c))
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (-1, h, wd, c))
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class QWindowAttention(QLayer):
+    """(Shifted-)window multi-head self-attention, Swin semantics (see
+    :class:`swinfpga.ir.nodes.WindowAttention`).  When ``min(H, W) <= window`` the window shrinks
+    to ``min(H, W)`` and the shift is 0, as in microsoft/Swin-Transformer.  q, k and v are separate
+    ``dim x dim`` linears; ``head_dim**-0.5`` is folded into q's weights and bias.  ``pre_bn``: a
+    BatchNorm on the input (the block's norm1), folded into q, k, v when quantized."""
+
+    def __init__(self, heads: int, window: int, shift: int = 0, pre_bn: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.heads, self.window, self.shift, self.pre_bn = int(heads), int(window), int(shift), bool(pre_bn)
+
+    def build(self, input_shape: Any) -> None:
+        _, h, w, c = input_shape
+        win, shift = self.window, self.shift
+        if min(h, w) <= win:
+            win, shift = min(h, w), 0
+        if h % win or w % win:
+            raise ValueError(
+                f"{self.name}: window {win} does not divide the resolution {h}x{w}; "
+                "pick a window size that divides both sides (or pad the input)"
+            )
+        if c % self.heads:
+            raise ValueError(f"{self.name}: dim {c} is not divisible by {self.heads} heads")
+        if not 0 <= shift < win:
+            raise ValueError(f"{self.name}: shift {shift} must be in [0, window={win})")
+        self.res, self.dim, self.win, self.eff_shift = (h, w), c, win, shift
+        self.head_dim = c // self.heads
+        self.bn = _bn("bn") if self.pre_bn else None
+        if self.bn is not None:
+            _build_bn(self.bn, c)
+        scale = self.head_dim**-0.5
+        self.q = Lin(self, "q.", c, c, scale=scale, pre_bn=self.bn)
+        self.k = Lin(self, "k.", c, c, pre_bn=self.bn)
+        self.v = Lin(self, "v.", c, c, pre_bn=self.bn)
+        self.rel_bias = self.add_weight(
+            name="rel_bias", shape=((2 * win - 1) ** 2, self.heads),
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+        )
+        self.proj = Lin(self, "proj.", c, c)
+        self.rel_index = N.relative_position_index(win).reshape(-1)
+        self.valid = N.shift_valid_mask((h, w), win, shift)  # nW, N, N
+        self._softmax: SoftmaxSpec | None = None
+
+    @property
+    def softmax_spec(self) -> SoftmaxSpec:
+        if self._softmax is None or self._softmax.score_fmt != self.fmt("scores"):
+            self._softmax = design_softmax(f"{self.name.replace('.', '_')}_softmax", self.fmt("scores"),
+                                           self.win * self.win)
+        return self._softmax
+
+    def _heads(self, t: Any) -> Any:  # B, nW, N, C -> B, nW, h, N, d
+        nw, nt = t.shape[1], t.shape[2]
+        return ops.transpose(ops.reshape(t, (-1, nw, nt, self.heads, self.head_dim)), (0, 1, 3, 2, 4))
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        h, w = self.res
+        s, win, nt = self.eff_shift, self.win, self.win * self.win
+        qm = self.quantized
+        if self.bn is not None and not qm:
+            x = _apply_bn(self.bn, x, training)
+        if s:
+            x = ops.roll(x, (-s, -s), axis=(1, 2))
+        xw = k_window_partition(x, win)
+        self.tap("windows", xw)
+        if qm:
+            q, k, v = (lin.quant_call(xw, training) for lin in (self.q, self.k, self.v))
+            table = self.site("rel_bias", self.rel_bias, training)
+        else:
+            q, k, v = (self.site(p + "out", lin.float_call(xw)) for p, lin in (("q.", self.q), ("k.", self.k),
+                                                                                ("v.", self.v)))
+            table = self.site("rel_bias", self.rel_bias)
+        qh, kh, vh = self._heads(q), self._heads(k), self._heads(v)
+        bias = ops.take(table, self.rel_index, axis=0)
+        bias = ops.transpose(ops.reshape(bias, (nt, nt, self.heads)), (2, 0, 1))
+        scores = ops.einsum("bwhid,bwhjd->bwhij", qh, kh) + bias[None, None]
+        scores = self.site("scores", scores, training)
+        valid = self.valid[None, :, None]
+        masked = scores + np.where(valid, 0.0, MASK_VALUE)
+        p_float = ops.softmax(masked, axis=-1)
+        if qm:
+            probs = ste(softmax_int(self.softmax_spec, scores, valid), p_float)
+        else:
+            probs = p_float
+        self.tap("probs", probs)
+        o = self.site("attn", ops.einsum("bwhij,bwhjd->bwhid", probs, vh), training)
+        o = ops.reshape(ops.transpose(o, (0, 1, 3, 2, 4)), (-1, o.shape[1], nt, self.dim))
+        y = self.proj.quant_call(o, training) if qm else self.site("proj.out", self.proj.float_call(o))
+        y = k_window_reverse(y, win, h, w)
+        if s:
+            y = ops.roll(y, (s, s), axis=(1, 2))
+        return y
+
+    def required_sites(self) -> list[str]:
+        return [*self.q.sites(), *self.k.sites(), *self.v.sites(), *self.proj.sites(), "rel_bias", "scores", "attn"]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "heads": self.heads, "window": self.window, "shift": self.shift,
+                "pre_bn": self.pre_bn}
+
+    def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
+        from ..fixed import fit_fmt
+
+        x = in_fmts[0]
+        for lin in (self.q, self.k, self.v):
+            lin.assign_formats(x, bits["act"], bits["weight"], bits["bias"])
+        f = self.fmts
+        qk_frac = f["q.out"].frac + f["k.out"].frac
+        rb = fit_fmt(np.append(as_numpy(self.rel_bias), 0.99), bits["weight"], signed=True)  # >= +-1
+        if rb.frac > qk_frac:  # the bias is aligned to the q.k accumulator: no more fraction bits
+            rb = Fmt(True, rb.width, rb.width - qk_frac, "RND", "SAT")
+        f["rel_bias"] = rb
+        f["scores"] = fit_fmt(self.stat("scores"), bits["score"], signed=True)
+        f["attn"] = fit_fmt(self.stat("attn"), bits["act"], signed=True)
+        self.proj.assign_formats(f["attn"], bits["act"], bits["weight"], bits["bias"])
+
+    def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        rb_fmt = self.fmt("rel_bias")
+        check_weight_range(as_numpy(self.rel_bias), rb_fmt, f"{self.name}: relative position bias")
+        rb = to_codes(quantize(self.rel_bias, rb_fmt), rb_fmt)
+        return N.WindowAttention(
+            self.name, srcs[0], self.res, self.dim, self.heads, self.win, self.eff_shift,
+            q=self.q.to_ir(), k=self.k.to_ir(), v=self.v.to_ir(), rel_bias=rb, bias_fmt=rb_fmt,
+            score_fmt=self.fmt("scores"), softmax=self.softmax_spec, attn_fmt=self.fmt("attn"), proj=self.proj.to_ir(),
+        )
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class QMlp(QLayer):
+    """fc1 -> ReLU (requant to ``hidden``) or GELU (table over fc1's output format) -> fc2.
+    ``pre_bn``: BatchNorm on the input (norm2), folded into fc1 when quantized."""
+
+    def __init__(self, hidden: int, act: str = "relu", pre_bn: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        if act not in ("relu", "gelu"):
+            raise ValueError(f"{self.name}: activation {act!r} unsupported; use relu or gelu")
+        self.hidden, self.act, self.pre_bn = int(hidden), act, bool(pre_bn)
+        self._gelu = None
+
+    def build(self, input_shape: Any) -> None:
+        c = input_shape[-1]
+        self.bn = _bn("bn") if self.pre_bn else None
+        if self.bn is not None:
+            _build_bn(self.bn, c)
+        self.fc1 = Lin(self, "fc1.", c, self.hidden, pre_bn=self.bn)
+        self.fc2 = Lin(self, "fc2.", self.hidden, c)
+
+    @property
+    def gelu_lut(self) -> Any:
+        key = (self.fmt("fc1.out"), self.fmt("hidden"))
+        if self._gelu is None or (self._gelu.in_fmt, self._gelu.out_fmt) != key:
+            self._gelu = gelu_table(f"{self.name.replace('.', '_')}_gelu", *key)
+        return self._gelu
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        if self.quantized:
+            h = self.fc1.quant_call(x, training)
+            if self.act == "relu":
+                h = self.site("hidden", ops.relu(h), training)
+            else:
+                h = ste(lut_lookup(self.gelu_lut, h), gelu(h))
+                self.tap("hidden", h)
+            return self.fc2.quant_call(h, training)
+        if self.bn is not None:
+            x = _apply_bn(self.bn, x, training)
+        h = self.site("fc1.out", self.fc1.float_call(x))
+        h = ops.relu(h) if self.act == "relu" else gelu(h)
+        h = self.site("hidden", h)
+        return self.site("fc2.out", self.fc2.float_call(h))
+
+    def required_sites(self) -> list[str]:
+        return [*self.fc1.sites(), "hidden", *self.fc2.sites()]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "hidden": self.hidden, "act": self.act, "pre_bn": self.pre_bn}
+
+    def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
+        from ..fixed import fit_fmt
+
+        self.fc1.assign_formats(in_fmts[0], bits["act"], bits["weight"], bits["bias"])
+        if self.act == "relu":
+            self.fmts["hidden"] = _relu_fmt(self.stat("hidden"), bits["act"])
+        else:
+            self.fmts["hidden"] = fit_fmt(self.stat("hidden"), bits["act"], signed=True)
+        self.fc2.assign_formats(self.fmts["hidden"], bits["act"], bits["weight"], bits["bias"])
+
+    def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        return N.Mlp(self.name, srcs[0], self.fc1.to_ir(), self.act, self.fmt("hidden"), self.fc2.to_ir(),
+                     gelu=self.gelu_lut if self.act == "gelu" else None)
+
+
+class LNCore:
+    """LayerNorm over the last axis owned by a layer: float (eps 1e-5) or the integer steps of
+    :class:`swinfpga.ir.nodes.LayerNorm` (sites ``<prefix>mean|var|norm|gamma|beta|out``)."""
+
+    def __init__(self, layer: QLayer, prefix: str, c: int) -> None:
+        self.layer, self.prefix, self.c = layer, prefix, c
+        self.gamma = layer.add_weight(name=f"{prefix}gamma", shape=(c,), initializer="ones")
+        self.beta = layer.add_weight(name=f"{prefix}beta", shape=(c,), initializer="zeros")
+        self.inv_c = round(2**LN_INV_FRAC / c)
+        self._rsqrt = None
+
+    @property
+    def rsqrt_lut(self) -> Any:
+        L = self.layer  # noqa: N806
+        p = self.prefix
+        key = (L.fmt(p + "var"), L.fmt(p + "rsqrt"))
+        if self._rsqrt is None or (self._rsqrt.in_fmt, self._rsqrt.out_fmt) != key:
+            nm = (L.name + ("." + p.rstrip(".") if p else "")).replace(".", "_")
+            self._rsqrt = rsqrt_table(f"{nm}_rsqrt", key[0], 10, LN_EPS, key[1])
+        return self._rsqrt
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        L, p = self.layer, self.prefix  # noqa: N806
+        if not L.quantized:
+            mean = L.site(p + "mean", ops.mean(x, axis=-1, keepdims=True))
+            d = x - mean
+            var = L.site(p + "var", ops.mean(d * d, axis=-1, keepdims=True))
+            y = L.site(p + "norm", d / ops.sqrt(var + LN_EPS))
+            return L.site(p + "out", y * self.gamma + self.beta)
+        inv = self.inv_c * 2.0**-LN_INV_FRAC
+        mean = L.site(p + "mean", ops.sum(x, axis=-1, keepdims=True) * inv, training)
+        d = x - mean
+        var = L.site(p + "var", ops.sum(d * d, axis=-1, keepdims=True) * inv, training)
+        rs = ste(lut_lookup(self.rsqrt_lut, var), 1.0 / ops.sqrt(var + LN_EPS))
+        L.tap(p + "rsqrt", rs)
+        y = L.site(p + "norm", d * rs, training)
+        g = L.site(p + "gamma", self.gamma, training)
+        b = L.site(p + "beta", self.beta, training)
+        return L.site(p + "out", y * g + b, training)
+
+    def sites(self) -> list[str]:
+        return [self.prefix + s for s in ("mean", "var", "rsqrt", "norm", "gamma", "beta", "out")]
+
+    def assign_formats(self, in_fmt: Fmt, bits: dict[str, int]) -> None:
+        from ..fixed import fit_fmt
+
+        L, p, f = self.layer, self.prefix, self.layer.fmts  # noqa: N806
+        f[p + "mean"] = Fmt(True, in_fmt.width + 4 + int(not in_fmt.signed), in_fmt.int_bits + int(not in_fmt.signed),
+                            "TRN", "SAT")
+        vlo, vhi = L.stat(p + "var")
+        vib = max(1, math.floor(math.log2(max(vhi, 2.0**-20))) + 1)
+        f[p + "var"] = Fmt(False, 16, vib, "TRN", "SAT")
+        rs_max = 1.0 / math.sqrt(max(vlo, 0.0) + LN_EPS)
+        f[p + "rsqrt"] = fit_fmt([rs_max], 12, signed=False)
+        f[p + "norm"] = fit_fmt(L.stat(p + "norm"), 10, signed=True)
+        f[p + "gamma"] = fit_fmt(as_numpy(self.gamma), bits["weight"], signed=True)
+        f[p + "beta"] = fit_fmt(as_numpy(self.beta), bits["weight"], signed=True)
+        f[p + "out"] = fit_fmt(L.stat(p + "out"), bits["act"], signed=True)
+
+    def to_ir(self, name: str, src: str) -> N.LayerNorm:
+        L, p = self.layer, self.prefix  # noqa: N806
+        gf, bf = L.fmt(p + "gamma"), L.fmt(p + "beta")
+        check_weight_range(as_numpy(self.gamma), gf, f"{name}: gamma")
+        check_weight_range(as_numpy(self.beta), bf, f"{name}: beta")
+        return N.LayerNorm(
+            name, src, self.inv_c, LN_INV_FRAC, L.fmt(p + "mean"), L.fmt(p + "var"), self.rsqrt_lut, L.fmt(p + "norm"),
+            to_codes(quantize(self.gamma, gf), gf), gf, to_codes(quantize(self.beta, bf), bf), bf, L.fmt(p + "out"),
+        )
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class QLayerNorm(QLayer):
+    """LayerNorm over channels (float: eps 1e-5; quantized: integer steps with an rsqrt table)."""
+
+    def build(self, input_shape: Any) -> None:
+        self.core = LNCore(self, "", int(input_shape[-1]))
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        return self.core.call(x, training)
+
+    def required_sites(self) -> list[str]:
+        return self.core.sites()
+
+    def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
+        self.core.assign_formats(in_fmts[0], bits)
+
+    def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        return self.core.to_ir(self.name, srcs[0])
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class QPatchMerging(QLayer):
+    """(H, W, C) -> concat(x0, x1, x2, x3) -> norm (``bn``: folded BatchNorm; ``ln``: LayerNorm)
+    -> Linear(4C -> out_dim) (bias only when a BatchNorm is folded into it, as Swin's reduction)."""
+
+    def __init__(self, out_dim: int, norm: str = "ln", **kw: Any) -> None:
+        super().__init__(**kw)
+        if norm not in ("bn", "ln"):
+            raise ValueError(f"{self.name}: norm {norm!r} unsupported; use bn or ln")
+        self.out_dim, self.norm = int(out_dim), norm
+
+    def build(self, input_shape: Any) -> None:
+        _, h, w, c = input_shape
+        if h % 2 or w % 2:
+            raise ValueError(
+                f"{self.name}: patch merging needs an even resolution, got {h}x{w}; "
+                "change the patch size or the number of stages"
+            )
+        self.bn = _bn("bn") if self.norm == "bn" else None
+        if self.bn is not None:
+            _build_bn(self.bn, 4 * c)
+        self.ln = LNCore(self, "norm.", 4 * c) if self.norm == "ln" else None
+        self.lin = Lin(self, "", 4 * c, self.out_dim, bias=False, pre_bn=self.bn)
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        x0, x1, x2, x3 = x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]
+        cat = ops.concatenate([x0, x1, x2, x3], axis=-1)
+        if self.ln is not None:
+            cat = self.ln.call(cat, training)
+        if self.quantized:
+            return self.lin.quant_call(cat, training)
+        if self.bn is not None:
+            cat = _apply_bn(self.bn, cat, training)
+        return self.site("out", self.lin.float_call(cat))
+
+    def required_sites(self) -> list[str]:
+        return [*(self.ln.sites() if self.ln else []), *self.lin.sites()]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "out_dim": self.out_dim, "norm": self.norm}
+
+    def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
+        x = in_fmts[0]
+        if self.ln is not None:
+            self.ln.assign_formats(x, bits)
+            x = self.fmts["norm.out"]
+        self.lin.assign_formats(x, bits["act"], bits["weight"], bits["bias"])
+
+    def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        norm = self.ln.to_ir(f"{self.name}.norm", srcs[0]) if self.ln is not None else None
+        return N.PatchMerging(self.name, srcs[0], self.lin.to_ir(), norm)
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class QAdd(QLayer):
+    """Residual add ``[a, b]`` -> requant to ``out`` (exact sum of the aligned operands)."""
+
+    def call(self, inputs: Any, training: Any = None) -> Any:
+        a, b = inputs
+        return self.site("out", a + b, training)
+
+    def required_sites(self) -> list[str]:
+        return ["out"]
+
+    def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
+        from ..fixed import fit_fmt
+
+        self.fmts["out"] = fit_fmt(self.stat("out"), bits["act"], signed=True)
+
+    def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        return N.Add(self.name, srcs[0], srcs[1], self.fmt("out"))
+
+
+def pool_constants(npos: int) -> tuple[int, int]:
+    """(inv_n, inv_frac) of the average pool over ``npos`` tokens (exact for powers of two)."""
+    inv_frac = max(0, math.ceil(math.log2(npos))) + (0 if npos & (npos - 1) == 0 else 12)
+    return round(2**inv_frac / npos), inv_frac
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class QPool(QLayer):
+    """Global average pool over tokens: (B, H, W, C) -> (B, C); quantized: sum * inv_n requant."""
+
+    def build(self, input_shape: Any) -> None:
+        self.npos = int(input_shape[1]) * int(input_shape[2])
+        self.inv_n, self.inv_frac = pool_constants(self.npos)
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        if self.quantized:
+            s = ops.sum(x, axis=(1, 2))
+            return self.site("out", s * (self.inv_n * 2.0**-self.inv_frac), training)
+        return self.site("out", ops.mean(x, axis=(1, 2)))
+
+    def required_sites(self) -> list[str]:
+        return ["out"]
+
+    def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
+        from ..fixed import fit_fmt
+
+        self.fmts["out"] = fit_fmt(self.stat("out"), bits["act"], signed=in_fmts[0].signed)
+
+    def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        return N.Pool(self.name, srcs[0], self.inv_n, self.inv_frac, self.fmt("out"))
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class QDense(QLayer):
+    """Dense on the last axis; ``pre_bn``: BatchNorm on the input (folded when quantized)."""
+
+    def __init__(self, units: int, pre_bn: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.units, self.pre_bn = int(units), bool(pre_bn)
+
+    def build(self, input_shape: Any) -> None:
+        c = int(input_shape[-1])
+        self.bn = _bn("bn") if self.pre_bn else None
+        if self.bn is not None:
+            _build_bn(self.bn, c)
+        self.lin = Lin(self, "", c, self.units, pre_bn=self.bn)
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        if self.quantized:
+            return self.lin.quant_call(x, training)
+        if self.bn is not None:
+            x = _apply_bn(self.bn, x, training)
+        return self.site("out", self.lin.float_call(x))
+
+    def required_sites(self) -> list[str]:
+        return self.lin.sites()
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units, "pre_bn": self.pre_bn}
+
+    def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
+        self.lin.assign_formats(in_fmts[0], bits["logit"], bits["weight"], bits["bias"])
+
+    def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        return N.Dense(self.name, srcs[0], self.lin.to_ir())
+
+
+SUPPORTED = (QInput, QPatchEmbed, QWindowAttention, QMlp, QLayerNorm, QPatchMerging, QAdd, QPool, QDense)

@@ -1,0 +1,109 @@
+"""Quantization helpers shared by the swinfpga Keras layers (value domain, float64).
+
+Every tensor inside a quantized layer holds real values ``code * 2**-frac``; all products and
+sums are exact in float64 (codes stay far below 2**53), so a requant here equals
+:meth:`swinfpga.fixed.Fmt.requant` on the codes bit for bit.  Rounding/saturation use HGQ2's
+fixed-point quantizer (``quantizers.get_fixed_quantizer``): straight-through gradient for the
+rounding, zero gradient outside the saturation range.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from ..fixed import Fmt
+from ..lut import Lut, SoftmaxSpec
+
+DTYPE = "float64"
+MASK_VALUE = -100.0  # Swin's additive mask for cross-region pairs (float mode)
+
+
+@cache
+def _quantizer(rounding: str, overflow: str) -> Any:
+    from quantizers import get_fixed_quantizer
+
+    return get_fixed_quantizer(rounding, overflow)
+
+
+def quantize(x: Any, fmt: Fmt, training: bool | None = False) -> Any:
+    """Round/saturate real values ``x`` to ``fmt`` (HGQ2 quantizer, STE gradient)."""
+    k, i, f = fmt.kif
+    q = _quantizer(fmt.rounding, fmt.overflow)
+    x = ops.convert_to_tensor(x)
+    kk, ii, ff = (ops.convert_to_tensor(float(v), dtype=x.dtype) for v in (k, i, f))
+    return q(x, kk, ii, ff, training=bool(training))
+
+
+def codes(x: Any, fmt: Fmt) -> Any:
+    """Values already in ``fmt`` -> integer-valued float64 codes."""
+    return x * (2.0**fmt.frac)
+
+
+def ste(forward: Any, surrogate: Any) -> Any:
+    """``forward`` values with the gradient of ``surrogate``."""
+    return surrogate + ops.stop_gradient(forward - surrogate)
+
+
+def lut_lookup(lut: Lut, x: Any) -> Any:
+    """Table lookup of real inputs ``x`` (already in ``lut.in_fmt``) -> real outputs (``lut.out_fmt``)."""
+    c = codes(x, lut.in_fmt)
+    addr = ops.floor((c - lut.offset) / float(2**lut.shift))
+    addr = ops.cast(ops.clip(addr, 0, lut.size - 1), "int32")
+    table = ops.convert_to_tensor(lut.array().astype(np.float64) * lut.out_fmt.lsb, dtype=DTYPE)
+    return ops.take(table, addr, axis=0)
+
+
+def softmax_int(spec: SoftmaxSpec, scores: Any, valid: np.ndarray | None) -> Any:
+    """:func:`swinfpga.lut.softmax_codes` in Keras ops on real score values (``spec.score_fmt``);
+    returns real probabilities (``spec.prob_fmt``).  Integer-valued float64 throughout (exact)."""
+    s = codes(scores, spec.score_fmt)
+    if valid is None:
+        valid = np.ones((1,) * (len(s.shape) - 1) + (spec.n,), dtype=bool)
+    vmask = ops.convert_to_tensor(valid)
+    lo = -(2.0**40)
+    m = ops.max(ops.where(vmask, s, lo), axis=-1, keepdims=True)
+    d = ops.clip(m - s, 0, spec.exp.size - 1)
+    exp_t = ops.convert_to_tensor(spec.exp.array().astype(np.float64), dtype=DTYPE)
+    e = ops.take(exp_t, ops.cast(d, "int32"), axis=0)
+    e = ops.where(vmask, e, 0.0)
+    big_e = spec.exp_frac
+    total = ops.sum(e, axis=-1, keepdims=True)
+    k = ops.zeros_like(total)
+    for j in range(1, spec.max_k + 1):
+        k = k + ops.cast(total >= 2.0 ** (big_e + j), DTYPE)
+    pow_k = ops.power(2.0, k)
+    t_k = ops.floor(total / pow_k)
+    rl = spec.recip
+    addr = ops.clip(ops.floor((t_k - rl.offset) / float(2**rl.shift)), 0, rl.size - 1)
+    rec_t = ops.convert_to_tensor(rl.array().astype(np.float64), dtype=DTYPE)
+    r = ops.take(rec_t, ops.cast(addr, "int32"), axis=0)
+    sh_pow = pow_k * (2.0 ** (big_e + spec.recip_frac - spec.prob_fmt.frac))  # 2**sh, sh >= 1
+    t = e * r
+    if spec.prob_fmt.rounding == "RND":
+        t = t + sh_pow / 2.0
+    p = ops.floor(t / sh_pow)
+    pf = spec.prob_fmt
+    lo_c = -pf.max_code if (pf.overflow == "SAT_SYM" and pf.signed) else pf.min_code
+    p = ops.clip(p, lo_c, pf.max_code)  # prob formats saturate (ufixed<P+1,1,RND,SAT>)
+    return p * pf.lsb
+
+
+def fmt_or_none(d: dict[str, Any] | None) -> Fmt | None:
+    return None if d is None else Fmt.from_json(d)
+
+
+def fmts_to_config(fmts: dict[str, Fmt]) -> dict[str, Any]:
+    return {k: v.to_json() for k, v in fmts.items()}
+
+
+def fmts_from_config(d: dict[str, Any] | None) -> dict[str, Fmt]:
+    return {k: Fmt.from_json(v) for k, v in (d or {}).items()}
+
+
+def as_numpy(x: Any) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(x))

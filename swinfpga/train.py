@@ -1,0 +1,209 @@
+"""``swinfpga train``: train a reference model on scikit-learn's digits and convert it to IR.
+
+Pipeline: float pre-training (BatchNorm/LayerNorm in float, Swin math) -> calibration (formats per
+tensor from the observed float ranges on the training split; weights/activations 8 bits, biases 12)
+-> quantization-aware fine-tuning (HGQ2 quantizers, BatchNorm folded with frozen statistics,
+integer softmax/LUTs with straight-through float gradients) -> IR through the Keras front end ->
+golden-model accuracy.  Writes ``model.keras``, ``model.json`` (IR) and ``metrics.json``::
+
+    {"accuracy": {"float": f, "quantized": f, "golden": f}, "test_samples": n, ...}
+
+``float`` is the float model before QAT, ``quantized`` the quantized Keras model, ``golden`` the IR
+run by :func:`swinfpga.golden.run` on the same test split (they agree bit for bit;
+``keras_golden_mismatches`` counts differing logit codes).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TRAINABLE = ("swin-digits", "swin-digits-ln", "swin-free-digits")
+
+
+class TrainError(RuntimeError):
+    """Training cannot start (unknown model, existing output directory)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Schedule: ``float_epochs`` at ``lr`` (cosine decay), then ``qat_epochs`` at ``qat_lr``."""
+
+    float_epochs: int = 150
+    qat_epochs: int = 40
+    batch: int = 64
+    lr: float = 2e-3
+    qat_lr: float = 2e-4
+    weight_decay: float = 1e-4
+    augment_shift: int = 1  # random +-1 pixel translation of the training images
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    metrics: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _config(epochs: int | None) -> TrainConfig:
+    if epochs is None:
+        return TrainConfig()
+    e = max(1, int(epochs))
+    return TrainConfig(float_epochs=e, qat_epochs=max(1, e // 4))
+
+
+def _shift_augment(x: np.ndarray, rng: np.random.Generator, s: int) -> np.ndarray:
+    """Random integer translation by up to ``s`` pixels (zero fill), per image."""
+    if s <= 0:
+        return x
+    out = np.zeros_like(x)
+    h, w = x.shape[1:3]
+    dy = rng.integers(-s, s + 1, len(x))
+    dx = rng.integers(-s, s + 1, len(x))
+    for i in range(len(x)):
+        ys, yd = (slice(0, h - dy[i]), slice(dy[i], h)) if dy[i] >= 0 else (slice(-dy[i], h), slice(0, h + dy[i]))
+        xs, xd = (slice(0, w - dx[i]), slice(dx[i], w)) if dx[i] >= 0 else (slice(-dx[i], w), slice(0, w + dx[i]))
+        out[i, yd, xd] = x[i, ys, xs]
+    return out
+
+
+def _fit(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, cfg: TrainConfig, seed: int,
+         progress: Callable[[str], None], tag: str) -> None:
+    import keras
+
+    steps = int(np.ceil(len(x) / cfg.batch))
+    sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps), alpha=0.02)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(sched, weight_decay=cfg.weight_decay),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    rng = np.random.default_rng(seed)
+    # all epochs' shuffled, augmented copies up front: one fit() call (per-call overhead dominates)
+    order = [rng.permutation(len(x)) for _ in range(epochs)]
+    xa = np.concatenate([_shift_augment(x[o], rng, cfg.augment_shift) for o in order])
+    ya = np.concatenate([y[o] for o in order])
+    t0 = time.perf_counter()
+    every = max(1, epochs // 5)
+
+    class _Log(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ep = 0
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            if (batch + 1) % steps and batch + 1 != len(xa) // cfg.batch + bool(len(xa) % cfg.batch):
+                return
+            self.ep += 1
+            if self.ep % every == 0 or self.ep == epochs:
+                lg = logs or {}
+                progress(f"{tag}: epoch {self.ep}/{epochs} loss {lg.get('loss', float('nan')):.4f} "
+                         f"acc {lg.get('accuracy', float('nan')):.4f} ({time.perf_counter() - t0:.0f}s)")
+
+    model.fit(xa, ya, batch_size=cfg.batch, epochs=1, verbose=0, shuffle=False, callbacks=[_Log()])
+
+
+def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(logits, axis=-1) == y))
+
+
+def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int = 0, force: bool = False,
+          progress: Callable[[str], None] = print) -> TrainResult:
+    """Train reference model ``name`` and write ``out_dir`` (see module docstring).
+
+    ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 150 + 40.
+    An existing ``out_dir`` is refused unless ``force``."""
+    from .models import get_spec
+
+    if name not in TRAINABLE:
+        raise TrainError(f"cannot train {name!r}: trainable reference models are {', '.join(TRAINABLE)}")
+    spec = get_spec(name)
+    out = Path(out_dir).resolve()
+    if out.exists() and not force:
+        raise TrainError(f"{out} exists; pass --force to replace it (nothing was written)")
+    cfg = _config(epochs)
+
+    import keras
+
+    from . import golden
+    from .data import digits_split
+    from .frontend.keras import from_keras_model
+    from .keras.model import build_model, calibrate, predict_quantized, set_quantized, widen_saturated_weights
+
+    times: dict[str, float] = {}
+    keras.utils.set_random_seed(seed)
+    d = digits_split()
+    lsb = spec.in_fmt.lsb
+    xtr, xte = d.x_train * lsb, d.x_test * lsb  # real pixel values (codes of ufixed<5,1>)
+    model = build_model(spec)
+
+    t0 = time.perf_counter()
+    progress(f"{name}: float pre-training, {cfg.float_epochs} epochs on {len(xtr)} images")
+    _fit(model, xtr, d.y_train, cfg.float_epochs, cfg.lr, cfg, seed, progress, "float")
+    times["float"] = time.perf_counter() - t0
+    acc_float = _accuracy(predict_quantized(model, xte), d.y_test)
+    progress(f"{name}: float test accuracy {acc_float:.4f}")
+
+    t0 = time.perf_counter()
+    fmts = calibrate(model, xtr)
+    set_quantized(model, True)
+    times["calibrate"] = time.perf_counter() - t0
+    progress(f"{name}: calibrated {len(fmts)} formats; quantized accuracy before QAT "
+             f"{_accuracy(predict_quantized(model, xte), d.y_test):.4f}")
+
+    t0 = time.perf_counter()
+    _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "QAT")
+    widened = widen_saturated_weights(model)
+    if widened:
+        progress(f"{name}: widened {len(widened)} weight formats that saturated after QAT: {'; '.join(widened)}")
+    times["qat"] = time.perf_counter() - t0
+
+    logits_q = predict_quantized(model, xte)
+    acc_q = _accuracy(logits_q, d.y_test)
+    ir = from_keras_model(model, name=name)
+    ir = type(ir)(ir.name, ir.nodes, ir.output, {**ir.meta, "spec": name, "seed": seed,
+                                                   "data": "sklearn digits, stratified 80/20, seed 0"})
+    t0 = time.perf_counter()
+    res = golden.run(ir, d.x_test)
+    times["golden"] = time.perf_counter() - t0
+    out_fmt = ir.infer()[ir.output].fmt
+    k_codes = np.round(np.ldexp(logits_q, out_fmt.frac)).astype(np.int64)
+    mism = int(np.count_nonzero(k_codes != res.output))
+    acc_g = _accuracy(res.output, d.y_test)
+    metrics: dict[str, Any] = {
+        "accuracy": {"float": acc_float, "quantized": acc_q, "golden": acc_g},
+        "test_samples": int(len(d.y_test)),
+        "keras_golden_mismatches": mism,
+        "keras_golden_elements": int(res.output.size),
+        "overflow": {k: v for k, v in res.overflow.items() if v},
+        "epochs": {"float": cfg.float_epochs, "qat": cfg.qat_epochs},
+        "seed": seed,
+        "train_seconds": {k: round(v, 1) for k, v in times.items()},
+    }
+    progress(f"{name}: accuracy float {acc_float:.4f} quantized {acc_q:.4f} golden {acc_g:.4f}; "
+             f"keras vs golden mismatching logit codes: {mism}/{res.output.size}")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        model.save(stage / "model.keras")
+        ir.save(stage / "model.json")
+        (stage / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        stage.rename(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return TrainResult(out, metrics, times)
+
+
+__all__ = ["train", "TrainResult", "TrainConfig", "TrainError", "TRAINABLE"]
