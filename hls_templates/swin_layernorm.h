@@ -1,0 +1,56 @@
+// swinfpga HLS templates: integer LayerNorm with an rsqrt lookup table.
+//   mean = requant(sum(x) * inv_c, mean_t);  d = x - mean (exact)
+//   var  = requant(sum(d*d) * inv_c, var_t); rs = RSQRT[var]
+//   y    = requant(d * rs, norm_t);          out = requant(y * gamma + beta, out_t)
+// inv_c = round(2^inv_frac / C) arrives as a code of inv_t.
+#ifndef SWIN_LAYERNORM_H_
+#define SWIN_LAYERNORM_H_
+
+#include "swin_common.h"
+
+namespace swin {
+
+// LN: C, inv_t, inv_code, sum_t, mean_t, d_t, ss_t, var_t, rsqrt_lut, norm_t, g_t, b_t, gacc_t, out_t.
+template <class x_T, class y_T, class LN, class GC, class BC, class TC>
+void layernorm_token(const x_T x[LN::C], y_T y[LN::C], const GC gamma[LN::C], const BC beta[LN::C],
+                     const TC rsqrt_table[]) {
+    #pragma HLS INLINE
+    const typename LN::inv_t inv = from_code<typename LN::inv_t>(LN::inv_code);
+    typename LN::sum_t sum = 0;
+Sum:
+    for (int c = 0; c < LN::C; c++)
+        sum += x[c];
+    typename LN::mean_t mean = sum * inv;
+    typename LN::d_t d[LN::C];
+    #pragma HLS ARRAY_PARTITION variable=d complete
+    typename LN::ss_t ss = 0;
+Var:
+    for (int c = 0; c < LN::C; c++) {
+        d[c] = x[c] - mean;
+        ss += d[c] * d[c];
+    }
+    typename LN::var_t var = ss * inv;
+    typename LN::rsqrt_lut::out_t rs = lut_lookup<typename LN::rsqrt_lut>(code_of(var), rsqrt_table);
+Out:
+    for (int c = 0; c < LN::C; c++) {
+        typename LN::norm_t n = d[c] * rs;
+        typename LN::gacc_t a = n * from_code<typename LN::g_t>(gamma[c]);
+        a += from_code<typename LN::b_t>(beta[c]);
+        y[c] = (y_T)a;
+    }
+}
+
+template <class data_T, class res_T, class CFG, class GC, class BC, class TC>
+void layernorm(const data_T x[CFG::tokens * CFG::ln::C], res_T y[CFG::tokens * CFG::ln::C], const GC gamma[],
+               const BC beta[], const TC rsqrt_table[]) {
+    const int C = CFG::ln::C;
+Tokens:
+    for (int t = 0; t < CFG::tokens; t++) {
+        #pragma HLS PIPELINE II=CFG::reuse
+        layernorm_token<data_T, res_T, typename CFG::ln>(&x[t * C], &y[t * C], gamma, beta, rsqrt_table);
+    }
+}
+
+} // namespace swin
+
+#endif

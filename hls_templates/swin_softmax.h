@@ -1,0 +1,86 @@
+// swinfpga HLS templates: integer softmax by exp and reciprocal lookup tables (swinfpga.lut).
+//
+//   m = max(s[j], valid j); e[j] = valid ? EXP[min(m - s[j], size-1)] : 0      (codes, frac E)
+//   S = sum e; k = #{j in 1..max_k : S >= 2^(E+j)}; r = RECIP[((S >> k) - 2^E) >> (E-B)]  (frac R)
+//   p[j] = sat(round_half_up(e[j] * r / 2^(E + R + k - P)))                      (prob_t, frac P)
+// The tables are generated headers (codes); nothing is computed here at start-up.
+#ifndef SWIN_SOFTMAX_H_
+#define SWIN_SOFTMAX_H_
+
+#include "swin_common.h"
+
+namespace swin {
+
+// SM: n, score_t, exp_t, prob_t, E (exp frac), R (recip frac), P (prob frac), max_k, sum_w (bits of
+// S codes), prob_rnd (1: AP_RND), prob_sat (1: saturate), exp_lut, recip_lut (lookup structs).
+template <class SM, class EC, class RC>
+void softmax_row(const typename SM::score_t s[SM::n], const bool valid[SM::n], typename SM::prob_t p[SM::n],
+                 const EC exp_table[SM::exp_lut::size], const RC recip_table[SM::recip_lut::size]) {
+    typedef ap_int<SM::score_t::width + 2> sc_t;
+    typedef ap_uint<SM::sum_w> sum_t;
+    typedef ap_uint<SM::E + SM::R + 3> prod_t;
+    sc_t m = 0;
+    bool any = false;
+Max:
+    for (int j = 0; j < SM::n; j++) {
+        sc_t c = code_of(s[j]);
+        if (valid[j] && (!any || c > m)) {
+            m = c;
+            any = true;
+        }
+    }
+    ap_uint<SM::E + 1> e[SM::n];
+    #pragma HLS ARRAY_PARTITION variable=e complete
+    sum_t total = 0;
+Exp:
+    for (int j = 0; j < SM::n; j++) {
+        sc_t d = m - code_of(s[j]);
+        typename SM::exp_lut::out_t ev = lut_lookup<typename SM::exp_lut>(d, exp_table);
+        e[j] = valid[j] ? ap_uint<SM::E + 1>(code_of(ev)) : ap_uint<SM::E + 1>(0);
+        total += e[j];
+    }
+    int k = 0;
+Norm:
+    for (int j = 1; j <= SM::max_k; j++) {
+        if (total >= (sum_t(1) << (SM::E + j)))
+            k++;
+    }
+    sum_t sn = total >> k;
+    ap_uint<SM::R + 1> r = code_of(lut_lookup<typename SM::recip_lut>(sn, recip_table));
+    const int sh = SM::E + SM::R + k - SM::P;
+Out:
+    for (int j = 0; j < SM::n; j++) {
+        prod_t t = prod_t(e[j]) * prod_t(r);
+        if (SM::prob_rnd)
+            t += prod_t(1) << (sh - 1);
+        t >>= sh;
+        if (SM::prob_sat && t > SM::prob_max)
+            t = SM::prob_max;
+        p[j] = from_code<typename SM::prob_t>(t);
+    }
+}
+
+// Standalone softmax-LUT layer: `rows` independent rows of n scores, all valid.
+template <class data_T, class res_T, class CFG, class EC, class RC>
+void softmax_lut(const data_T x[CFG::rows * CFG::n], res_T y[CFG::rows * CFG::n], const EC exp_table[],
+                 const RC recip_table[]) {
+    typedef typename CFG::sm SM;
+    bool valid[SM::n];
+    for (int j = 0; j < SM::n; j++)
+        valid[j] = true;
+Rows:
+    for (int r = 0; r < CFG::rows; r++) {
+        #pragma HLS PIPELINE II=CFG::reuse
+        typename SM::score_t s[SM::n];
+        typename SM::prob_t p[SM::n];
+        for (int j = 0; j < SM::n; j++)
+            s[j] = x[r * SM::n + j];
+        softmax_row<SM>(s, valid, p, exp_table, recip_table);
+        for (int j = 0; j < SM::n; j++)
+            y[r * SM::n + j] = p[j];
+    }
+}
+
+} // namespace swin
+
+#endif
