@@ -8,15 +8,18 @@ so re-verifying an unchanged project does not recompile.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
+import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from ...manifest import Project
 from ...verify import CsimReport, Mismatch, compare_codes
 from .plan import LayerPlan, plan_model
 
+SETTINGS = "swinfpga_hls.json"  # written next to build_prj.tcl: how the project was generated
 STACK_BYTES = 1 << 30  # io_parallel keeps whole feature maps on the stack (56x56x96 maps: MBs each)
 
 
@@ -129,6 +133,22 @@ def _big_stack(fn: Callable[[], Any]) -> Any:
     return box["v"]
 
 
+@contextlib.contextmanager
+def _no_keras_import() -> Iterator[None]:
+    """hls4ml's YAML writer imports Keras only to register a representer for Keras models (our configs
+    hold none); that import costs tens of seconds.  Make it fail fast (hls4ml catches the error) unless
+    Keras is already loaded."""
+    if "keras" in sys.modules:
+        yield
+        return
+    sys.modules["keras"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.modules.get("keras", 0) is None:
+            del sys.modules["keras"]
+
+
 def write_hls_project(model: Model, board: Board, out_dir: Path, reuse_factor: int = 1,
                       backend: str = "Vitis") -> None:
     """Write the hls4ml project of ``model`` (``build_prj.tcl``, ``firmware/``, ...) into ``out_dir``."""
@@ -136,7 +156,12 @@ def write_hls_project(model: Model, board: Board, out_dir: Path, reuse_factor: i
 
     plans = plan_model(model, reuse_factor)
     g = build_graph(plans, Path(out_dir), board.part, board.clock_ns, backend, reuse_factor)
-    g.write()
+    with _no_keras_import():
+        g.write()
+    st = {"reuse_factor": int(reuse_factor), "backend": backend, "part": board.part, "clock_ns": board.clock_ns,
+          "board": board.name, "project": g.config.get_project_name(),
+          "layers": {p.name: p.ir_name for p in plans}}
+    (Path(out_dir) / SETTINGS).write_text(json.dumps(st, indent=1))
 
 
 def _source_hash(prj: Path) -> str:
@@ -164,36 +189,47 @@ def compile_model(model: Model, reuse_factor: int = 1, backend: str = "Vitis", p
 
 
 def _compile_plans(plans: list[LayerPlan], reuse_factor: int, backend: str, part: str, clock_ns: float,
-                   progress: Callable[[str], None]) -> CompiledModel:
+                   progress: Callable[[str], None], src_dir: Path | None = None) -> CompiledModel:
+    """Build the C-sim library of freshly written sources, or of a copy of ``src_dir`` (a written
+    project), unless the cache already holds the library of identical sources."""
     from .graph import build_graph
 
     root = cache_root() / "csim"
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="prj-", dir=root))
-    g = build_graph(plans, work, part, clock_ns, backend, reuse_factor)
-    g.write()
-    key = _source_hash(work)
-    entry = root / key
-    lib = entry / "lib.so"
-    t0 = time.perf_counter()
-    if lib.exists():
-        progress(f"C-sim library cached ({key[:12]})")
+    try:
+        g = build_graph(plans, work, part, clock_ns, backend, reuse_factor)
+        if src_dir is None:
+            with _no_keras_import():
+                g.write()
+        else:
+            shutil.copytree(src_dir, work, dirs_exist_ok=True)
+            m = re.search(r"LIB_STAMP=(\S+)", (work / "build_lib.sh").read_text())
+            if m is None:
+                raise RuntimeError(f"{src_dir}/build_lib.sh has no LIB_STAMP: not an hls4ml project")
+            g.config.config["Stamp"] = m.group(1)
+        key = _source_hash(work)
+        entry = root / key
+        lib = entry / "lib.so"
+        t0 = time.perf_counter()
+        if lib.exists():
+            progress(f"C-sim library cached ({key[:12]})")
+            cached = True
+        else:
+            progress("C-sim: compiling with g++ through hls4ml")
+            g._compile()  # hls4ml: ./build_lib.sh in the written project
+            built = work / "firmware" / f"{g.config.get_project_name()}-{g.config.get_config_value('Stamp')}.so"
+            tmp = root / f".{key}.tmp-{os.getpid()}"
+            tmp.mkdir(exist_ok=True)
+            shutil.copy2(built, tmp / "lib.so")
+            try:
+                tmp.rename(entry)
+            except OSError:  # another process stored it first
+                shutil.rmtree(tmp, ignore_errors=True)
+            cached = False
+        secs = time.perf_counter() - t0
+    finally:
         shutil.rmtree(work, ignore_errors=True)
-        cached = True
-    else:
-        progress("C-sim: compiling with g++ through hls4ml")
-        g._compile()  # hls4ml: ./build_lib.sh (the project was just written)
-        built = Path(work) / "firmware" / f"{g.config.get_project_name()}-{g.config.get_config_value('Stamp')}.so"
-        tmp = root / f".{key}.tmp-{os.getpid()}"
-        tmp.mkdir(exist_ok=True)
-        shutil.copy2(built, tmp / "lib.so")
-        try:
-            tmp.rename(entry)
-        except OSError:  # another process stored it first
-            shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
-        cached = False
-    secs = time.perf_counter() - t0
     g._top_function_lib = ctypes.cdll.LoadLibrary(str(lib))
     return CompiledModel(g, plans, lib, cached, secs)
 
@@ -207,9 +243,13 @@ def verify_csim(project: Project, n: int | None = None,
     x, y = project.vectors()
     if n is not None:
         x, y = x[:n], y[:n]
-    rf = int(project.manifest.extra.get("reuse_factor", 1))
-    cm = compile_model(model, reuse_factor=rf, part=project.manifest.part,
-                       clock_ns=1000.0 / project.manifest.clock_mhz, progress=progress)
+    hls = project.hls_dir
+    if hls is None or not (hls / SETTINGS).exists():
+        raise FileNotFoundError(f"{project.root} has no hls4ml project written by swinfpga; convert with HLS enabled")
+    st = json.loads((hls / SETTINGS).read_text())
+    plans = plan_model(model, int(st["reuse_factor"]))
+    cm = _compile_plans(plans, int(st["reuse_factor"]), st["backend"], st["part"], float(st["clock_ns"]), progress,
+                        src_dir=hls)
     t0 = time.perf_counter()
     progress(f"C-sim: predicting {x.shape[0]} samples")
     got = cm.predict_codes(x)
