@@ -86,7 +86,7 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
                   progress: Callable[[str], None] = lambda s: None) -> BuiltSegment:
     """Trace + pipeline + emit one segment, or load it from the cache (keyed by content hash)."""
     from .trace import TracedUnit, trace_segment
-    from .verilog import segment_wrapper, unit_rtl
+    from .verilog import UnitRtl, segment_wrapper, unit_rtl
 
     key = segment_hash(seg, cutoff, unit_name)
     d = cache_root() / "rtl" / key[:24]
@@ -107,7 +107,6 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
                 "in_kif": unit.in_kif, "out_kif": unit.out_kif, "out_const": unit.out_const,
                 "files": sorted(urtl.files), "mems": sorted(urtl.mems)}
         (tmp / "meta.json").write_text(json.dumps(meta))
-        (tmp / "wrapper.v").write_text(segment_wrapper(seg, unit, urtl, wrapper_name))
         if d.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -118,13 +117,14 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
         progress(f"RTL: {seg.name} from cache {d}")
     meta = json.loads(meta_p.read_text())
     files = {k: (d / "src" / f"{k}.v").read_text() for k in meta["files"]}
-    files[wrapper_name] = (d / "wrapper.v").read_text()
     mems = {k: (d / "src" / k).read_text() for k in meta["mems"]}
-    _ = TracedUnit
+    in_kif = tuple(tuple(k) for k in meta["in_kif"])
+    out_kif = tuple(tuple(k) for k in meta["out_kif"])
+    stub = TracedUnit(None, in_kif, out_kif, tuple(meta["out_const"]), {})
+    files[wrapper_name] = segment_wrapper(seg, stub, UnitRtl(unit_name, {}, {}, int(meta["stages"])), wrapper_name)
     return BuiltSegment(
         seg, unit_name, wrapper_name, int(meta["stages"]), float(meta["cost"]), dict(meta["node_latency"]),
-        tuple(tuple(k) for k in meta["in_kif"]), tuple(tuple(k) for k in meta["out_kif"]),
-        tuple(meta["out_const"]), files, mems, d / "comb.json", cached,
+        in_kif, out_kif, tuple(meta["out_const"]), files, mems, d / "comb.json", cached,
     )
 
 

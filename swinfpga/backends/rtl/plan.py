@@ -175,9 +175,9 @@ def _make_segment(name: str, src: str, seg_nodes: tuple[N.Node, ...], info: dict
         raise N.IRError(f"{name}: pooling needs the whole token map in one group")
     # input indices per group
     if len(in_info.shape) == 3:
-        hi, wi, ci = in_info.shape
+        _, wi, ci = in_info.shape
     else:
-        hi, wi, ci = 1, 1, in_info.shape[0]
+        wi, ci = 1, in_info.shape[0]
 
     def flat(r: int, c: int, ch: int) -> int:
         return (r * wi + c) * ci + ch

@@ -59,6 +59,19 @@ def verilator_env(jobs: int = 2) -> dict[str, str]:
     return env
 
 
+def _verilator_runner() -> Any:
+    """cocotb's Verilator runner without ``--public-flat-rw``: the top ports carry
+    ``public_flat_rw`` metacomments instead, so Verilator can optimize the unrolled netlist."""
+    from cocotb_tools.runner import Verilator
+
+    class _Lean(Verilator):
+        def _build_command(self) -> list:
+            cmds = super()._build_command()
+            return [[a for a in c if a != "--public-flat-rw"] if isinstance(c, list) else c for c in cmds]
+
+    return _Lean()
+
+
 def tool_available(simulator: str) -> bool:
     if simulator == "icarus":
         return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
@@ -99,7 +112,7 @@ def run_cocotb(rtl_dir: Path, project_dir: Path, simulator: str, variants: list[
     stamp = bdir / "BUILD_OK"
     env_saved = dict(os.environ)
     env = verilator_env() if simulator == "verilator" else dict(os.environ)
-    runner = get_runner(simulator)
+    runner = _verilator_runner() if simulator == "verilator" else get_runner(simulator)
     t0 = time.perf_counter()
     cached = stamp.exists()
     try:
@@ -129,6 +142,10 @@ def run_cocotb(rtl_dir: Path, project_dir: Path, simulator: str, variants: list[
         (run_dir / "result.json").unlink(missing_ok=True)
         pp = os.pathsep.join([str(sim_dir()), str(Path(__file__).resolve().parents[3]), env.get("PYTHONPATH", "")])
         progress(f"RTL sim: running {', '.join(v['name'] for v in variants)} on {simulator}")
+        import sys
+
+        sys_path = list(sys.path)
+        sys.path[:0] = [str(sim_dir()), str(Path(__file__).resolve().parents[3])]
         try:
             runner.test(test_module="test_swinfpga", hdl_toplevel=top, build_dir=bdir, test_dir=run_dir,
                         extra_env={"SWINFPGA_TB": str(run_dir / "tb.json"), "PYTHONPATH": pp},
@@ -138,12 +155,15 @@ def run_cocotb(rtl_dir: Path, project_dir: Path, simulator: str, variants: list[
                 log = run_dir / "sim.log"
                 tail = log.read_text()[-3000:] if log.exists() else ""
                 raise SimError(f"{simulator} simulation failed: {e}\n{tail}") from e
+        finally:
+            sys.path[:] = sys_path
         t2 = time.perf_counter()
     finally:
         os.environ.clear()
         os.environ.update(env_saved)
     if not (run_dir / "result.json").exists():
         log = run_dir / "sim.log"
-        raise SimError(f"{simulator}: no testbench result; see {log}\n" + (log.read_text()[-3000:] if log.exists() else ""))
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        raise SimError(f"{simulator}: no testbench result; see {log}\n{tail}")
     results = json.loads((run_dir / "result.json").read_text())
     return SimRun(simulator, results, 0.0 if cached else t1 - t0, t2 - t1, cached)

@@ -75,8 +75,8 @@ def lut_apply(var: Any, lut: Lut) -> Any:
     if lut.offset:
         var = var - lut.offset * lsb
     if lut.shift:
-        var = var.quantize(1 if var.low < 0 else 0, max(1, math.ceil(math.log2(float(max(abs(var.low), abs(var.high))) + 1))
-                                                       + 1), lut.in_fmt.frac - lut.shift, "WRAP", "TRN")
+        ib = max(1, math.ceil(math.log2(float(max(abs(var.low), abs(var.high))) + 1)) + 1)
+        var = var.quantize(1 if var.low < 0 else 0, ib, lut.in_fmt.frac - lut.shift, "WRAP", "TRN")
     table = lut.array()
     out_lsb = lut.out_fmt.lsb
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ...ir import atomic_write_text
 from ...manifest import Project
 from ...verify import Mismatch, RtlReport, compare_codes
 from .build import RTL_JSON, build_model, check_traced
@@ -51,6 +52,12 @@ def verify_rtl(project: Project, simulator: str | None = None, n: int | None = N
         total += cnt
         first.extend(f)
     s = run.results[0]
+    summary = {"simulator": sim, "mismatches": total, "samples": int(s["samples"]),
+               "latency_cycles": int(s["latency_cycles"]), "ii_cycles": int(s["ii_cycles"]),
+               "variants": [r["variant"] for r in run.results],
+               "runs": [{k: v for k, v in r.items() if k != "got"} for r in run.results],
+               "build_seconds": run.build_seconds, "run_seconds": run.run_seconds}
+    atomic_write_text(rtl_dir / "sim_result.json", json.dumps(summary, indent=1))
     return RtlReport(
         mismatches=total, samples=int(s["samples"]), latency_cycles=int(s["latency_cycles"]),
         ii_cycles=int(s["ii_cycles"]), simulator=sim, first=tuple(first[:10]),

@@ -1,0 +1,183 @@
+"""``swinfpga report DIR``: latency (cycles, ns), II, per-layer cycles and resources of a project,
+written as ``report.md``, ``report.json`` and ``report.png`` into the project directory.
+
+Latency/II come from the last RTL simulation (``rtl/sim_result.json``, written by
+``swinfpga verify --rtl``) or, if there is none, from the structure recorded in ``rtl/rtl.json``
+(labelled *predicted*).  Resources come from Vivado/Vitis reports where present (hls4ml's report
+reader), else from Yosys ``synth_xilinx -family xcup`` per RTL segment (labelled *estimate*);
+a segment Yosys does not finish in time falls back to da4ml's LUT-equivalent cost (labelled).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..boards import load_board
+from ..ir import atomic_write_text
+from ..manifest import Project
+
+YOSYS_TIMEOUT = float(os.environ.get("SWINFPGA_YOSYS_TIMEOUT", "1500"))
+
+
+@dataclass
+class Report:
+    """What ``swinfpga report`` prints (``markdown``) and writes (``data`` as JSON, a PNG)."""
+
+    markdown: str
+    data: dict[str, Any] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+
+def _vivado_resources(proj: Project) -> dict[str, Any] | None:
+    """Vivado/Vitis HLS report numbers through hls4ml's reader, if such reports exist."""
+    hd = proj.hls_dir
+    if hd is None or not hd.exists():
+        return None
+    if not any(hd.rglob("*_csynth.xml")) and not any(hd.rglob("vivado_synth.rpt")):
+        return None
+    try:
+        from hls4ml.report import parse_vivado_report
+
+        rep = parse_vivado_report(str(hd))
+    except Exception as e:  # pragma: no cover - needs Vivado output
+        return {"source": "vivado", "error": str(e)}
+    return {"source": "vivado", "report": rep}
+
+
+def yosys_resources(proj: Project, progress: Callable[[str], None], timeout: float = YOSYS_TIMEOUT) -> dict[str, Any]:
+    """Per-segment Yosys estimates (cached by content hash) and their sum."""
+    from .yosys import run_yosys
+
+    rtl_dir = proj.rtl_dir
+    assert rtl_dir is not None
+    rtl = json.loads((rtl_dir / "rtl.json").read_text())
+    sources = sorted(rtl_dir.glob("*.v"))
+    segs = []
+    total = {"lut": 0, "ff": rtl["ports"]["in_data"]["width"] + 1, "dsp": 0, "bram36": 0.0, "uram": 0}
+    complete = True
+    for s in rtl["segments"]:
+        progress(f"Yosys: synth_xilinx -family xcup on {s['module']} (timeout {timeout:.0f}s; cached by hash)")
+        r = run_yosys(sources, s["module"], timeout=timeout, mem_dir=rtl_dir)
+        row = {"segment": s["name"], "module": s["module"], "status": r.status, "seconds": round(r.seconds, 1),
+               "lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram36": r.bram36, "uram": r.uram, "carry": r.carry,
+               "lutram": r.lutram, "da4ml_cost": s.get("da4ml_cost"), "cached": r.cached}
+        if r.status == "ok":
+            for k in ("lut", "ff", "dsp", "bram36", "uram"):
+                total[k] += row[k]
+        else:
+            complete = False
+            row["fallback"] = "da4ml cost (LUT-equivalents)"
+            total["lut"] += int(s.get("da4ml_cost") or 0)
+        segs.append(row)
+    return {"source": "yosys synth_xilinx -family xcup (estimate)", "segments": segs, "total": total,
+            "complete": complete}
+
+
+def _plot(path: Path, layer_cycles: dict[str, int], util: dict[str, float], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [3, 1]})
+    names = [k for k, v in layer_cycles.items() if v]
+    vals = [layer_cycles[k] for k in names]
+    a1.barh(range(len(names)), vals, color="tab:blue")
+    a1.set_yticks(range(len(names)), names, fontsize=7)
+    a1.invert_yaxis()
+    a1.set_xlabel("clock cycles")
+    a1.set_title(f"{title}: where the cycles go (total {sum(layer_cycles.values())})")
+    ks = list(util)
+    a2.bar(ks, [util[k] for k in ks], color="tab:orange")
+    a2.set_ylabel("% of board")
+    a2.set_title("utilization (estimate)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: None) -> Report:
+    """Build the report for the project at ``project_dir`` (see module docstring)."""
+    proj = Project.open(project_dir)
+    man = proj.manifest
+    board = load_board(man.board)
+    clk = man.clock_mhz
+    data: dict[str, Any] = {"model": man.model, "board": board.name, "part": board.part, "clock_mhz": clk}
+    lines = [f"# {man.model} on {board.title} ({board.part}) at {clk:g} MHz", ""]
+    rtl_dir = proj.rtl_dir
+    rtl = json.loads((rtl_dir / "rtl.json").read_text()) if rtl_dir and (rtl_dir / "rtl.json").exists() else None
+    sim = None
+    if rtl_dir and (rtl_dir / "sim_result.json").exists():
+        sim = json.loads((rtl_dir / "sim_result.json").read_text())
+    layer_cycles: dict[str, int] = {}
+    if rtl is not None:
+        layer_cycles = {k: int(v) for k, v in rtl["layer_cycles"].items()}
+        if sim is not None:
+            lat, ii, src = int(sim["latency_cycles"]), int(sim["ii_cycles"]), f"RTL simulation ({sim['simulator']})"
+        else:
+            lat, ii = int(rtl["predicted"]["latency_cycles"]), int(rtl["predicted"]["ii_cycles"])
+            src = "predicted from the RTL structure (run `swinfpga verify DIR --rtl` to measure)"
+        data["latency"] = {"cycles": lat, "ns": lat * 1000.0 / clk, "ii_cycles": ii, "ii_ns": ii * 1000.0 / clk,
+                           "source": src, "layer_cycles": layer_cycles}
+        if sim is not None:
+            data["rtl_sim"] = sim
+        lines += ["## Latency (open RTL)", "",
+                  "| quantity | cycles | ns |", "|---|---:|---:|",
+                  f"| latency (first input accepted -> output) | {lat} | {lat * 1000.0 / clk:.1f} |",
+                  f"| initiation interval | {ii} | {ii * 1000.0 / clk:.1f} |", "",
+                  f"Source: {src}.  Throughput {clk * 1e6 / ii / 1e6:.1f} M samples/s." if ii else f"Source: {src}.",
+                  ""]
+        if sim is not None:
+            lines += [f"RTL == golden: {sim['mismatches']} mismatching codes on {sim['samples']} samples "
+                      f"({sim['simulator']}; variants {', '.join(sim.get('variants', []))}).", ""]
+        lines += ["### Where the cycles go (pipeline stages per layer)", "", "| layer | cycles |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in layer_cycles.items()]
+        lines += [f"| **total** | **{sum(layer_cycles.values())}** |", ""]
+        lines += ["Segments (one da4ml-traced unit each, fed one window per clock):", "",
+                  "| segment | nodes | groups | unit stages | da4ml cost (LUT-eq) |", "|---|---|---:|---:|---:|"]
+        for s in rtl["segments"]:
+            lines.append(f"| {s['name']} | {', '.join(s['nodes'])} | {s['groups']} | {s['unit_stages']} | "
+                         f"{s['da4ml_cost']:.0f} |")
+        lines.append("")
+    # resources
+    res_src: dict[str, Any] | None = _vivado_resources(proj)
+    util: dict[str, float] = {}
+    if res_src is None and rtl is not None:
+        res_src = yosys_resources(proj, progress)
+        tot = res_src["total"]
+        avail = asdict(board.resources)
+        util = {k.upper(): 100.0 * float(tot[k]) / avail[k] for k in ("lut", "ff", "dsp", "bram36") if avail.get(k)}
+        lines += ["## Resources (ESTIMATE: Yosys synth_xilinx -family xcup, not Vivado)", "",
+                  "| resource | used (estimate) | available | utilization |", "|---|---:|---:|---:|"]
+        for k in ("lut", "ff", "dsp", "bram36"):
+            lines.append(f"| {k.upper()} | {tot[k]:,.0f} | {avail[k]:,} | {100.0 * float(tot[k]) / avail[k]:.2f}% |")
+        lines += ["", "| segment | status | LUT | FF | DSP | BRAM36 | CARRY8 | Yosys s |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for s in res_src["segments"]:
+            lines.append(f"| {s['segment']} | {s['status']} | {s['lut']:,} | {s['ff']:,} | {s['dsp']} | "
+                         f"{s['bram36']} | {s['carry']:,} | {s['seconds']} |")
+        if not res_src["complete"]:
+            lines += ["", "Segments marked other than `ok` did not finish in Yosys within the timeout; their LUT "
+                      "count in the total is da4ml's LUT-equivalent cost instead."]
+        lines.append("")
+    elif res_src is not None:
+        dump = json.dumps(res_src, indent=1, default=str)[:4000]
+        lines += ["## Resources (Vivado/Vitis HLS reports)", "", "```", dump, "```", ""]
+    data["resources"] = res_src
+    data["utilization_pct"] = util
+    md = "\n".join(lines)
+    root = Path(project_dir)
+    atomic_write_text(root / "report.md", md)
+    atomic_write_text(root / "report.json", json.dumps(data, indent=1, default=str))
+    files = ["report.md", "report.json"]
+    try:
+        _plot(root / "report.png", layer_cycles, util, man.model)
+        files.append("report.png")
+    except ImportError:  # pragma: no cover
+        progress("matplotlib missing: no report.png")
+    return Report(md, data, files)
