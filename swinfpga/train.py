@@ -37,8 +37,8 @@ class TrainError(RuntimeError):
 class TrainConfig:
     """Schedule: ``float_epochs`` at ``lr`` (cosine decay), then ``qat_epochs`` at ``qat_lr``."""
 
-    float_epochs: int = 150
-    qat_epochs: int = 40
+    float_epochs: int = 120
+    qat_epochs: int = 30
     batch: int = 64
     lr: float = 2e-3
     qat_lr: float = 2e-4
@@ -119,7 +119,7 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
           progress: Callable[[str], None] = print) -> TrainResult:
     """Train reference model ``name`` and write ``out_dir`` (see module docstring).
 
-    ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 150 + 40.
+    ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 120 + 30.
     An existing ``out_dir`` is refused unless ``force``."""
     from .models import get_spec
 

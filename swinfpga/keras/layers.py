@@ -27,7 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from ..fixed import Fmt
+from ..fixed import Fmt, FormatError, fit_fmt
 from ..ir import nodes as N
 from ..lut import SoftmaxSpec, design_softmax, gelu_table, rsqrt_table
 from .quant import DTYPE, MASK_VALUE, as_numpy, fmts_from_config, fmts_to_config, lut_lookup, quantize, softmax_int, ste
@@ -186,11 +186,9 @@ class Lin:
     # ----- formats / export -----------------------------------------------------------------
     def assign_formats(self, in_fmt: Fmt, act_bits: int = 8, weight_bits: int = 8, bias_bits: int = 12,
                        out_signed: bool = True) -> None:
-        from ..fixed import fit_fmt
-
         w, b = self.effective()
         f = self.layer.fmts
-        f[self.prefix + "w"] = fit_fmt(as_numpy(w), weight_bits, signed=True)
+        f[self.prefix + "w"] = fit_param_fmt(as_numpy(w), weight_bits)
         if b is not None:
             f[self.prefix + "b"] = bias_fmt(as_numpy(b), bias_bits, in_fmt.frac + f[self.prefix + "w"].frac)
         lo, hi = self.layer.stat(self.prefix + "out")
@@ -210,11 +208,21 @@ class Lin:
         return N.Linear(wc, wf, to_codes(bq, bf), bf, self.layer.fmt(self.prefix + "out"))
 
 
+def fit_param_fmt(v: np.ndarray, bits: int) -> Fmt:
+    """Signed ``bits``-bit format for parameters ``v`` that none of them saturates after rounding
+    (:func:`swinfpga.fixed.fit_fmt` can round the maximum up to one code past the range)."""
+    f = fit_fmt(v, bits, signed=True)
+    while True:
+        try:
+            check_weight_range(np.asarray(v), f, "")
+            return f
+        except FormatError:
+            f = f.with_(int_bits=f.int_bits + 1)
+
+
 def bias_fmt(b: np.ndarray, bits: int, acc_frac: int) -> Fmt:
     """Signed ``bits``-bit bias format covering ``b`` (and at least +-1), with at most ``acc_frac`` fraction bits."""
-    from ..fixed import fit_fmt
-
-    ib = max(1, fit_fmt(b, bits, signed=True).int_bits)  # at least +-1: biases grow during QAT
+    ib = max(1, fit_param_fmt(b, bits).int_bits)  # at least +-1: biases grow during QAT
     frac = min(bits - ib, acc_frac)
     return Fmt(True, max(2, ib + frac), ib if ib + frac >= 2 else 2 - frac, "RND", "SAT")
 
@@ -228,8 +236,6 @@ def to_codes(x: Any, fmt: Fmt) -> np.ndarray:
 
 def check_weight_range(w: np.ndarray, fmt: Fmt, what: str) -> None:
     """Raise if float weights lie beyond ``fmt``'s range (they would saturate: format too narrow)."""
-    from ..fixed import FormatError
-
     hi, lo = fmt.max_value + fmt.lsb / 2, fmt.min_value - fmt.lsb / 2
     bad = (w >= hi) | (w < lo)
     if np.any(bad):
@@ -242,8 +248,6 @@ def check_weight_range(w: np.ndarray, fmt: Fmt, what: str) -> None:
 
 
 def _relu_fmt(lo_hi: tuple[float, float], bits: int) -> Fmt:
-    from ..fixed import fit_fmt
-
     return fit_fmt([0.0, max(lo_hi[1], 0.0)], bits, signed=False)
 
 
@@ -434,14 +438,12 @@ class QWindowAttention(QLayer):
                 "pre_bn": self.pre_bn}
 
     def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
-        from ..fixed import fit_fmt
-
         x = in_fmts[0]
         for lin in (self.q, self.k, self.v):
             lin.assign_formats(x, bits["act"], bits["weight"], bits["bias"])
         f = self.fmts
         qk_frac = f["q.out"].frac + f["k.out"].frac
-        rb = fit_fmt(np.append(as_numpy(self.rel_bias), 0.99), bits["weight"], signed=True)  # >= +-1
+        rb = fit_param_fmt(np.append(as_numpy(self.rel_bias), 0.99), bits["weight"])  # >= +-1
         if rb.frac > qk_frac:  # the bias is aligned to the q.k accumulator: no more fraction bits
             rb = Fmt(True, rb.width, rb.width - qk_frac, "RND", "SAT")
         f["rel_bias"] = rb
@@ -510,8 +512,6 @@ class QMlp(QLayer):
         return {**super().get_config(), "hidden": self.hidden, "act": self.act, "pre_bn": self.pre_bn}
 
     def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
-        from ..fixed import fit_fmt
-
         self.fc1.assign_formats(in_fmts[0], bits["act"], bits["weight"], bits["bias"])
         if self.act == "relu":
             self.fmts["hidden"] = _relu_fmt(self.stat("hidden"), bits["act"])
@@ -568,8 +568,6 @@ class LNCore:
         return [self.prefix + s for s in ("mean", "var", "rsqrt", "norm", "gamma", "beta", "out")]
 
     def assign_formats(self, in_fmt: Fmt, bits: dict[str, int]) -> None:
-        from ..fixed import fit_fmt
-
         L, p, f = self.layer, self.prefix, self.layer.fmts  # noqa: N806
         f[p + "mean"] = Fmt(True, in_fmt.width + 4 + int(not in_fmt.signed), in_fmt.int_bits + int(not in_fmt.signed),
                             "TRN", "SAT")
@@ -579,8 +577,8 @@ class LNCore:
         rs_max = 1.0 / math.sqrt(max(vlo, 0.0) + LN_EPS)
         f[p + "rsqrt"] = fit_fmt([rs_max], 12, signed=False)
         f[p + "norm"] = fit_fmt(L.stat(p + "norm"), 10, signed=True)
-        f[p + "gamma"] = fit_fmt(as_numpy(self.gamma), bits["weight"], signed=True)
-        f[p + "beta"] = fit_fmt(as_numpy(self.beta), bits["weight"], signed=True)
+        f[p + "gamma"] = fit_param_fmt(as_numpy(self.gamma), bits["weight"])
+        f[p + "beta"] = fit_param_fmt(as_numpy(self.beta), bits["weight"])
         f[p + "out"] = fit_fmt(L.stat(p + "out"), bits["act"], signed=True)
 
     def to_ir(self, name: str, src: str) -> N.LayerNorm:
@@ -679,8 +677,6 @@ class QAdd(QLayer):
         return ["out"]
 
     def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
-        from ..fixed import fit_fmt
-
         self.fmts["out"] = fit_fmt(self.stat("out"), bits["act"], signed=True)
 
     def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
@@ -711,8 +707,6 @@ class QPool(QLayer):
         return ["out"]
 
     def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
-        from ..fixed import fit_fmt
-
         self.fmts["out"] = fit_fmt(self.stat("out"), bits["act"], signed=in_fmts[0].signed)
 
     def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
