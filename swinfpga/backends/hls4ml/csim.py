@@ -185,10 +185,10 @@ def compile_model(model: Model, reuse_factor: int = 1, backend: str = "Vitis", p
     """Build (or fetch from the cache) the hls4ml C-sim library of ``model`` and load it."""
 
     plans = plans if plans is not None else plan_model(model, reuse_factor)
-    return _compile_plans(plans, reuse_factor, backend, part, clock_ns, progress)
+    return compile_plans(plans, reuse_factor, backend, part, clock_ns, progress)
 
 
-def _compile_plans(plans: list[LayerPlan], reuse_factor: int, backend: str, part: str, clock_ns: float,
+def compile_plans(plans: list[LayerPlan], reuse_factor: int, backend: str, part: str, clock_ns: float,
                    progress: Callable[[str], None], src_dir: Path | None = None) -> CompiledModel:
     """Build the C-sim library of freshly written sources, or of a copy of ``src_dir`` (a written
     project), unless the cache already holds the library of identical sources."""
@@ -248,7 +248,7 @@ def verify_csim(project: Project, n: int | None = None,
         raise FileNotFoundError(f"{project.root} has no hls4ml project written by swinfpga; convert with HLS enabled")
     st = json.loads((hls / SETTINGS).read_text())
     plans = plan_model(model, int(st["reuse_factor"]))
-    cm = _compile_plans(plans, int(st["reuse_factor"]), st["backend"], st["part"], float(st["clock_ns"]), progress,
+    cm = compile_plans(plans, int(st["reuse_factor"]), st["backend"], st["part"], float(st["clock_ns"]), progress,
                         src_dir=hls)
     t0 = time.perf_counter()
     progress(f"C-sim: predicting {x.shape[0]} samples")
