@@ -22,9 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .models import SwinSpec
 
 TRAINABLE = ("swin-digits", "swin-digits-ln", "swin-free-digits")
 
@@ -125,11 +128,17 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
 
     if name not in TRAINABLE:
         raise TrainError(f"cannot train {name!r}: trainable reference models are {', '.join(TRAINABLE)}")
-    spec = get_spec(name)
+    return train_spec(get_spec(name), out_dir, _config(epochs), seed, force, progress)
+
+
+def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = None, seed: int = 0,
+               force: bool = False, progress: Callable[[str], None] = print) -> TrainResult:
+    """:func:`train` for any 8x8x1 digits classifier spec (e.g. a tiny one for smoke tests)."""
+    name = spec.name
+    cfg = cfg or TrainConfig()
     out = Path(out_dir).resolve()
     if out.exists() and not force:
         raise TrainError(f"{out} exists; pass --force to replace it (nothing was written)")
-    cfg = _config(epochs)
 
     import keras
 
@@ -206,4 +215,4 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
     return TrainResult(out, metrics, times)
 
 
-__all__ = ["train", "TrainResult", "TrainConfig", "TrainError", "TRAINABLE"]
+__all__ = ["train", "train_spec", "TrainResult", "TrainConfig", "TrainError", "TRAINABLE"]

@@ -578,7 +578,7 @@ class LNCore:
         f[p + "rsqrt"] = fit_fmt([rs_max], 12, signed=False)
         f[p + "norm"] = fit_fmt(L.stat(p + "norm"), 10, signed=True)
         f[p + "gamma"] = fit_param_fmt(as_numpy(self.gamma), bits["weight"])
-        f[p + "beta"] = fit_param_fmt(as_numpy(self.beta), bits["weight"])
+        f[p + "beta"] = fit_param_fmt(np.append(as_numpy(self.beta), 0.49), bits["weight"])  # >= +-0.5
         f[p + "out"] = fit_fmt(L.stat(p + "out"), bits["act"], signed=True)
 
     def to_ir(self, name: str, src: str) -> N.LayerNorm:
