@@ -8,7 +8,8 @@ golden-model accuracy.  Writes ``model.keras``, ``model.json`` (IR) and ``metric
 
     {"accuracy": {"float": f, "quantized": f, "golden": f}, "test_samples": n, ...}
 
-``float`` is the float model before QAT, ``quantized`` the quantized Keras model, ``golden`` the IR
+``float`` is the float model before QAT (``float_after_qat``: the fine-tuned weights run in
+float mode), ``quantized`` the quantized Keras model, ``golden`` the IR
 run by :func:`swinfpga.golden.run` on the same test split (they agree bit for bit;
 ``keras_golden_mismatches`` counts differing logit codes).
 """
@@ -177,6 +178,9 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
 
     logits_q = predict_quantized(model, xte)
     acc_q = _accuracy(logits_q, d.y_test)
+    set_quantized(model, False)  # the QAT weights in float mode (informative)
+    acc_float_qat = _accuracy(predict_quantized(model, xte), d.y_test)
+    set_quantized(model, True)
     ir = from_keras_model(model, name=name)
     ir = type(ir)(ir.name, ir.nodes, ir.output, {**ir.meta, "spec": name, "seed": seed,
                                                    "data": "sklearn digits, stratified 80/20, seed 0"})
@@ -190,6 +194,7 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     metrics: dict[str, Any] = {
         "accuracy": {"float": acc_float, "quantized": acc_q, "golden": acc_g},
         "test_samples": int(len(d.y_test)),
+        "float_after_qat": acc_float_qat,
         "keras_golden_mismatches": mism,
         "keras_golden_elements": int(res.output.size),
         "overflow": {k: v for k, v in res.overflow.items() if v},

@@ -45,8 +45,9 @@ def codes(x: Any, fmt: Fmt) -> Any:
 
 
 def ste(forward: Any, surrogate: Any) -> Any:
-    """``forward`` values with the gradient of ``surrogate``."""
-    return surrogate + ops.stop_gradient(forward - surrogate)
+    """``forward`` values (bit for bit: ``s - stop_gradient(s)`` is exactly 0) with the gradient of
+    ``surrogate``.  (``s + stop_gradient(f - s)`` would round and could move ``f`` by an ulp.)"""
+    return ops.stop_gradient(forward) + (surrogate - ops.stop_gradient(surrogate))
 
 
 def lut_lookup(lut: Lut, x: Any) -> Any:

@@ -1,0 +1,70 @@
+"""Keras-side building blocks vs the integer definition: HGQ2 quantizer == Fmt.from_float, LUT
+gathers == Lut.lookup, Keras integer softmax == lut.softmax_codes (with masks), exact STE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from swinfpga.fixed import Fmt
+from swinfpga.lut import design_softmax, gelu_table, rsqrt_table, softmax_codes
+from tests.conftest import require_module
+
+keras = require_module("keras")
+require_module("quantizers")
+
+from swinfpga.keras.quant import lut_lookup, quantize, softmax_int, ste  # noqa: E402
+
+
+@pytest.mark.parametrize("rounding", ["TRN", "RND"])
+@pytest.mark.parametrize("overflow", ["SAT", "SAT_SYM", "WRAP"])
+@pytest.mark.parametrize("signed,width,ib", [(True, 8, 3), (False, 8, 1), (True, 6, -2), (True, 12, 9)])
+def test_quantizer_matches_fmt(rounding, overflow, signed, width, ib):
+    f = Fmt(signed, width, ib, rounding, overflow)
+    rng = np.random.default_rng(width * 7 + ib)
+    span = 2.0 ** (ib + 1)
+    x = np.concatenate([rng.uniform(-span, span, 4000),
+                        (np.arange(-300, 300) + 0.5) * f.lsb,  # exact ties
+                        np.arange(-300, 300) * f.lsb])
+    want = f.to_float(f.from_float(x))
+    got = np.asarray(quantize(x, f, training=False))
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n,score_fmt", [(4, Fmt(True, 8, 4, "RND", "SAT")), (9, Fmt(True, 8, 3, "RND", "SAT")),
+                                         (16, Fmt(True, 10, 5, "RND", "SAT")), (49, Fmt(True, 8, 4, "RND", "SAT"))])
+def test_softmax_int_matches_definition(n, score_fmt):
+    spec = design_softmax("t", score_fmt, n)
+    rng = np.random.default_rng(n)
+    codes = rng.integers(score_fmt.min_code, score_fmt.max_code + 1, (300, n))
+    codes[:20] = score_fmt.max_code  # all equal rows
+    codes[20:40, : n // 2] = score_fmt.min_code
+    valid = rng.random((300, n)) < 0.7
+    valid[np.arange(300), rng.integers(0, n, 300)] = True  # >= 1 valid per row
+    for v in (None, valid):
+        want = softmax_codes(spec, codes, v)
+        got = np.asarray(softmax_int(spec, score_fmt.to_float(codes), v))
+        np.testing.assert_array_equal(np.ldexp(got, spec.prob_fmt.frac), want)
+
+
+def test_lut_lookups_match():
+    var_fmt = Fmt(False, 16, 5, "TRN", "SAT")
+    rs = rsqrt_table("r", var_fmt, 10, 1e-5, Fmt(False, 12, 5, "RND", "SAT"))
+    c = np.arange(0, 1 << 16, 7)
+    np.testing.assert_array_equal(np.ldexp(np.asarray(lut_lookup(rs, var_fmt.to_float(c))), rs.out_fmt.frac),
+                                  rs.lookup(c))
+    gin = Fmt(True, 8, 3, "RND", "SAT")
+    g = gelu_table("g", gin, Fmt(True, 8, 2, "RND", "SAT"))
+    c = np.arange(gin.min_code, gin.max_code + 1)
+    np.testing.assert_array_equal(np.ldexp(np.asarray(lut_lookup(g, gin.to_float(c))), g.out_fmt.frac), g.lookup(c))
+
+
+def test_ste_forward_is_exact():
+    import tensorflow as tf
+
+    f = np.array([2.0**-10, 0.001953125, 1.0 - 2.0**-9])
+    s = tf.Variable(np.array([0.9, 0.123456789, 1e-7]))
+    with tf.GradientTape() as tape:
+        y = ste(f, s * 3.0)
+    np.testing.assert_array_equal(np.asarray(y), f)  # bit for bit
+    np.testing.assert_allclose(np.asarray(tape.gradient(y, s)), 3.0)
