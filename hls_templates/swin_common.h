@@ -32,12 +32,15 @@ inline ap_int<W + 1> code_of(const ap_ufixed<W, I, Q, O, N> &x) {
     return c;
 }
 
-// The value of type T whose code is c (c must fit T; higher bits are dropped = wrap).
-template <class T, class C> inline T from_code(const C &c) {
-    ap_int<T::width> b = c;
+// The value of type T whose code is c (c must fit T; higher bits are dropped = wrap).  Formats are at
+// most 62 bits wide (swinfpga.fixed), so the raw bits fit one 64-bit word.
+template <class T> inline T from_code(long long c) {
     T x;
-    x.range(T::width - 1, 0) = b.range(T::width - 1, 0);
+    x.setBits((ap_ulong)c);
     return x;
+}
+template <class T, int W, bool S> inline T from_code(const ap_int_base<W, S> &c) {
+    return from_code<T>((long long)c.to_int64());
 }
 
 // ----- lookup tables -----------------------------------------------------------------------
