@@ -65,6 +65,7 @@ template <class L, class C, class TC> inline typename L::out_t lut_lookup(const 
 // row-major codes.  reuse > 1 shares n_in*n_out/reuse multipliers over `reuse` pipelined steps.
 template <class x_T, class y_T, class L, class WC, class BC>
 void linear(const x_T x[L::n_in], y_T y[L::n_out], const WC w[L::n_in * L::n_out], const BC b[L::n_out]) {
+    #pragma HLS INLINE
     typename L::acc_t acc[L::n_out];
     #pragma HLS ARRAY_PARTITION variable=acc complete
 Init:
@@ -76,7 +77,10 @@ Reuse:
     for (int r = 0; r < L::reuse; r++) {
         #pragma HLS PIPELINE II=1
     In:
-        for (int i = r; i < L::n_in; i += L::reuse) {
+        for (int ii = 0; ii < (L::n_in + L::reuse - 1) / L::reuse; ii++) {  // constant trip count
+            const int i = ii * L::reuse + r;
+            if (i >= L::n_in)
+                continue;
         Out:
             for (int o = 0; o < L::n_out; o++) {
                 acc[o] += x[i] * from_code<typename L::w_t>(w[i * L::n_out + o]);
