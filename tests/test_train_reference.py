@@ -77,6 +77,7 @@ def test_train_rejects_unknown_model(tmp_path):
         train("swin-t-stage1", tmp_path / "o", epochs=1)
 
 
+@pytest.mark.slow  # ~1 min of TensorFlow graph tracing (3 min on a loaded 2-core machine)
 def test_train_smoke_one_epoch(tmp_path):
     require_module("keras")
     require_module("quantizers")
@@ -102,3 +103,10 @@ def test_train_smoke_one_epoch(tmp_path):
     a.pop("meta"), b.pop("meta")
     assert a == b
     assert any("QAT" in s for s in logs)
+
+
+def test_cli_train_refuses_existing_dir(tmp_path, capsys):
+    from swinfpga.cli import main
+
+    (tmp_path / "out").mkdir()
+    assert main(["train", "swin-digits", "-o", str(tmp_path / "out")]) == 2

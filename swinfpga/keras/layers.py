@@ -416,7 +416,7 @@ class QWindowAttention(QLayer):
         scores = self.site("scores", scores, training)
         valid = self.valid[None, :, None]
         masked = scores + np.where(valid, 0.0, MASK_VALUE)
-        p_float = ops.softmax(masked, axis=-1)
+        p_float = ops.softmax(masked, axis=-1) if nt > 1 else ops.ones_like(masked)
         if qm:
             probs = ste(softmax_int(self.softmax_spec, scores, valid), p_float)
         else:
