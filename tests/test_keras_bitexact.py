@@ -65,7 +65,7 @@ def test_keras_every_layer_equals_golden(name):
     km, ir = committed(name)
     info = ir.infer()
     names = [n.name for n in ir.nodes[1:]]
-    sub = keras.Model(km.inputs, [km.get_layer(n).output for n in names])
+    sub = keras.Model(km.inputs[0], [km.get_layer(n).output for n in names])
     x = digits_split().x_test
     outs = sub(x * ir.input.fmt.lsb, training=False)
     g = _golden(name)
