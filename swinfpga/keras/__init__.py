@@ -1,6 +1,13 @@
 """Trainable quantized Keras 3 layers (HGQ2 quantizers) for the swinfpga IR nodes.
 
 Importing this package imports TensorFlow/Keras and registers the layers for ``.keras`` loading.
+Workflow (what :func:`swinfpga.train.train` does)::
+
+    m = build_model(spec)                 # float mode; layer names = IR node names
+    m.fit(x / 16, y)                      # inputs are real values (digits: pixel codes * 2**-4)
+    calibrate(m, x_train / 16)            # per-tensor formats from observed ranges
+    set_quantized(m, True); m.fit(...)    # QAT; inference now equals the golden model bit for bit
+    ir = swinfpga.frontend.keras.from_keras_model(m)
 """
 
 from .layers import (
