@@ -21,7 +21,8 @@ from .build import RTL_JSON, cache_root
 
 SIMULATORS = ("icarus", "verilator")
 DEFAULT_SIMULATOR = "verilator"  # whole models: Icarus runs unrolled netlists at a few cycles/s
-VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines"
+VERILATOR_MAKEFLAGS = ("CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines "
+                      "OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O1")
 
 
 class SimError(RuntimeError):
@@ -119,8 +120,10 @@ def run_cocotb(rtl_dir: Path, project_dir: Path, simulator: str, variants: list[
         os.environ.update(env)
         build_args: list[str] = []
         if simulator == "verilator":
+            # small functions in many compile units: g++ is superlinear in function size
             build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-WIDTH", "--x-assign", "0", "--x-initial", "0",
-                          "-O1", "--output-split", "20000", "-j", "2", "--build-jobs", "2"]
+                          "--output-split", "20000", "--output-split-cfuncs", "3000", "--output-groups", "64",
+                          "-j", "2", "--build-jobs", "2"]
         if not cached or simulator == "icarus":  # icarus: cheap, and skips itself when up to date
             if not cached:
                 progress(f"RTL sim: building {top} with {simulator} (cached afterwards in {bdir})")

@@ -38,9 +38,27 @@ class TracedUnit:
     node_latency: dict[str, float]
 
 
+FACTOR_LIMIT = 2.0**-24  # see _q
+
+
 def _q(x: Any, fmt: Fmt) -> Any:
+    """Requantize to ``fmt`` (same rounding/overflow as the golden requant).
+
+    da4ml carries a power-of-two scale factor per variable; through long fused chains (patch
+    merging LayerNorm -> LayerNorm -> attention) it reached 2**-40, and da4ml 0.6 then saturated
+    q.k scores wrongly (code 127 came out 0; found with its int64 interpreter).  Where a requant
+    result carries a factor below ``FACTOR_LIMIT`` it is passed through an identity lookup
+    (factor 1; a small ROM of the format's codes) to reset the chain."""
     k, i, f = fmt.kif
-    return x.quantize(k, i, f, fmt.overflow, fmt.rounding)
+    if hasattr(x, "_vars"):
+        out = np.empty(x.shape, dtype=object)
+        for idx in np.ndindex(*x.shape):
+            out[idx] = _q(x._vars[idx], fmt)
+        return _arr(out)
+    y = x.quantize(k, i, f, fmt.overflow, fmt.rounding)
+    if y.low != y.high and abs(float(y._factor)) < FACTOR_LIMIT:
+        y = _lut_table(y, None, lambda vals: vals)
+    return y
 
 
 def _tree(xs: list[Any], fn: Any) -> Any:
