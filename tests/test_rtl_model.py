@@ -10,12 +10,21 @@ interpreter on all 360 images."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from tests.conftest import require_module
 
-pytestmark = pytest.mark.rtl
+# A cold Verilator build of the fully unrolled swin-digits netlist (~1.4M da4ml LUT-eq) takes tens
+# of minutes on 2 shared cores, beyond the default suite's budget: opt in with SWINFPGA_RTL_FULL=1
+# (warm caches then make re-runs a ~1-minute simulation).
+pytestmark = [
+    pytest.mark.rtl,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("SWINFPGA_RTL_FULL", "") != "1",
+                       reason="whole-model RTL simulation: set SWINFPGA_RTL_FULL=1 (long cold Verilator build)"),
+]
 
 
 def _project(tmp_path_factory, name: str):
@@ -45,7 +54,7 @@ def test_whole_model_default_simulator(tmp_path_factory, name):
     assert r["samples"] >= 200
     assert r["simulator"] == DEFAULT_SIMULATOR
     assert 0 < r["latency_cycles"] < 200
-    assert rep["latency_ns"] < 1000.0
+    assert rep["latency_ns"] < 1000.0  # sub-microsecond at the board clock
     assert r["ii_cycles"] == max(s["groups"] for s in json.loads((prj / "rtl" / "rtl.json").read_text())["segments"])
     res = json.loads((Project.open(prj).rtl_dir / "sim_result.json").read_text())
     assert {x["variant"]: x["mismatches"] for x in res["runs"]} == {"stream": 0, "backpressure_idle": 0}
