@@ -247,7 +247,10 @@ def fit_fmt(values: Any, width: int, signed: bool | None = None, rounding: str =
     m = float(np.max(np.abs(v))) if v.size else 0.0
     ib = 0 if m == 0 else math.floor(math.log2(m)) + 1
     ib += int(signed)
-    return Fmt(signed, width, ib, rounding, overflow)
+    f = Fmt(signed, width, ib, rounding, overflow)
+    if m and math.floor(m * 2.0**f.frac + (0.5 if rounding == "RND" else 0.0)) > f.max_code:
+        f = Fmt(signed, width, ib + 1, rounding, overflow)  # rounding up at the top needs one more bit
+    return f
 
 
 def from_qkeras(cfg: dict[str, Any] | str) -> Fmt:

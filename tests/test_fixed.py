@@ -89,6 +89,8 @@ def test_hgq_conversion() -> None:
 def test_helpers_and_errors() -> None:
     assert acc_fmt(-5, 3, 2) == Fmt(True, 4, 2)
     assert fit_fmt([0.7, -3.2], 8).int_bits == 3
+    f = fit_fmt([0.49896], 8, signed=True)  # rounds up to 0.5: needs the extra integer bit
+    assert f.to_float(f.from_float(0.49896)) == 0.5
     with pytest.raises(FormatError):
         Fmt(True, 0, 0)
     with pytest.raises(FormatError, match="does not fit"):

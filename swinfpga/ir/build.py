@@ -1,8 +1,7 @@
 """Build IR models from a :class:`~swinfpga.models.SwinSpec`.
 
-:func:`assemble` lays out the node graph (names, order, residuals) from a weight provider; the
-Keras front end and :func:`random_model` (random weights with fixed default formats, for back-end
-development and tests) both use it, so every model has the same node names:
+:func:`random_model` builds random weights with fixed default formats, for back-end development
+and tests.  The Keras front end (:mod:`swinfpga.frontend.keras`) produces the same node names:
 
 ``input, patch_embed, [patch_norm], s{i}.merge (LayerNorm inside for ln), s{i}b{j}.norm1?, s{i}b{j}.attn,
 s{i}b{j}.add1, s{i}b{j}.norm2?, s{i}b{j}.mlp, s{i}b{j}.add2, norm?, pool, head``
@@ -11,7 +10,6 @@ s{i}b{j}.add1, s{i}b{j}.norm2?, s{i}b{j}.mlp, s{i}b{j}.add2, norm?, pool, head``
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +68,6 @@ def _layer_norm(name: str, src: str, c: int, rng: np.random.Generator | None, ou
     )
 
 
-WeightFn = Callable[[str, int, int, Fmt], N.Linear]
 
 
 def random_model(spec: SwinSpec, seed: int = 0, formats: BlockFormats | None = None) -> Model:
