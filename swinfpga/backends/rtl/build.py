@@ -21,7 +21,7 @@ from .plan import Segment, gather_groups, scatter_groups, split_segments
 
 RTL_JSON = "rtl.json"
 TOP = "swinfpga_top"
-GEN_VERSION = "rtl-2"  # bump when generated Verilog changes meaning
+GEN_VERSION = "rtl-1"  # bump when generated Verilog changes meaning
 # da4ml's latency model counts roughly one unit per adder level; ~1 unit per ns on UltraScale+
 # (da4ml's own examples pair latency_cutoff=5 with a 5 ns clock).
 UNITS_PER_NS = 1.0
@@ -86,7 +86,7 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
                   progress: Callable[[str], None] = lambda s: None) -> BuiltSegment:
     """Trace + pipeline + emit one segment, or load it from the cache (keyed by content hash)."""
     from .trace import TracedUnit, trace_segment
-    from .verilog import UnitRtl, segment_wrapper, unit_rtl
+    from .verilog import UnitRtl, add_clock_enable, segment_wrapper, unit_rtl
 
     key = segment_hash(seg, cutoff, unit_name)
     d = cache_root() / "rtl" / key[:24]
@@ -117,6 +117,7 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
         progress(f"RTL: {seg.name} from cache {d}")
     meta = json.loads(meta_p.read_text())
     files = {k: (d / "src" / f"{k}.v").read_text() for k in meta["files"]}
+    files[unit_name] = add_clock_enable(files[unit_name], unit_name)
     mems = {k: (d / "src" / k).read_text() for k in meta["mems"]}
     in_kif = tuple(tuple(k) for k in meta["in_kif"])
     out_kif = tuple(tuple(k) for k in meta["out_kif"])

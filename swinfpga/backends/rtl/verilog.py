@@ -6,11 +6,14 @@ format (``W`` = format width).
 
 Segment wrapper (one per segment, one traced unit inside): a group counter walks the ``G`` groups
 of the input frame, one per clock, gathering each group's elements (and its shift-mask bits) into
-the unit; a valid/group/buffer tag shift register runs alongside the unit's pipeline; results are
-scattered into one of two output frame buffers (ping-pong), so a new frame can be issued while
-the previous one waits for the consumer.  The input frame is popped (``in_ready``) when its last
-group is issued; ``out_valid`` rises when every group of a buffer has arrived.  Handshakes are
-AXI-stream style (data stable while valid; transfer when valid and ready).
+the unit; a valid/group tag shift register runs alongside the unit's pipeline; results are
+scattered into one of two output frame buffers (ping-pong, filled in order).  When a result
+reaches the end of the pipeline while its buffer is still waiting for the consumer, the whole
+unit stalls (clock enable ``ce`` on every pipeline register), so back-pressure never drops data
+and the initiation interval is ``G`` clocks when the consumer keeps up.  The input frame is
+popped (``in_ready``) when its last group is issued; ``out_valid`` rises when every group of a
+buffer has arrived.  Handshakes are AXI-stream style (data stable while valid; transfer when valid
+and ready).
 """
 
 from __future__ import annotations
@@ -56,6 +59,16 @@ def unit_rtl(unit: TracedUnit, name: str, latency_cutoff: float) -> UnitRtl:
     for sol in pipe.solutions:
         mems.update(table_mem_gen(sol))
     return UnitRtl(name, files, mems, len(pipe.solutions))
+
+
+def add_clock_enable(text: str, name: str) -> str:
+    """Give da4ml's pipeline module ``name`` a clock enable ``ce`` (all its registers hold while
+    ``ce`` is low), so the wrapper can stall it on back-pressure."""
+    head = f"module {name} (\n    input clk,\n"
+    if head not in text or "always @(posedge clk) begin" not in text:
+        raise ValueError(f"unexpected da4ml pipeline module layout in {name}")
+    text = text.replace(head, head + "    input ce,\n", 1)
+    return text.replace("always @(posedge clk) begin", "always @(posedge clk) if (ce) begin")
 
 
 def static_sources() -> dict[str, str]:
@@ -122,15 +135,18 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
              f"module {name} (", "    input clk,", "    input rst,", "    input in_valid,", "    output in_ready,",
              f"    input [{win - 1}:0] in_frame,", "    output out_valid,", "    input out_ready,",
              f"    output [{wout - 1}:0] out_frame", ");"]
-    lines += [f"    reg [{gb - 1}:0] cnt;", "    reg wsel, rsel, busy0, busy1, full0, full1;",
-              f"    reg [{gb - 1}:0] ocnt0, ocnt1;", f"    reg [{wout - 1}:0] obuf0, obuf1;",
-              "    wire wbusy = wsel ? busy1 : busy0;",
-              "    wire issue = in_valid && ((cnt != 0) || !wbusy);",
+    lines += [f"    reg [{gb - 1}:0] cnt;", "    reg wptr, rptr, full0, full1;",
+              f"    reg [{gb - 1}:0] ocnt;", f"    reg [{wout - 1}:0] obuf0, obuf1;",
+              "    wire ov;",
+              "    wire wfull = wptr ? full1 : full0;",
+              "    wire ce = !(ov && wfull);  // stall: the finished group has nowhere to go",
+              "    wire issue = in_valid && ce;",
               f"    wire last = (cnt == {gb}'d{g - 1});",
               "    assign in_ready = issue && last;",
-              "    assign out_valid = rsel ? full1 : full0;",
-              "    assign out_frame = rsel ? obuf1 : obuf0;",
-              "    wire pop = out_valid && out_ready;"]
+              "    assign out_valid = rptr ? full1 : full0;",
+              "    assign out_frame = rptr ? obuf1 : obuf0;",
+              "    wire pop = out_valid && out_ready;",
+              "    wire wr = ov && ce;"]
     # gather
     lines.append(f"    reg [{wu_in - 1}:0] uin;")
     lines.append("    always @(*) begin")
@@ -152,17 +168,16 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
     lines += ["        endcase", "    end"]
     # unit + tag pipeline
     lines.append(f"    wire [{wu_out - 1}:0] uout;")
-    lines.append(f"    {urtl.name} unit (.clk(clk), .model_inp(uin), .model_out(uout));")
-    lines += [f"    reg [{lat - 1}:0] vp;", f"    reg [{lat * gb - 1}:0] gp;", f"    reg [{lat - 1}:0] bp;",
+    lines.append(f"    {urtl.name} unit (.clk(clk), .ce(ce), .model_inp(uin), .model_out(uout));")
+    lines += [f"    reg [{lat - 1}:0] vp;", f"    reg [{lat * gb - 1}:0] gp;",
               "    always @(posedge clk) begin",
-              f"        if (rst) vp <= {lat}'d0; else vp <= (vp << 1) | {{{{{lat - 1}{{1'b0}}}}, issue}};"
-              if lat > 1 else "        if (rst) vp <= 1'b0; else vp <= issue;",
-              (f"        gp <= (gp << {gb}) | {{{{{(lat - 1) * gb}{{1'b0}}}}, cnt}};" if lat > 1
-               else "        gp <= cnt;"),
-              f"        bp <= (bp << 1) | {{{{{lat - 1}{{1'b0}}}}, wsel}};" if lat > 1 else "        bp <= wsel;",
+              "        if (rst) vp <= 0;",
+              "        else if (ce) " + (f"vp <= (vp << 1) | {{{{{lat - 1}{{1'b0}}}}, issue}};" if lat > 1
+                                         else "vp <= issue;"),
+              "        if (ce) " + (f"gp <= (gp << {gb}) | {{{{{(lat - 1) * gb}{{1'b0}}}}, cnt}};" if lat > 1
+                                    else "gp <= cnt;"),
               "    end",
-              f"    wire ov = vp[{lat - 1}];", f"    wire [{gb - 1}:0] og = gp[{lat * gb - 1}:{(lat - 1) * gb}];",
-              f"    wire ob = bp[{lat - 1}];"]
+              f"    assign ov = vp[{lat - 1}];", f"    wire [{gb - 1}:0] og = gp[{lat * gb - 1}:{(lat - 1) * gb}];"]
     # output element conversion
     offs = [0]
     for k in unit.out_kif:
@@ -171,9 +186,9 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
         lines.append(f"    wire [{wo - 1}:0] oc{j} = "
                      f"{_out_elem('uout', offs[j], unit.out_kif[j], seg.out_fmt, unit.out_const[j])};")
     # scatter
-    lines += ["    always @(posedge clk) begin", "        if (ov) begin"]
+    lines += ["    always @(posedge clk) begin", "        if (wr) begin"]
     for b in (0, 1):
-        lines.append(f"            if (ob == 1'b{b}) begin")
+        lines.append(f"            if (wptr == 1'b{b}) begin")
         lines.append("                case (og)")
         for gi in range(g):
             pos = [int(seg.out_idx[gi, j]) * wo for j in range(seg.n_out)]
@@ -185,27 +200,20 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
     lines += [
         "    always @(posedge clk) begin",
         "        if (rst) begin",
-        f"            cnt <= {gb}'d0; wsel <= 1'b0; rsel <= 1'b0;",
-        "            busy0 <= 1'b0; busy1 <= 1'b0; full0 <= 1'b0; full1 <= 1'b0;",
-        f"            ocnt0 <= {gb}'d0; ocnt1 <= {gb}'d0;",
+        f"            cnt <= {gb}'d0; wptr <= 1'b0; rptr <= 1'b0; full0 <= 1'b0; full1 <= 1'b0; ocnt <= {gb}'d0;",
         "        end else begin",
-        "            if (issue) begin",
-        f"                cnt <= last ? {gb}'d0 : cnt + {gb}'d1;",
-        "                if (last) wsel <= ~wsel;",
-        "            end",
-        "            if (ov) begin",
-        f"                if (ob == 1'b0) begin if (ocnt0 == {gb}'d{g - 1}) begin ocnt0 <= {gb}'d0; full0 <= 1'b1; end"
-        f" else ocnt0 <= ocnt0 + {gb}'d1; end",
-        f"                else begin if (ocnt1 == {gb}'d{g - 1}) begin ocnt1 <= {gb}'d0; full1 <= 1'b1; end"
-        f" else ocnt1 <= ocnt1 + {gb}'d1; end",
+        f"            if (issue) cnt <= last ? {gb}'d0 : cnt + {gb}'d1;",
+        "            if (wr) begin",
+        f"                if (ocnt == {gb}'d{g - 1}) begin",
+        f"                    ocnt <= {gb}'d0; wptr <= ~wptr;",
+        "                    if (wptr == 1'b0) full0 <= 1'b1; else full1 <= 1'b1;",
+        "                end else begin",
+        f"                    ocnt <= ocnt + {gb}'d1;",
+        "                end",
         "            end",
         "            if (pop) begin",
-        "                if (rsel == 1'b0) begin full0 <= 1'b0; busy0 <= 1'b0; end",
-        "                else begin full1 <= 1'b0; busy1 <= 1'b0; end",
-        "                rsel <= ~rsel;",
-        "            end",
-        "            if (issue && cnt == 0) begin",
-        "                if (wsel == 1'b0) busy0 <= 1'b1; else busy1 <= 1'b1;",
+        "                if (rptr == 1'b0) full0 <= 1'b0; else full1 <= 1'b0;",
+        "                rptr <= ~rptr;",
         "            end",
         "        end",
         "    end",
