@@ -71,8 +71,9 @@ def yosys_resources(proj: Project, progress: Callable[[str], None], timeout: flo
                 total[k] += row[k]
         else:
             complete = False
-            row["fallback"] = "da4ml cost (LUT-equivalents)"
+            row["fallback"] = "da4ml cost (LUT-equivalents); FF = register bits in the Verilog"
             total["lut"] += int(s.get("da4ml_cost") or 0)
+            total["ff"] += int(s.get("register_bits") or 0)
         segs.append(row)
     return {"source": "yosys synth_xilinx -family xcup (estimate)", "segments": segs, "total": total,
             "complete": complete}
@@ -152,7 +153,10 @@ def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: N
         tot = res_src["total"]
         avail = asdict(board.resources)
         util = {k.upper(): 100.0 * float(tot[k]) / avail[k] for k in ("lut", "ff", "dsp", "bram36") if avail.get(k)}
-        lines += ["## Resources (ESTIMATE: Yosys synth_xilinx -family xcup, not Vivado)", "",
+        title = ("## Resources (ESTIMATE: Yosys synth_xilinx -family xcup, not Vivado)" if res_src["complete"] else
+                 "## Resources (ESTIMATE: Yosys synth_xilinx -family xcup where it finished, else da4ml "
+                 "LUT-equivalent cost and counted register bits; not Vivado)")
+        lines += [title, "",
                   "| resource | used (estimate) | available | utilization |", "|---|---:|---:|---:|"]
         for k in ("lut", "ff", "dsp", "bram36"):
             lines.append(f"| {k.upper()} | {tot[k]:,.0f} | {avail[k]:,} | {100.0 * float(tot[k]) / avail[k]:.2f}% |")
@@ -162,8 +166,11 @@ def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: N
             lines.append(f"| {s['segment']} | {s['status']} | {s['lut']:,} | {s['ff']:,} | {s['dsp']} | "
                          f"{s['bram36']} | {s['carry']:,} | {s['seconds']} |")
         if not res_src["complete"]:
-            lines += ["", "Segments marked other than `ok` did not finish in Yosys within the timeout; their LUT "
-                      "count in the total is da4ml's LUT-equivalent cost instead."]
+            lines += ["", "Segments marked other than `ok` did not finish in Yosys within the timeout "
+                      f"(SWINFPGA_YOSYS_TIMEOUT={YOSYS_TIMEOUT:.0f}s; timeouts are cached per content hash); "
+                      "their LUT count in the total is da4ml's LUT-equivalent cost and their FF count the "
+                      "register bits of the generated Verilog.  DSP/BRAM are then unknown (da4ml maps "
+                      "products to LUT logic; ROMs are small distributed tables)."]
         lines.append("")
     elif res_src is not None:
         dump = json.dumps(res_src, indent=1, default=str)[:4000]

@@ -186,6 +186,20 @@ def layer_cycles(built: list[BuiltSegment], cutoff: float) -> dict[str, int]:
     return out
 
 
+def register_bits(b: BuiltSegment) -> int:
+    """Flip-flops of a segment counted from the generated Verilog: the unit's pipeline registers
+    plus the wrapper's two output frame buffers and tag pipeline (an exact count of ``reg`` bits,
+    before any synthesis optimization)."""
+    import re
+
+    unit = b.files[b.unit_name]
+    bits = sum(int(m) + 1 for m in re.findall(r"reg \[(\d+):0\] stage\d+_inp", unit))
+    bits += sum(int(m) + 1 for m in re.findall(r"output reg \[(\d+):0\] model_out", unit))
+    wout = int(np.prod(b.seg.out_shape)) * b.seg.out_fmt.width
+    gb = max(1, math.ceil(math.log2(max(b.seg.groups, 2))))
+    return bits + 2 * wout + b.unit_latency * (1 + gb) + 2 * gb + 4
+
+
 def write_rtl_project(model: Model, board: Board, out_dir: Path,
                       progress: Callable[[str], None] = lambda s: None) -> None:
     """Write synthesizable Verilog for the whole ``model`` into ``out_dir`` (flat: ``*.v``, ROM
@@ -238,7 +252,7 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
             {"name": b.seg.name, "module": b.wrapper_name, "unit": b.unit_name, "src": b.seg.src, "dst": b.seg.dst,
              "nodes": [n.name for n in b.seg.nodes], "groups": b.seg.groups, "group_inputs": b.seg.n_in,
              "mask_bits": b.seg.n_mask, "group_outputs": b.seg.n_out, "unit_stages": b.stages,
-             "unit_latency": b.unit_latency, "da4ml_cost": b.cost,
+             "unit_latency": b.unit_latency, "da4ml_cost": b.cost, "register_bits": register_bits(b),
              "node_stage": {k: math.floor(v / (cutoff + 1e-9)) for k, v in b.node_latency.items()},
              "frame_in": {"shape": list(b.seg.in_shape), "type": b.seg.in_fmt.ap_type},
              "frame_out": {"shape": list(b.seg.out_shape), "type": info[b.seg.dst].fmt.ap_type}}
