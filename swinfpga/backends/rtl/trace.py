@@ -48,7 +48,7 @@ def _q(x: Any, fmt: Fmt) -> Any:
     merging LayerNorm -> LayerNorm -> attention) it reached 2**-40, and da4ml 0.6 then saturated
     q.k scores wrongly (code 127 came out 0; found with its int64 interpreter).  Where a requant
     result carries a factor below ``FACTOR_LIMIT`` it is passed through an identity lookup
-    (factor 1; a small ROM of the format's codes) to reset the chain."""
+    (factor 1; a small ROM of the format's codes, formats of <= 12 bits) to reset the chain."""
     k, i, f = fmt.kif
     if hasattr(x, "_vars"):
         out = np.empty(x.shape, dtype=object)
@@ -56,7 +56,8 @@ def _q(x: Any, fmt: Fmt) -> Any:
             out[idx] = _q(x._vars[idx], fmt)
         return _arr(out)
     y = x.quantize(k, i, f, fmt.overflow, fmt.rounding)
-    if y.low != y.high and abs(float(y._factor)) < FACTOR_LIMIT:
+    n_vals = round(float((y.high - y.low) / y.step)) + 1 if y.low != y.high else 1
+    if n_vals > 1 and n_vals <= 4096 and abs(float(y._factor)) < FACTOR_LIMIT:
         y = _lut_table(y, None, lambda vals: vals)
     return y
 
