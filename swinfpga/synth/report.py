@@ -159,6 +159,10 @@ def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: N
         lines += [title, "",
                   "| resource | used (estimate) | available | utilization |", "|---|---:|---:|---:|"]
         for k in ("lut", "ff", "dsp", "bram36"):
+            if k in ("dsp", "bram36") and not res_src["complete"]:
+                lines.append(f"| {k.upper()} | n/a (Yosys did not finish) | {avail[k]:,} | n/a |")
+                util.pop(k.upper(), None)
+                continue
             lines.append(f"| {k.upper()} | {tot[k]:,.0f} | {avail[k]:,} | {100.0 * float(tot[k]) / avail[k]:.2f}% |")
         lines += ["", "| segment | status | LUT | FF | DSP | BRAM36 | CARRY8 | Yosys s |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
