@@ -94,3 +94,22 @@ def test_errors_name_the_layer(tmp_path) -> None:
     _edit_config(p, permute)
     with pytest.raises(LegacyModelError, match="reorders axes"):
         from_h5(p)
+
+
+@pytest.mark.csim
+def test_legacy_model_csim_bit_exact(tmp_path) -> None:
+    """Acceptance (issue 5): a QKeras .h5 model converts and C-simulates bit-exactly vs golden."""
+    from conftest import require_tool
+
+    require_tool("g++")
+    from swinfpga.backends.hls4ml import verify_csim
+    from swinfpga.manifest import Project
+    from swinfpga.project import ConvertOptions, convert
+
+    p = tmp_path / "legacy.h5"
+    legacy_model(p)
+    out = tmp_path / "prj"
+    convert(from_h5(p), out, ConvertOptions(rtl=False, n_vectors=360))
+    rep = verify_csim(Project.open(out))
+    assert rep.samples == 360
+    assert rep.mismatches == 0, [str(m) for m in rep.first]
