@@ -98,7 +98,24 @@ class SimRun:
 def run_cocotb(rtl_dir: Path, project_dir: Path, simulator: str, variants: list[dict[str, Any]],
                top: str | None = None, sources: list[Path] | None = None, adapter: str = "swinfpga",
                progress: Callable[[str], None] = lambda s: None, keep_outputs: bool = False) -> SimRun:
-    """Build (cached by content hash) and run the cocotb testbench on ``rtl_dir``."""
+    """Build (cached by content hash) and run the cocotb testbench on ``rtl_dir``.
+
+    Holds an exclusive file lock on the build directory, so concurrent runs of the same design
+    (parallel tests, two shells) wait for one build instead of clobbering it."""
+    import fcntl
+
+    rtl = json.loads((rtl_dir / RTL_JSON).read_text())
+    lock_path = cache_root() / "simbuild" / f"{simulator}-{top or rtl['top']}-{rtl.get('content_hash', 'x')[:20]}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run_cocotb_locked(rtl_dir, project_dir, simulator, variants, top, sources, adapter, progress,
+                                  keep_outputs)
+
+
+def _run_cocotb_locked(rtl_dir: Path, project_dir: Path, simulator: str, variants: list[dict[str, Any]],
+                       top: str | None, sources: list[Path] | None, adapter: str,
+                       progress: Callable[[str], None], keep_outputs: bool) -> SimRun:
     from cocotb_tools.runner import get_runner
 
     if simulator not in SIMULATORS:
