@@ -160,6 +160,7 @@ def _run_cocotb_locked(rtl_dir: Path, project_dir: Path, simulator: str, variant
                "result": str(run_dir / "result.json"), "keep_outputs": keep_outputs}
         (run_dir / "tb.json").write_text(json.dumps(cfg))
         (run_dir / "result.json").unlink(missing_ok=True)
+        (run_dir / "sim.log").unlink(missing_ok=True)  # never report a stale log
         pp = os.pathsep.join([str(sim_dir()), str(Path(__file__).resolve().parents[3]), env.get("PYTHONPATH", "")])
         progress(f"RTL sim: running {', '.join(v['name'] for v in variants)} on {simulator}")
         import sys
@@ -167,7 +168,8 @@ def _run_cocotb_locked(rtl_dir: Path, project_dir: Path, simulator: str, variant
         sys_path = list(sys.path)
         sys.path[:0] = [str(sim_dir()), str(Path(__file__).resolve().parents[3])]
         try:
-            runner.test(test_module="test_swinfpga", hdl_toplevel=top, build_dir=bdir, test_dir=run_dir,
+            runner.test(test_module="test_swinfpga", hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                        build_dir=bdir, test_dir=run_dir,
                         extra_env={"SWINFPGA_TB": str(run_dir / "tb.json"), "PYTHONPATH": pp},
                         results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
         except BaseException as e:  # the runner raises on failed tests; results are still written
