@@ -21,7 +21,7 @@ from ..boards import load_board
 from ..ir import atomic_write_text
 from ..manifest import Project
 
-YOSYS_TIMEOUT = float(os.environ.get("SWINFPGA_YOSYS_TIMEOUT", "600"))
+YOSYS_TIMEOUT = float(os.environ.get("SWINFPGA_YOSYS_TIMEOUT", "60"))  # s per unit; large unrolled units do not finish
 
 
 @dataclass
