@@ -25,7 +25,7 @@ NAMES = ["swin-digits", "swin-digits-ln", "swin-free-digits"]
 def committed(name: str) -> tuple[object, Model]:
     d = MODELS_DIR / name
     if not (d / "model.keras").exists():
-        pytest.skip(f"no committed trained copy of {name}")
+        pytest.fail(f"no committed trained copy of {name} in {d}; run `swinfpga train {name} -o {d} --force`")
     return _load(name)
 
 
