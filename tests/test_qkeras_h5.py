@@ -59,40 +59,34 @@ def _edit_config(p, fn) -> None:
         f.attrs["model_config"] = json.dumps(conf).encode()
 
 
-def test_errors_name_the_layer(tmp_path) -> None:
+def _plain_dense(layers) -> None:
+    layers[6]["class_name"] = "Dense"
+
+
+def _unquantized(layers) -> None:
+    layers[6]["config"]["kernel_quantizer"] = None
+
+
+def _lstm(layers) -> None:
+    layers[8]["class_name"] = "LSTM"
+
+
+def _permute(layers) -> None:
+    layers[5] = {"class_name": "Permute", "name": "tokens", "config": {"name": "tokens", "dims": [2, 1, 3]},
+                 "inbound_nodes": [[["embed_act", 0, 0, {}]]]}
+
+
+@pytest.mark.parametrize("edit,match", [
+    (_plain_dense, "'proj' of type Dense.*use QDense"),
+    (_unquantized, "proj kernel: no quantizer"),
+    (_lstm, "'fc1' of type LSTM is not supported; supported: InputLayer"),
+    (_permute, "reorders axes"),
+])
+def test_errors_name_the_layer(tmp_path, edit, match) -> None:
     p = tmp_path / "m.h5"
     legacy_model(p)
-
-    def plain_dense(layers):
-        layers[6]["class_name"] = "Dense"
-
-    _edit_config(p, plain_dense)
-    with pytest.raises(LegacyModelError, match="'proj' of type Dense.*use QDense"):
-        from_h5(p)
-    legacy_model(p)
-
-    def unquantized(layers):
-        layers[6]["config"]["kernel_quantizer"] = None
-
-    _edit_config(p, unquantized)
-    with pytest.raises(LegacyModelError, match="proj kernel: no quantizer"):
-        from_h5(p)
-    legacy_model(p)
-
-    def lstm(layers):
-        layers[8]["class_name"] = "LSTM"
-
-    _edit_config(p, lstm)
-    with pytest.raises(LegacyModelError, match="'fc1' of type LSTM is not supported; supported: InputLayer"):
-        from_h5(p)
-    legacy_model(p)
-
-    def permute(layers):
-        layers[5] = {"class_name": "Permute", "name": "tokens", "config": {"name": "tokens", "dims": [2, 1, 3]},
-                     "inbound_nodes": [[["embed_act", 0, 0, {}]]]}
-
-    _edit_config(p, permute)
-    with pytest.raises(LegacyModelError, match="reorders axes"):
+    _edit_config(p, edit)
+    with pytest.raises(LegacyModelError, match=match):
         from_h5(p)
 
 
