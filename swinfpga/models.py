@@ -21,16 +21,6 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
-class QuantSpec:
-    """Bit widths used for training and for random models (formats per tensor)."""
-
-    weight_bits: int = 8
-    act_bits: int = 8
-    score_bits: int = 8
-    bias_bits: int = 12
-
-
-@dataclass(frozen=True)
 class SwinSpec:
     """A Swin classifier (or a bare block stack when ``classes == 0``).
 
@@ -50,7 +40,6 @@ class SwinSpec:
     norm: str = "bn"
     classes: int = 10
     in_fmt: Fmt = field(default_factory=lambda: Fmt(False, 5, 1))
-    quant: QuantSpec = field(default_factory=QuantSpec)
 
     def stage_dims(self) -> list[tuple[tuple[int, int], int]]:
         """((H, W), C) at each stage."""
