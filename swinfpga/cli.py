@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .errors import SwinfpgaError
 from .ir import atomic_write_text
 
 
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args) or 0)
-    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as e:
+    except (SwinfpgaError, KeyError, ValueError, FileNotFoundError, RuntimeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         _console().print(f"[bold red]error:[/] {msg}")
         return 2

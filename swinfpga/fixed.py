@@ -23,12 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from .errors import SwinfpgaError
+
 ROUNDING = ("TRN", "RND")
 OVERFLOW = ("WRAP", "SAT", "SAT_SYM")
 MAX_WIDTH = 62  # codes live in int64; keep headroom for one sign/carry bit
 
 
-class FormatError(ValueError):
+class FormatError(SwinfpgaError, ValueError):
     """A fixed-point format is malformed or too narrow for the values it must hold."""
 
 

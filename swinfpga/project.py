@@ -19,6 +19,7 @@ import numpy as np
 
 from . import __version__, golden
 from .boards import Board, load_board
+from .errors import SwinfpgaError
 from .ir import Model, atomic_write_text
 from .lut import Lut
 from .manifest import MANIFEST, Manifest, TableInfo
@@ -26,7 +27,7 @@ from .manifest import MANIFEST, Manifest, TableInfo
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
-class ConvertError(RuntimeError):
+class ConvertError(SwinfpgaError, RuntimeError):
     """Conversion cannot proceed; the message says why and what to do."""
 
 

@@ -28,13 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import SwinfpgaError
+
 if TYPE_CHECKING:
     from .models import SwinSpec
 
 TRAINABLE = ("swin-digits", "swin-digits-ln", "swin-free-digits")
 
 
-class TrainError(RuntimeError):
+class TrainError(SwinfpgaError, RuntimeError):
     """Training cannot start (unknown model, existing output directory)."""
 
 

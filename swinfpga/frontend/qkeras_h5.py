@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SwinfpgaError
 from ..fixed import Fmt, FormatError, acc_fmt, fit_fmt, from_qkeras
 from ..ir import nodes as N
 from ..ir.graph import Model
@@ -42,7 +43,7 @@ SUPPORTED = (
 _FLOAT_TWINS = {"Dense": "QDense", "Conv2D": "QConv2D", "Activation": "QActivation", "ReLU": "QActivation"}
 
 
-class LegacyModelError(ValueError):
+class LegacyModelError(SwinfpgaError, ValueError):
     """The .h5 file cannot be converted; the message names the layer and the fix."""
 
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import SwinfpgaError
 from ..fixed import Fmt, FormatError
 from ..lut import Lut, SoftmaxSpec
 
 
-class IRError(ValueError):
+class IRError(SwinfpgaError, ValueError):
     """The IR is inconsistent (shapes, formats, windows) or uses something unsupported."""
 
 

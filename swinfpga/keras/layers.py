@@ -27,6 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..errors import SwinfpgaError
 from ..fixed import Fmt, FormatError, fit_fmt
 from ..ir import nodes as N
 from ..lut import SoftmaxSpec, design_softmax, gelu_table, rsqrt_table
@@ -44,7 +45,7 @@ def gelu(x: Any) -> Any:
     return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
 
 
-class QuantizationError(ValueError):
+class QuantizationError(SwinfpgaError, ValueError):
     """A layer is missing a format (not calibrated / float weights) or is misconfigured."""
 
 

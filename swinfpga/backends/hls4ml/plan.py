@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...errors import SwinfpgaError
 from ...fixed import Fmt, acc_fmt
 from ...ir import nodes as N
 from ...ir.graph import Model
@@ -21,7 +22,7 @@ from ...lut import Lut, SoftmaxSpec
 HEADERS = ("swin_common.h", "swin_softmax.h", "swin_attention.h", "swin_layernorm.h", "swin_layers.h")
 
 
-class PlanError(ValueError):
+class PlanError(SwinfpgaError, ValueError):
     """The IR uses something the HLS templates cannot express exactly."""
 
 

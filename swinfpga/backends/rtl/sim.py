@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...errors import SwinfpgaError
 from .build import RTL_JSON, cache_root
 
 SIMULATORS = ("icarus", "verilator")
@@ -25,7 +26,7 @@ VERILATOR_MAKEFLAGS = ("CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fco
                       "OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O1")
 
 
-class SimError(RuntimeError):
+class SimError(SwinfpgaError, RuntimeError):
     """The simulator is missing or the simulation failed."""
 
 

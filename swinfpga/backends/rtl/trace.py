@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import SwinfpgaError
 from ...fixed import Fmt
 from ...ir import nodes as N
 from ...lut import Lut, SoftmaxSpec
 from .plan import Segment
 
 
-class TraceError(RuntimeError):
+class TraceError(SwinfpgaError, RuntimeError):
     """The segment cannot be traced (unsupported node or a table that is too large)."""
 
 
