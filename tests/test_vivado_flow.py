@@ -1,0 +1,223 @@
+"""``swinfpga synth DIR --rtl`` and ``swinfpga report DIR --vivado-reports PATH`` on a converted
+project (a small random-weight attention unit, Verilog from the RTL cache).
+
+Without Vivado the CLI exits 2 with how to run the Tcl elsewhere.  A stand-in ``vivado`` (a shell
+script running the project's real run.tcl in ``tclsh`` with Vivado's commands stubbed, writing the
+fixture reports) makes the whole flow run, locally and on Dask clusters.  The last test runs the
+real Vivado and skips only when ``vivado`` is not on PATH."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from swinfpga.cli import main
+from swinfpga.synth import vivado as V
+from tests.conftest import require_module, require_tool
+
+FIX = Path(__file__).parent / "fixtures" / "vivado"
+STUB = FIX / "stub_vivado.tcl"
+ACHIEVED = 5.0 - 0.412  # the routed fixtures: 5 ns target, WNS 0.412 ns
+
+
+def _unit_model():
+    from swinfpga.fixed import Fmt
+    from swinfpga.ir.build import random_model
+    from swinfpga.models import StageSpec, SwinSpec
+
+    spec = SwinSpec(name="attn-unit", img=(4, 4, 8), patch=0, embed=8,
+                    stages=(StageSpec(depth=2, heads=2, window=2, shift=1),), classes=0,
+                    in_fmt=Fmt(True, 8, 3, "RND", "SAT"))
+    return random_model(spec, seed=3)  # the same unit as tests/test_rtl_unit.py: one cached trace
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    require_module("da4ml")
+    from swinfpga.project import ConvertOptions, convert
+
+    out = tmp_path_factory.mktemp("vivado_flow") / "prj"
+    convert(_unit_model(), out, ConvertOptions(hls=False, n_vectors=4, force=True))
+    return out
+
+
+@pytest.fixture
+def project(converted, tmp_path):
+    """A fresh copy of the converted project per test."""
+    dst = tmp_path / "prj"
+    shutil.copytree(converted, dst)
+    return dst
+
+
+@pytest.fixture
+def stub_vivado(tmp_path, monkeypatch):
+    """A ``vivado`` on PATH that runs ``-source FILE [-tclargs ...]`` in tclsh with the stubs."""
+    tclsh = require_tool("tclsh")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "vivado"
+    exe.write_text(
+        "#!/bin/sh\n"
+        "# test stand-in for: vivado -mode batch -nojournal -log LOG -source FILE [-tclargs ARGS]\n"
+        'src=""; log="vivado.log"; targs=""\n'
+        "while [ $# -gt 0 ]; do case \"$1\" in\n"
+        '  -source) src="$2"; shift 2;; -log) log="$2"; shift 2;;\n'
+        '  -tclargs) shift; targs="$*"; break;; *) shift;; esac; done\n'
+        f'exec {tclsh} {STUB} "$src" $targs > "$log" 2>&1\n')
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("SWINFPGA_STUB_FIXTURES", raising=False)
+    return exe
+
+
+def _predicted_cycles(prj: Path) -> int:
+    return int(json.loads((prj / "rtl" / "rtl.json").read_text())["predicted"]["latency_cycles"])
+
+
+def _check_vivado_report(prj: Path) -> dict:
+    rep = json.loads((prj / "report.json").read_text())
+    viv = rep["vivado"]
+    assert rep["resources"]["source"] == "vivado (post-route, out-of-context)"  # replaces the Yosys estimate
+    assert rep["resources"]["total"] == {"lut": 48213, "ff": 61877, "dsp": 544, "bram36": 3.5, "uram": 2}
+    assert rep["utilization_pct"]["LUT"] == pytest.approx(100.0 * 48213 / 1728000)
+    assert viv["timing"]["wns_ns"] == 0.412 and viv["target_period_ns"] == 5.0
+    assert viv["achieved_period_ns"] == pytest.approx(ACHIEVED)
+    cycles = _predicted_cycles(prj)
+    assert viv["latency_cycles"] == cycles
+    assert viv["latency_ns"] == pytest.approx(cycles * ACHIEVED)
+    md = (prj / "report.md").read_text()
+    assert "Vivado, out-of-context, post-route" in md and "ESTIMATE" not in md
+    assert f"{cycles} cycles x {ACHIEVED:.3f} ns" in md
+    return rep
+
+
+def test_convert_writes_the_vivado_flow(converted):
+    vd = converted / "rtl" / "vivado"
+    flow = V.load_flow(converted / "rtl")
+    rtl = json.loads((converted / "rtl" / "rtl.json").read_text())
+    assert (vd / "run.tcl").exists() and (vd / "clock.xdc").exists()
+    assert flow.part == "xcvu13p-flga2577-2-e" and flow.period_ns == 5.0 and flow.top == rtl["top"]
+    assert list(flow.sources) == rtl["files"] and list(flow.mems) == rtl["roms"] and flow.mems
+    assert flow.rtl_hash == rtl["content_hash"]
+
+
+def test_synth_rtl_without_vivado_exits_2_with_the_way_out(project, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+    assert main(["synth", str(project), "--rtl"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "`vivado` is not on PATH" in err
+    assert "vivado -mode batch -nojournal -log vivado.log -source run.tcl" in err
+    assert f"swinfpga report {project} --vivado-reports" in err
+    assert not (project / "report.json").exists()
+
+
+def test_several_dirs_need_rtl(project, capsys):
+    assert main(["synth", str(project), str(project)]) == 2
+    assert "--rtl" in capsys.readouterr().err
+
+
+def test_synth_rtl_with_stub_vivado(project, stub_vivado, capsys):
+    assert main(["synth", str(project), "--rtl"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[str(project)]["utilization"]["lut"] == 48213
+    vd = project / "rtl" / "vivado"
+    assert {"utilization.rpt", "timing_summary.rpt", "critical_path.rpt", "swinfpga_run.txt"} <= {
+        p.name for p in (vd / "reports").iterdir()}
+    assert (vd / "post_synth.dcp").exists() and (vd / "post_route.dcp").exists()  # ran here, in place
+    res = json.loads((vd / "vivado.json").read_text())
+    assert res["rtl_hash"] == V.load_flow(project / "rtl").rtl_hash  # the run recorded this RTL
+    _check_vivado_report(project)
+    # a later `swinfpga report` keeps the Vivado numbers
+    assert main(["report", str(project)]) == 0
+    _check_vivado_report(project)
+
+
+def test_synth_only(project, stub_vivado):
+    assert main(["synth", str(project), "--rtl", "--synth-only"]) == 0
+    rep = json.loads((project / "report.json").read_text())
+    assert rep["vivado"]["stage"] == "post-synthesis" and rep["resources"]["total"]["lut"] == 51002
+    assert "post-synthesis (timing is Vivado's estimate)" in (project / "report.md").read_text()
+
+
+def test_report_with_vivado_reports_from_elsewhere(project, tmp_path, capsys):
+    brought = tmp_path / "brought_back"
+    shutil.copytree(FIX / "vu13p_routed", brought)
+    assert main(["report", str(project), "--vivado-reports", str(brought)]) == 0
+    _check_vivado_report(project)
+    assert (project / "rtl" / "vivado" / "reports" / "utilization.rpt").exists()
+    assert json.loads((project / "rtl" / "vivado" / "vivado.json").read_text())["imported_from"] == str(brought)
+
+
+@pytest.mark.parametrize("case", ["other_part", "other_rtl", "not_reports"])
+def test_report_rejects_foreign_reports(case, project, tmp_path, capsys):
+    brought = tmp_path / "brought_back"
+    if case == "other_part":
+        brought.mkdir()
+        for n in ("utilization", "timing_summary", "critical_path"):
+            shutil.copy(FIX / "other" / f"zcu102_{n}.rpt", brought / f"{n}.rpt")
+        want = "device"
+    elif case == "other_rtl":
+        shutil.copytree(FIX / "vu13p_routed", brought)
+        (brought / V.RUN_INFO).write_text("rtl_hash 0123456789abcdef\n")
+        want = "another RTL"
+    else:
+        brought.mkdir()
+        (brought / "notes.txt").write_text("hello\n")
+        want = "report_utilization"
+    assert main(["report", str(project), "--vivado-reports", str(brought)]) == 2
+    assert want in " ".join(capsys.readouterr().err.split())
+    assert not (project / "rtl" / "vivado" / "reports").exists()
+
+
+def _second(project: Path, tmp_path: Path) -> Path:
+    other = tmp_path / "prj2"
+    shutil.copytree(project, other)
+    return other
+
+
+def test_several_projects_on_a_local_dask_cluster(project, tmp_path, stub_vivado, capsys):
+    require_module("distributed")
+    other = _second(project, tmp_path)
+    assert main(["synth", "--rtl", str(project), str(other), "--workers", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {str(project), str(other)}
+    for prj in (project, other):
+        _check_vivado_report(prj)
+        assert (prj / "rtl" / "vivado" / "vivado.log").exists()
+        assert not (prj / "rtl" / "vivado" / "post_route.dcp").exists()  # ran on a worker's copy
+
+
+def test_existing_scheduler(project, tmp_path, stub_vivado, capsys):
+    require_module("distributed")
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        assert main(["synth", "--rtl", str(project), "--scheduler", cluster.scheduler_address]) == 0
+    _check_vivado_report(project)
+
+
+def test_worker_without_vivado_is_reported(project, tmp_path, monkeypatch, capsys):
+    require_module("distributed")
+    from dask.distributed import LocalCluster
+
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        assert main(["synth", "--rtl", str(project), "--scheduler", cluster.scheduler_address]) == 2
+    assert "not on PATH on worker" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.synth
+def test_real_vivado(project):
+    """The real tool (skips only when `vivado` is not on PATH)."""
+    if shutil.which("vivado") is None:
+        pytest.skip("vivado is not on PATH")
+    runs = V.synth_rtl([project])
+    r = runs[0].result
+    assert r.stage == "post-route" and r.utilization.lut > 0 and r.utilization.ff > 0
+    assert r.target_period_ns == pytest.approx(5.0) and r.achieved_period_ns is not None
+    rep = json.loads((project / "report.json").read_text())
+    assert rep["vivado"]["latency_ns"] == pytest.approx(_predicted_cycles(project) * r.achieved_period_ns)
