@@ -221,3 +221,44 @@ def test_real_vivado(project):
     assert r.target_period_ns == pytest.approx(5.0) and r.achieved_period_ns is not None
     rep = json.loads((project / "report.json").read_text())
     assert rep["vivado"]["latency_ns"] == pytest.approx(_predicted_cycles(project) * r.achieved_period_ns)
+
+
+def _break(prj: Path) -> None:
+    tcl = prj / "rtl" / "vivado" / "run.tcl"
+    tcl.write_text(tcl.read_text().replace("    place_design\n", "    place_desgn\n", 1))
+
+
+def test_failed_vivado_run_names_the_log(project, stub_vivado, capsys):
+    _break(project)
+    assert main(["synth", str(project), "--rtl"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Vivado failed (exit 1" in err and "vivado.log" in err
+    assert 'invalid command name "place_desgn"' in (project / "rtl" / "vivado" / "vivado.log").read_text()
+    assert not (project / "report.json").exists()
+
+
+def test_one_failed_run_keeps_the_others(project, tmp_path, stub_vivado, capsys):
+    require_module("distributed")
+    from dask.distributed import LocalCluster
+
+    other = _second(project, tmp_path)
+    _break(other)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        rc = main(["synth", "--rtl", str(project), str(other), "--scheduler", cluster.scheduler_address])
+    assert rc == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{other}: Vivado failed" in err and "1 other run(s) finished" in err
+    _check_vivado_report(project)
+    assert "place_desgn" in (other / "rtl" / "vivado" / "vivado.log").read_text()
+
+
+def test_project_without_rtl(tmp_path, capsys):
+    from swinfpga.ir.build import random_model
+    from swinfpga.models import SWIN_DIGITS
+
+    ir = tmp_path / "m.json"
+    random_model(SWIN_DIGITS, seed=5).save(ir)
+    out = tmp_path / "golden_only"
+    assert main(["convert", str(ir), "-o", str(out), "--no-hls", "--no-rtl", "--vectors", "2"]) == 0
+    assert main(["synth", str(out), "--rtl"]) == 2
+    assert "--no-rtl" in capsys.readouterr().err

@@ -601,11 +601,13 @@ def run_packed(payload: bytes, synth_only: bool = False, timeout: float | None =
         if synth_only:
             cmd += ["-tclargs", "synth_only"]
         t0 = tm.perf_counter()
+        timed_out = False
         try:
             r = sp.run(cmd, cwd=vd, stdout=sp.PIPE, stderr=sp.STDOUT, timeout=timeout, check=False)
             rc, out = r.returncode, r.stdout.decode(errors="replace")
         except sp.TimeoutExpired as e:
             rc, out = -1, (e.stdout or b"").decode(errors="replace") + f"\nswinfpga: timeout after {timeout} s"
+            timed_out = True
         secs = tm.perf_counter() - t0
         rd = os.path.join(vd, "reports")
         reports = {}
@@ -618,7 +620,7 @@ def run_packed(payload: bytes, synth_only: bool = False, timeout: float | None =
             with open(logp, errors="replace") as f:
                 out = f.read()
     return {"reports": reports, "log": out[-200_000:], "seconds": secs, "returncode": rc,
-            "host": socket.gethostname()}
+            "host": socket.gethostname(), "timed_out": timed_out}
 
 
 def pack_rtl(rtl_dir: Path) -> bytes:
@@ -666,14 +668,16 @@ def _run_local(rtl_dir: Path, synth_only: bool, timeout: float | None) -> dict[s
     if rd.exists():
         shutil.rmtree(rd)
     t0 = time.perf_counter()
+    timed_out = False
     try:
         with open(vd / "vivado.stdout", "w") as log:
             r = subprocess.run(vivado_command(synth_only), cwd=vd, stdout=log, stderr=subprocess.STDOUT,
                                timeout=timeout, check=False)
         rc = r.returncode
     except subprocess.TimeoutExpired:
-        rc = -1
-    return {"returncode": rc, "seconds": time.perf_counter() - t0, "host": socket.gethostname(), "local": True}
+        rc, timed_out = -1, True
+    return {"returncode": rc, "seconds": time.perf_counter() - t0, "host": socket.gethostname(), "local": True,
+            "timed_out": timed_out}
 
 
 def store_result(project_dir: Path, result: VivadoResult, extra: dict[str, Any] | None = None) -> Path:
@@ -768,28 +772,43 @@ def synth_rtl(dirs: Sequence[Path], scheduler: str | None = None, workers: int |
     else:
         outs = _run_dask([f[0] for f in flows], scheduler, workers or min(len(dirs), os.cpu_count() or 1),
                          synth_only, timeout, progress)
-    runs = []
+    runs, failed = [], []
     for d, (rtl_dir, flow), out in zip(dirs, flows, outs, strict=True):
-        if "error" in out:
-            raise VivadoError(f"{d}: {out['error']}")
-        if not out.get("local"):
-            _store(rtl_dir, out)
-        logp = rtl_dir / VIVADO_DIR / LOG
-        if out["returncode"] != 0:
-            raise VivadoError(f"{d}: Vivado failed (exit {out['returncode']}, host {out['host']}); see {logp}")
-        from ..manifest import Project
-
-        res = read_reports(rtl_dir / VIVADO_DIR / REPORTS, top=flow.top, part=Project.open(d).manifest.part,
-                           rtl_hash=flow.rtl_hash)
-        store_result(d, res, {"host": out["host"], "seconds": out["seconds"]})
-        progress(f"vivado: {d}: {res.stage} LUT {res.utilization.lut} FF {res.utilization.ff} "
-                 f"DSP {res.utilization.dsp} WNS {res.timing.wns_ns} ns ({out['seconds']:.0f} s on {out['host']})")
-        if report:
-            from .report import make_report
-
-            make_report(d, progress=progress)
-        runs.append(VivadoRun(d, str(out["host"]), float(out["seconds"]), res))
+        try:
+            runs.append(_collect(d, rtl_dir, flow, out, report, timeout, progress))
+        except SwinfpgaError as e:
+            failed.append(str(e))
+    if failed:
+        done = f" ({len(runs)} other run(s) finished and were stored)" if runs else ""
+        raise VivadoError("; ".join(failed) + done)
     return runs
+
+
+def _collect(d: Path, rtl_dir: Path, flow: VivadoFlow, out: dict[str, Any], report: bool, timeout: float | None,
+             progress: Callable[[str], None]) -> VivadoRun:
+    """Store one run's reports and log in the project, parse them, write vivado.json and the report."""
+    from ..manifest import Project
+
+    if "error" in out:
+        raise VivadoError(f"{d}: {out['error']}")
+    if not out.get("local"):
+        _store(rtl_dir, out)
+    logp = rtl_dir / VIVADO_DIR / LOG
+    if out.get("timed_out"):
+        raise VivadoError(f"{d}: Vivado did not finish within --timeout {timeout:g} s (host {out['host']}); "
+                          f"see {logp}")
+    if out["returncode"] != 0:
+        raise VivadoError(f"{d}: Vivado failed (exit {out['returncode']}, host {out['host']}); see {logp}")
+    res = read_reports(rtl_dir / VIVADO_DIR / REPORTS, top=flow.top, part=Project.open(d).manifest.part,
+                       rtl_hash=flow.rtl_hash)
+    store_result(d, res, {"host": out["host"], "seconds": out["seconds"]})
+    progress(f"vivado: {d}: {res.stage} LUT {res.utilization.lut} FF {res.utilization.ff} "
+             f"DSP {res.utilization.dsp} WNS {res.timing.wns_ns} ns ({out['seconds']:.0f} s on {out['host']})")
+    if report:
+        from .report import make_report
+
+        make_report(d, progress=progress)
+    return VivadoRun(d, str(out["host"]), float(out["seconds"]), res)
 
 
 def _run_dask(rtl_dirs: list[Path], scheduler: str | None, workers: int, synth_only: bool, timeout: float | None,
@@ -808,7 +827,11 @@ def _run_dask(rtl_dirs: list[Path], scheduler: str | None, workers: int, synth_o
     try:
         if scheduler:
             progress(f"dask: connecting to scheduler {scheduler}")
-            client = Client(scheduler, timeout="30s")
+            try:
+                client = Client(scheduler, timeout="30s")
+            except (OSError, TimeoutError) as e:
+                raise VivadoError(f"cannot reach the Dask scheduler at --scheduler {scheduler} ({e}); "
+                                  "check the address (tcp://HOST:PORT) and that it is running") from None
         else:
             progress(f"dask: LocalCluster with {workers} worker process(es)")
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -817,7 +840,10 @@ def _run_dask(rtl_dirs: list[Path], scheduler: str | None, workers: int, synth_o
             futs = [client.submit(run_packed, pack_rtl(d), synth_only, timeout, pure=False,
                                   key=f"vivado-{i}-{d.parent.name}") for i, d in enumerate(rtl_dirs)]
             progress(f"dask: {len(futs)} Vivado run(s) submitted")
-            return list(client.gather(futs))
+            try:
+                return list(client.gather(futs))
+            except Exception as e:  # a task that raised on its worker (not a failed Vivado: that returns)
+                raise VivadoError(f"a Dask Vivado task failed: {type(e).__name__}: {e}") from None
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
         if cluster is not None:
