@@ -60,8 +60,8 @@ def cmd_synth(a: argparse.Namespace) -> int:
 
         runs = synth_rtl([Path(d) for d in a.dir], scheduler=a.scheduler, workers=a.workers,
                          synth_only=a.synth_only, timeout=a.timeout, progress=_console().log)
-        print(json.dumps({str(r.project): {"host": r.host, "seconds": round(r.seconds, 1), **r.result.to_json()}
-                          for r in runs}, indent=1))
+        print(json.dumps({str(r.project): {"host": r.host, "seconds": round(r.seconds, 1), "latency_ns": r.latency_ns,
+                                           **r.result.to_json()} for r in runs}, indent=1))
         return 0
     if len(a.dir) > 1 or a.scheduler:
         raise SwinfpgaError("several DIRs and --scheduler are for the Vivado flow of the RTL: add --rtl")

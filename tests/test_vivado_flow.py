@@ -124,12 +124,14 @@ def test_synth_rtl_with_stub_vivado(project, stub_vivado, capsys):
     assert main(["synth", str(project), "--rtl"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out[str(project)]["utilization"]["lut"] == 48213
+    assert out[str(project)]["latency_ns"] == pytest.approx(_predicted_cycles(project) * ACHIEVED)
     vd = project / "rtl" / "vivado"
     assert {"utilization.rpt", "timing_summary.rpt", "critical_path.rpt", "swinfpga_run.txt"} <= {
         p.name for p in (vd / "reports").iterdir()}
     assert (vd / "post_synth.dcp").exists() and (vd / "post_route.dcp").exists()  # ran here, in place
     res = json.loads((vd / "vivado.json").read_text())
     assert res["rtl_hash"] == V.load_flow(project / "rtl").rtl_hash  # the run recorded this RTL
+    assert res["latency_ns"] == pytest.approx(_predicted_cycles(project) * ACHIEVED)
     _check_vivado_report(project)
     # a later `swinfpga report` keeps the Vivado numbers
     assert main(["report", str(project)]) == 0

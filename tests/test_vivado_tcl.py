@@ -55,13 +55,14 @@ def test_tcl_for_every_board_runs_in_tclsh(board, tmp_path):
     assert r.returncode == 0, r.stderr + r.stdout
     calls = [ln.split() for ln in log.read_text().splitlines()]
     names = [c[0] for c in calls]
-    assert names == ["read_verilog", "read_mem", "create_clock", "read_xdc", "synth_design", "write_checkpoint",
-                     "utilization", "timing_summary", "critical_path", "opt_design", "place_design",
-                     "phys_opt_design", "route_design", "write_checkpoint", "utilization", "timing_summary",
-                     "critical_path"]
+    assert names == ["read_verilog", "read_mem", "create_clock", "set_input_delay", "set_output_delay",
+                     "read_xdc", "synth_design", "write_checkpoint", "utilization", "timing_summary",
+                     "critical_path", "opt_design", "place_design", "phys_opt_design", "route_design",
+                     "write_checkpoint", "utilization", "timing_summary", "critical_path"]
     assert calls[0] == ["read_verilog", str(len(SOURCES))] and calls[1] == ["read_mem", str(len(MEMS))]
     assert calls[2] == ["create_clock", f"{flow.period_ns:.3f}", "clk", "clk"]
-    assert calls[4] == ["synth_design", "swinfpga_top", b.part]
+    assert calls[3:5] == [["set_input_delay", "0.000", "4"], ["set_output_delay", "0.000", "3"]]  # not on clk
+    assert calls[6] == ["synth_design", "swinfpga_top", b.part]
     assert [c[1] for c in calls if c[0] in ("utilization", "timing_summary", "critical_path")] == [
         "synth_utilization.rpt", "synth_timing_summary.rpt", "synth_critical_path.rpt",
         "utilization.rpt", "timing_summary.rpt", "critical_path.rpt"]
@@ -120,4 +121,6 @@ def test_odd_file_names_are_quoted_or_refused(tmp_path):
 
 
 def test_clock_xdc_period():
-    assert V.clock_xdc(3.333).splitlines()[1] == "create_clock -period 3.333 -name clk [get_ports clk]"
+    lines = [ln for ln in V.clock_xdc(3.333).splitlines() if not ln.startswith("#")]
+    assert lines[0] == "create_clock -period 3.333 -name clk [get_ports clk]"
+    assert lines[1] == "set_input_delay -clock clk 0.000 [get_ports -filter {DIRECTION == IN && NAME != clk}]"
