@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -264,3 +265,22 @@ def test_project_without_rtl(tmp_path, capsys):
     assert main(["convert", str(ir), "-o", str(out), "--no-hls", "--no-rtl", "--vectors", "2"]) == 0
     assert main(["synth", str(out), "--rtl"]) == 2
     assert "--no-rtl" in capsys.readouterr().err
+
+
+def test_timeout_stops_the_run(project, tmp_path, monkeypatch, capsys):
+    bindir = tmp_path / "slowbin"
+    bindir.mkdir()
+    exe = bindir / "vivado"
+    pidfile = tmp_path / "child.pid"
+    exe.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {pidfile}\nwait\n")  # a launcher with a child, like Vivado's
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    assert main(["synth", str(project), "--rtl", "--timeout", "1"]) == 2
+    assert "did not finish within --timeout 1 s" in " ".join(capsys.readouterr().err.split())
+    status = Path(f"/proc/{int(pidfile.read_text())}/status")
+    for _ in range(50):  # the child went with its process group (gone, or a zombie until reaped)
+        if not status.exists() or "\nState:\tZ" in status.read_text():
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the launcher's child is still running: {status.read_text()[:200]}")

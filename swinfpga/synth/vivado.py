@@ -589,6 +589,7 @@ def run_packed(payload: bytes, synth_only: bool = False, timeout: float | None =
     import io
     import os
     import shutil as sh
+    import signal
     import socket
     import subprocess as sp
     import tarfile
@@ -600,19 +601,25 @@ def run_packed(payload: bytes, synth_only: bool = False, timeout: float | None =
         return {"error": f"`vivado` is not on PATH on worker {socket.gethostname()}", "host": socket.gethostname()}
     with tempfile.TemporaryDirectory(prefix="swinfpga-vivado-") as tmp:
         with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as tf:
-            tf.extractall(tmp, filter="data")
+            try:
+                tf.extractall(tmp, filter="data")
+            except TypeError:  # Python < 3.11.4 on the worker: no extraction filters
+                tf.extractall(tmp)  # noqa: S202 - our own archive
         vd = os.path.join(tmp, "rtl", "vivado")
         cmd = [exe, "-mode", "batch", "-nojournal", "-log", "vivado.log", "-source", "run.tcl"]
         if synth_only:
             cmd += ["-tclargs", "synth_only"]
         t0 = tm.perf_counter()
         timed_out = False
+        # own process group: on a timeout the whole Vivado process tree is stopped, not just its launcher
+        p = sp.Popen(cmd, cwd=vd, stdout=sp.PIPE, stderr=sp.STDOUT, start_new_session=True)
         try:
-            r = sp.run(cmd, cwd=vd, stdout=sp.PIPE, stderr=sp.STDOUT, timeout=timeout, check=False)
-            rc, out = r.returncode, r.stdout.decode(errors="replace")
-        except sp.TimeoutExpired as e:
-            rc, out = -1, (e.stdout or b"").decode(errors="replace") + f"\nswinfpga: timeout after {timeout} s"
-            timed_out = True
+            raw, _ = p.communicate(timeout=timeout)
+            rc, out = p.returncode, raw.decode(errors="replace")
+        except sp.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            rc, out, timed_out = -1, f"swinfpga: timeout after {timeout} s", True
         secs = tm.perf_counter() - t0
         rd = os.path.join(vd, "reports")
         reports = {}
@@ -667,6 +674,8 @@ def _store(rtl_dir: Path, out: dict[str, Any]) -> None:
 
 
 def _run_local(rtl_dir: Path, synth_only: bool, timeout: float | None) -> dict[str, Any]:
+    import os
+    import signal
     import socket
 
     vd = Path(rtl_dir) / VIVADO_DIR
@@ -675,13 +684,15 @@ def _run_local(rtl_dir: Path, synth_only: bool, timeout: float | None) -> dict[s
         shutil.rmtree(rd)
     t0 = time.perf_counter()
     timed_out = False
-    try:
-        with open(vd / "vivado.stdout", "w") as log:
-            r = subprocess.run(vivado_command(synth_only), cwd=vd, stdout=log, stderr=subprocess.STDOUT,
-                               timeout=timeout, check=False)
-        rc = r.returncode
-    except subprocess.TimeoutExpired:
-        rc, timed_out = -1, True
+    with open(vd / "vivado.stdout", "w") as log:
+        p = subprocess.Popen(vivado_command(synth_only), cwd=vd, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)  # own group: a timeout stops the whole Vivado tree
+        try:
+            rc = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            rc, timed_out = -1, True
     return {"returncode": rc, "seconds": time.perf_counter() - t0, "host": socket.gethostname(), "local": True,
             "timed_out": timed_out}
 
