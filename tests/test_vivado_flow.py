@@ -93,6 +93,9 @@ def _check_vivado_report(prj: Path) -> dict:
     md = (prj / "report.md").read_text()
     assert "Vivado, out-of-context, post-route" in md and "ESTIMATE" not in md
     assert f"{cycles} cycles x {ACHIEVED:.3f} ns" in md
+    rtl = json.loads((prj / "rtl" / "rtl.json").read_text())
+    s0 = rtl["segments"][0]  # per-instance rows next to da4ml's cost of the same unit
+    assert f"u_unit | {s0['unit']} | 23,877 | 27,301 | 288 | 2.5 | 1 | {s0['da4ml_cost']:,.0f} |" in md
     return rep
 
 
@@ -122,6 +125,7 @@ def test_several_dirs_need_rtl(project, capsys):
 
 
 def test_synth_rtl_with_stub_vivado(project, stub_vivado, capsys):
+    shutil.rmtree(project / "rtl" / "vivado")  # a project converted before the flow existed gets it written
     assert main(["synth", str(project), "--rtl"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out[str(project)]["utilization"]["lut"] == 48213
@@ -284,3 +288,28 @@ def test_timeout_stops_the_run(project, tmp_path, monkeypatch, capsys):
         time.sleep(0.1)
     else:
         pytest.fail(f"the launcher's child is still running: {status.read_text()[:200]}")
+
+
+def test_half_written_reports_fall_back_with_a_warning(project, capsys):
+    from swinfpga.manifest import Project
+    from swinfpga.synth.report import rtl_vivado_section
+
+    rd = project / "rtl" / "vivado" / "reports"
+    rd.mkdir()
+    shutil.copy(FIX / "vu13p_synth" / "synth_utilization.rpt", rd)  # the run died before its timing report
+    assert rtl_vivado_section(Project.open(project), None) is None
+    assert "Vivado reports not used" in capsys.readouterr().err
+    shutil.copy(FIX / "vu13p_synth" / "synth_timing_summary.rpt", rd)
+    lines, res, util, data = rtl_vivado_section(Project.open(project), {"cycles": 10, "source": "test"})
+    assert res["total"]["lut"] == 51002 and data["latency_ns"] == pytest.approx(10 * (5.0 - 1.103))
+
+
+def test_flow_is_kept_unless_stale(project):
+    vd = project / "rtl" / "vivado"
+    (vd / "run.tcl").write_text((vd / "run.tcl").read_text() + "# my edit\n")
+    V.project_flow(project)
+    assert (vd / "run.tcl").read_text().endswith("# my edit\n")  # current flow: edits are kept
+    fj = json.loads((vd / "flow.json").read_text())
+    (vd / "flow.json").write_text(json.dumps({**fj, "version": 0}))
+    _, flow = V.project_flow(project)
+    assert flow.version == V.FLOW_VERSION and "# my edit" not in (vd / "run.tcl").read_text()  # older: rewritten

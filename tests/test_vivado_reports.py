@@ -42,6 +42,22 @@ def test_utilization_no_uram_and_slice_names():
     assert (k.lut, k.ff, k.dsp, k.bram36, k.uram) == (15377, 9021, 73, 6.0, 0)
 
 
+def test_hierarchical_utilization():
+    rows = V.parse_hierarchy(_text("vu13p_routed/utilization_hier.rpt"))
+    assert len(rows) == 6
+    top, glue, s0 = rows[0], rows[1], rows[2]
+    assert (top.instance, top.depth, top.lut, top.ff, top.dsp, top.bram36, top.uram) == (
+        "swinfpga_top", 0, 48213, 61877, 544, 3.5, 2)
+    assert (glue.instance, glue.depth, glue.lut, glue.ff) == ("(swinfpga_top)", 1, 2, 1025)
+    assert (s0.module, s0.lut, s0.ff, s0.dsp, s0.bram36, s0.uram) == ("swinfpga_top_s0", 25109, 31470, 288, 2.5, 1)
+    assert sum(r.lut for r in rows if r.depth == 1) == top.lut  # the fixture is self-consistent
+    # a hierarchical report alone (hls4ml's util.rpt) gives the totals
+    u = V.parse_utilization(_text("vu13p_routed/utilization_hier.rpt"))
+    assert (u.lut, u.ff, u.dsp, u.bram36, u.uram) == (48213, 61877, 544, 3.5, 2)
+    with pytest.raises(V.VivadoReportError, match="Total LUTs"):
+        V.parse_hierarchy(_text("vu13p_routed/utilization.rpt"))
+
+
 def test_timing_summary_met_and_violated():
     t = V.parse_timing_summary(_text("vu13p_routed/timing_summary.rpt"))
     assert (t.wns_ns, t.tns_ns, t.failing_endpoints, t.total_endpoints, t.whs_ns) == (0.412, 0.0, 0, 118362, 0.021)
@@ -86,7 +102,9 @@ def test_read_reports_prefers_routed_and_computes_achieved_clock(tmp_path):
     d = _dir(tmp_path, "vu13p_synth", "vu13p_routed")
     r = V.read_reports(d, top=TOP, part=PART)
     assert r.stage == "post-route" and r.utilization.lut == 48213
-    assert r.reports == ("utilization.rpt", "timing_summary.rpt", "critical_path.rpt")
+    assert r.reports == ("utilization.rpt", "timing_summary.rpt", "critical_path.rpt", "utilization_hier.rpt")
+    assert [(h.instance, h.module, h.depth) for h in r.hierarchy][2:4] == [
+        ("u_s0", "swinfpga_top_s0", 1), ("u_unit", "swinfpga_top_s0_unit", 2)]
     assert r.target_period_ns == 5.0
     assert r.achieved_period_ns == pytest.approx(4.588)
     assert r.achieved_mhz == pytest.approx(1000.0 / 4.588)

@@ -58,14 +58,14 @@ def test_tcl_for_every_board_runs_in_tclsh(board, tmp_path):
     assert names == ["read_verilog", "read_mem", "create_clock", "set_input_delay", "set_output_delay",
                      "read_xdc", "synth_design", "write_checkpoint", "utilization", "timing_summary",
                      "critical_path", "opt_design", "place_design", "phys_opt_design", "route_design",
-                     "write_checkpoint", "utilization", "timing_summary", "critical_path"]
+                     "write_checkpoint", "utilization", "utilization_hier", "timing_summary", "critical_path"]
     assert calls[0] == ["read_verilog", str(len(SOURCES))] and calls[1] == ["read_mem", str(len(MEMS))]
     assert calls[2] == ["create_clock", f"{flow.period_ns:.3f}", "clk", "clk"]
     assert calls[3:5] == [["set_input_delay", "0.000", "4"], ["set_output_delay", "0.000", "3"]]  # not on clk
     assert calls[6] == ["synth_design", "swinfpga_top", b.part]
-    assert [c[1] for c in calls if c[0] in ("utilization", "timing_summary", "critical_path")] == [
+    assert [c[1] for c in calls if c[0] in ("utilization", "utilization_hier", "timing_summary", "critical_path")] == [
         "synth_utilization.rpt", "synth_timing_summary.rpt", "synth_critical_path.rpt",
-        "utilization.rpt", "timing_summary.rpt", "critical_path.rpt"]
+        "utilization.rpt", "utilization_hier.rpt", "timing_summary.rpt", "critical_path.rpt"]
     info = dict(ln.split(" ", 1) for ln in (vd / "reports" / V.RUN_INFO).read_text().splitlines())
     assert info == {"rtl_hash": "feedc0de" * 8, "part": b.part, "top": "swinfpga_top",
                     "period_ns": f"{flow.period_ns:.3f}", "stage": "post-route"}

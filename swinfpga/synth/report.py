@@ -108,9 +108,15 @@ def rtl_vivado_section(proj: Project, latency: dict[str, Any] | None
     """The Vivado section (Markdown lines, resources, utilization %, JSON) from ``rtl/vivado/reports``
     (``swinfpga synth DIR --rtl`` or ``swinfpga report DIR --vivado-reports PATH``), or None without them.
     Latency in ns = latency cycles (RTL simulation, else predicted) x achieved period (target - WNS)."""
-    from .vivado import project_result
+    from .vivado import VivadoError, project_result
 
-    res = project_result(proj.root)
+    try:
+        res = project_result(proj.root)
+    except VivadoError as e:  # e.g. a run that died half-way: say so, fall back to the estimate
+        import sys
+
+        print(f"warning: Vivado reports not used: {e}", file=sys.stderr)
+        return None
     if res is None:
         return None
     u, t = res.utilization, res.timing
@@ -147,6 +153,18 @@ def rtl_vivado_section(proj: Project, latency: dict[str, Any] | None
         lines.append(f"| critical path | {cp.data_path_ns} ns, {cp.logic_levels} logic levels ({cp.level_cells}); "
                      f"{cp.source} -> {cp.destination} |")
     lines.append("")
+    if res.hierarchy:
+        rtl_dir = proj.rtl_dir
+        segs = json.loads((rtl_dir / "rtl.json").read_text())["segments"] if rtl_dir else []
+        cost = {s["unit"]: s.get("da4ml_cost") for s in segs}
+        lines += ["Per instance (report_utilization -hierarchical; da4ml's LUT-equivalent cost for comparison):", "",
+                  "| instance | module | LUT | FF | DSP | BRAM36 | URAM | da4ml cost |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for h in res.hierarchy:
+            c = cost.get(h.module)
+            lines.append(f"| {'&nbsp;&nbsp;' * h.depth}{h.instance} | {h.module} | {h.lut:,} | {h.ff:,} | {h.dsp} | "
+                         f"{h.bram36:g} | {h.uram} | {f'{c:,.0f}' if c is not None else ''} |")
+        lines.append("")
     resources = {"source": f"vivado ({res.stage}, out-of-context)", "total": used, "available": avail}
     return lines, resources, util, data
 

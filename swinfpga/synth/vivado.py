@@ -10,9 +10,9 @@ board's part, and readers for the reports it writes.
     clock.xdc   ``create_clock`` on port ``clk`` at the board's period (ns)
     flow.json   what was generated (:class:`VivadoFlow`)
 
-Reports go to ``DIR/rtl/vivado/reports/``: ``utilization.rpt``, ``timing_summary.rpt`` and
-``critical_path.rpt`` after routing, ``synth_*.rpt`` after synthesis, and ``swinfpga_run.txt``
-(the RTL content hash the run used).  :func:`read_reports` parses them into :class:`VivadoResult`:
+Reports go to ``DIR/rtl/vivado/reports/``: ``utilization.rpt``, ``utilization_hier.rpt`` (per segment),
+``timing_summary.rpt`` and ``critical_path.rpt`` after routing, ``synth_*.rpt`` after synthesis, and
+``swinfpga_run.txt`` (the RTL content hash the run used).  :func:`read_reports` parses them into :class:`VivadoResult`:
 LUT / FF / DSP / BRAM (36 Kb tiles) / URAM, WNS (ns) and the achieved clock period = target period
 - WNS (ns).  :func:`synth_rtl` runs the flow for one or several projects, the latter spread over a
 Dask cluster (``dask.distributed.LocalCluster`` or a scheduler address).
@@ -45,6 +45,7 @@ RESULT_JSON = "vivado.json"
 RUN_INFO = "swinfpga_run.txt"
 LOG = "vivado.log"
 CLOCK_PORT = "clk"
+FLOW_VERSION = 1  # bump when run.tcl / clock.xdc change: older projects get the new script
 
 
 class VivadoError(SwinfpgaError, RuntimeError):
@@ -72,6 +73,7 @@ class VivadoFlow:
     sources: tuple[str, ...]
     mems: tuple[str, ...]
     rtl_hash: str
+    version: int = FLOW_VERSION
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +81,7 @@ class VivadoFlow:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> VivadoFlow:
         return cls(str(d["top"]), str(d["board"]), str(d["part"]), float(d["clock_mhz"]), float(d["period_ns"]),
-                   tuple(d["sources"]), tuple(d["mems"]), str(d["rtl_hash"]))
+                   tuple(d["sources"]), tuple(d["mems"]), str(d["rtl_hash"]), int(d.get("version", 0)))
 
 
 _TCL_WORD = re.compile(r"^[A-Za-z0-9_.+\-/]+$")
@@ -160,6 +162,7 @@ if {{!$synth_only}} {{
     route_design
     write_checkpoint -force [file join $here post_route.dcp]
     report_utilization -file [file join $out_dir utilization.rpt]
+    report_utilization -hierarchical -hierarchical_depth 2 -file [file join $out_dir utilization_hier.rpt]
     report_timing_summary -delay_type max -max_paths 10 -input_pins -file [file join $out_dir timing_summary.rpt]
     report_timing -delay_type max -max_paths 1 -sort_by slack -input_pins -file [file join $out_dir critical_path.rpt]
     set stage post-route
@@ -196,9 +199,11 @@ def write_vivado_flow(rtl_dir: Path, board: Board, model: str = "") -> VivadoFlo
     flow = flow_for(Path(rtl_dir), board)
     d = Path(rtl_dir) / VIVADO_DIR
     d.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(d / CLOCK_XDC, clock_xdc(flow.period_ns))
-    atomic_write_text(d / RUN_TCL, run_tcl(flow, model))
-    atomic_write_text(d / FLOW_JSON, json.dumps(flow.to_json(), indent=1))
+    files = {CLOCK_XDC: clock_xdc(flow.period_ns), RUN_TCL: run_tcl(flow, model),
+             FLOW_JSON: json.dumps(flow.to_json(), indent=1)}
+    for name, text in files.items():
+        if not (d / name).exists() or (d / name).read_text() != text:
+            atomic_write_text(d / name, text)
     return flow
 
 
@@ -272,6 +277,20 @@ class CriticalPath:
     logic_levels: int | None
     level_cells: str
     header: ReportHeader
+
+
+@dataclass(frozen=True)
+class HierRow:
+    """One instance of ``report_utilization -hierarchical``: ``depth`` 0 is the top.  BRAM in 36 Kb tiles."""
+
+    instance: str
+    module: str
+    depth: int
+    lut: int
+    ff: int
+    dsp: int
+    bram36: float
+    uram: int
 
 
 class VivadoReportError(VivadoError):
@@ -352,11 +371,47 @@ def parse_utilization(text: str, source: str = "utilization report") -> Utilizat
                     if ia is not None and len(r) > ia and _num(r[ia]) is not None:
                         avail[key] = float(_num(r[ia]) or 0.0)
     need = [names[0] for key, names in _UTIL_ROWS.items() if key in ("lut", "ff", "dsp", "bram36") and key not in used]
+    if len(need) == 4 and "Total LUTs" in text:  # a hierarchical report: its top row holds the totals
+        top = parse_hierarchy(text, source)[0]
+        return Utilization(top.lut, top.ff, top.dsp, top.bram36, top.uram, (), parse_header(text))
     if need:
         raise VivadoReportError(f"{source}: no {', '.join(repr(n) for n in need)} row in a 'Site Type | Used' table; "
                                 "pass the text of Vivado's report_utilization")
     return Utilization(int(used["lut"]), int(used["ff"]), int(used["dsp"]), float(used["bram36"]),
                        int(used.get("uram", 0)), tuple(sorted(avail.items())), parse_header(text))
+
+
+def parse_hierarchy(text: str, source: str = "hierarchical utilization report") -> tuple[HierRow, ...]:
+    """``report_utilization -hierarchical`` text (the table hls4ml reads as ``util.rpt``): one row per
+    instance (``Total LUTs``, ``FFs``, ``RAMB36`` + ``RAMB18`` / 2, ``URAM``, ``DSP Blocks`` / ``DSP48 Blocks``)."""
+    lines = text.splitlines()
+    for i in range(len(lines) - 2):
+        if lines[i].startswith("+-") and lines[i + 1].startswith("|") and "Total LUTs" in lines[i + 1]:
+            header = _cells(lines[i + 1])
+            col = {h: k for k, h in enumerate(header)}
+            dsp = next((h for h in ("DSP Blocks", "DSP48 Blocks", "DSPs") if h in col), None)
+            ff = next((h for h in ("FFs", "Registers") if h in col), None)
+            if dsp is None or ff is None or "Instance" not in col:
+                break
+            rows = []
+            for ln in lines[i + 3:]:
+                if not ln.startswith("|"):
+                    break
+                raw = ln.strip()[1:].split("|")[0]
+                c = _cells(ln)
+
+                def num(name: str, c: list[str] = c, col: dict[str, int] = col) -> float:
+                    return float(_num(c[col[name]]) or 0.0) if name in col and col[name] < len(c) else 0.0
+
+                depth = (len(raw) - len(raw.lstrip(" ")) - 1) // 2
+                rows.append(HierRow(c[col["Instance"]], c[col.get("Module", col["Instance"])], max(depth, 0),
+                                    int(num("Total LUTs")), int(num(ff)), int(num(dsp)),
+                                    num("RAMB36") + num("RAMB18") / 2, int(num("URAM"))))
+            if rows:
+                return tuple(rows)
+            break
+    raise VivadoReportError(f"{source}: no 'Instance | Module | Total LUTs | ...' table; pass the text of "
+                            "Vivado's report_utilization -hierarchical")
 
 
 def _section(text: str, title: str) -> list[str]:
@@ -454,6 +509,7 @@ class VivadoResult:
     critical_path: CriticalPath | None
     rtl_hash: str
     reports: tuple[str, ...]
+    hierarchy: tuple[HierRow, ...] = ()
 
     @property
     def target_period_ns(self) -> float:
@@ -485,7 +541,9 @@ class VivadoResult:
 
 _KINDS = {"report_utilization": "utilization", "report_timing_summary": "timing_summary",
           "report_timing": "critical_path"}
-_NAMES = {("utilization", "post-route"): "utilization.rpt", ("timing_summary", "post-route"): "timing_summary.rpt",
+_NAMES = {("hierarchy", "post-route"): "utilization_hier.rpt",
+          ("hierarchy", "post-synthesis"): "synth_utilization_hier.rpt",
+          ("utilization", "post-route"): "utilization.rpt", ("timing_summary", "post-route"): "timing_summary.rpt",
           ("critical_path", "post-route"): "critical_path.rpt",
           ("utilization", "post-synthesis"): "synth_utilization.rpt",
           ("timing_summary", "post-synthesis"): "synth_timing_summary.rpt",
@@ -502,6 +560,8 @@ def _classify(path: Path) -> tuple[str, str] | None:
     h = parse_header(text)
     cmd = h.command.split()[0] if h.command else ""
     kind = _KINDS.get(cmd)
+    if kind == "utilization" and "-hierarchical" in h.command.split():
+        kind = "hierarchy"
     if kind is None:
         for (k, st), name in _NAMES.items():
             if path.name == name:
@@ -533,6 +593,9 @@ def read_reports(report_dir: Path, top: str | None = None, part: str | None = No
             c = _classify(p)
             if c is not None and (c not in found or p.name == _NAMES.get(c)):
                 found[c] = p
+    for st in ("post-route", "post-synthesis"):  # a hierarchical report alone also gives the totals
+        if ("utilization", st) not in found and ("hierarchy", st) in found:
+            found[("utilization", st)] = found[("hierarchy", st)]
     stage = next((s for s in ("post-route", "post-synthesis")
                   if ("utilization", s) in found and ("timing_summary", s) in found), None)
     if stage is None:
@@ -544,6 +607,8 @@ def read_reports(report_dir: Path, top: str | None = None, part: str | None = No
     timing = parse_timing_summary(tp.read_text(errors="replace"), str(tp))
     cp_path = found.get(("critical_path", stage))
     cp = parse_critical_path(cp_path.read_text(errors="replace"), str(cp_path)) if cp_path else None
+    hp = found.get(("hierarchy", stage))
+    hier = parse_hierarchy(hp.read_text(errors="replace"), str(hp)) if hp else ()
     run_hash = ""
     info = d / RUN_INFO
     if info.exists():
@@ -558,9 +623,9 @@ def read_reports(report_dir: Path, top: str | None = None, part: str | None = No
         if part and h.device and not _same_part(h.device, part):
             raise VivadoReportError(f"{p}: report for device {h.device!r}, the project's part is {part!r}; "
                                     "convert with the matching --board or run this project's run.tcl")
-    files = tuple(p.name for p in (up, tp, cp_path) if p is not None)
+    files = tuple(dict.fromkeys(p.name for p in (up, tp, cp_path, hp) if p is not None))
     return VivadoResult(top or util.header.design, part or util.header.device, stage, util, timing, cp,
-                        run_hash, files)
+                        run_hash, files, hier)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -710,7 +775,8 @@ def store_result(project_dir: Path, result: VivadoResult, extra: dict[str, Any] 
 
 
 def project_flow(project_dir: Path) -> tuple[Path, VivadoFlow]:
-    """(rtl dir, flow) of a converted project; writes ``rtl/vivado/`` if the project predates it."""
+    """(rtl dir, flow) of a converted project.  ``rtl/vivado/`` is written when missing or generated for
+    other RTL, another board or an older flow version; otherwise it is kept as it is (edits included)."""
     from ..boards import load_board
     from ..manifest import Project
 
@@ -718,10 +784,11 @@ def project_flow(project_dir: Path) -> tuple[Path, VivadoFlow]:
     rtl_dir = proj.rtl_dir
     if rtl_dir is None or not (rtl_dir / "rtl.json").exists():
         raise VivadoError(f"{project_dir} has no RTL (converted with --no-rtl?); convert it again without --no-rtl")
-    flow = load_flow(rtl_dir)
-    if flow is None or not (rtl_dir / VIVADO_DIR / RUN_TCL).exists():
-        flow = write_vivado_flow(rtl_dir, load_board(proj.manifest.board), proj.manifest.model)
-    return rtl_dir, flow
+    board = load_board(proj.manifest.board)
+    have = load_flow(rtl_dir)
+    if have is not None and have == flow_for(rtl_dir, board) and (rtl_dir / VIVADO_DIR / RUN_TCL).exists():
+        return rtl_dir, have
+    return rtl_dir, write_vivado_flow(rtl_dir, board, proj.manifest.model)
 
 
 def project_result(project_dir: Path) -> VivadoResult | None:
