@@ -313,3 +313,16 @@ def test_flow_is_kept_unless_stale(project):
     (vd / "flow.json").write_text(json.dumps({**fj, "version": 0}))
     _, flow = V.project_flow(project)
     assert flow.version == V.FLOW_VERSION and "# my edit" not in (vd / "run.tcl").read_text()  # older: rewritten
+
+
+def test_given_client_is_used_and_left_open(project, stub_vivado):
+    """The design sweep's own Dask client can take the Vivado runs."""
+    require_module("distributed")
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        runs = V.synth_rtl([project], client=client)
+        assert client.status == "running"
+    assert runs[0].result.utilization.dsp == 544 and runs[0].latency_ns == pytest.approx(
+        _predicted_cycles(project) * ACHIEVED)

@@ -831,12 +831,13 @@ def import_reports(project_dir: Path, reports: Path) -> VivadoResult:
 
 def synth_rtl(dirs: Sequence[Path], scheduler: str | None = None, workers: int | None = None,
               synth_only: bool = False, timeout: float | None = None, report: bool = True,
-              progress: Callable[[str], None] = lambda s: None) -> list[VivadoRun]:
+              progress: Callable[[str], None] = lambda s: None, client: Any = None) -> list[VivadoRun]:
     """Run the Vivado flow of each project in ``dirs`` and parse its reports.
 
     One project without ``scheduler`` runs here; several (or any with ``scheduler``) go to a Dask
     cluster: ``scheduler`` is an existing scheduler's address, else a ``LocalCluster`` of ``workers``
-    processes (default: one per project, at most the CPU count) is started.  Each task ships the
+    processes (default: one per project, at most the CPU count) is started; ``client`` (a
+    ``dask.distributed.Client``, e.g. the design sweep's) is used as it is.  Each task ships the
     project's ``rtl/`` folder and returns the reports, so workers need no shared file system.  Writes
     ``rtl/vivado/reports``, ``rtl/vivado/vivado.json`` and (``report``) the project's report.json/md."""
     import os
@@ -845,8 +846,8 @@ def synth_rtl(dirs: Sequence[Path], scheduler: str | None = None, workers: int |
     if not dirs:
         raise VivadoError("no project directory given")
     flows = [project_flow(d) for d in dirs]
-    use_dask = scheduler is not None or len(dirs) > 1
-    if scheduler is None and shutil.which("vivado") is None:
+    use_dask = scheduler is not None or client is not None or len(dirs) > 1
+    if scheduler is None and client is None and shutil.which("vivado") is None:
         raise VivadoNotFound(not_found_message(dirs))
     outs: list[dict[str, Any]]
     if not use_dask:
@@ -855,7 +856,7 @@ def synth_rtl(dirs: Sequence[Path], scheduler: str | None = None, workers: int |
         outs = [_run_local(rtl_dir, synth_only, timeout)]
     else:
         outs = _run_dask([f[0] for f in flows], scheduler, workers or min(len(dirs), os.cpu_count() or 1),
-                         synth_only, timeout, progress)
+                         synth_only, timeout, progress, client)
     runs, failed = [], []
     for d, (rtl_dir, flow), out in zip(dirs, flows, outs, strict=True):
         try:
@@ -898,7 +899,7 @@ def _collect(d: Path, rtl_dir: Path, flow: VivadoFlow, out: dict[str, Any], repo
 
 
 def _run_dask(rtl_dirs: list[Path], scheduler: str | None, workers: int, synth_only: bool, timeout: float | None,
-              progress: Callable[[str], None]) -> list[dict[str, Any]]:
+              progress: Callable[[str], None], client: Any = None) -> list[dict[str, Any]]:
     try:
         import cloudpickle
         from dask.distributed import Client, LocalCluster
@@ -910,8 +911,11 @@ def _run_dask(rtl_dirs: list[Path], scheduler: str | None, workers: int, synth_o
     # the task is shipped by value: workers need dask and Vivado, not this package
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     cluster = None
+    own = client is None
     try:
-        if scheduler:
+        if client is not None:
+            progress("dask: using the given client")
+        elif scheduler:
             progress(f"dask: connecting to scheduler {scheduler}")
             try:
                 client = Client(scheduler, timeout="30s")
@@ -922,7 +926,7 @@ def _run_dask(rtl_dirs: list[Path], scheduler: str | None, workers: int, synth_o
             progress(f"dask: LocalCluster with {workers} worker process(es)")
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
             client = Client(cluster)
-        with client:
+        try:
             futs = [client.submit(run_packed, pack_rtl(d), synth_only, timeout, pure=False,
                                   key=f"vivado-{i}-{d.parent.name}") for i, d in enumerate(rtl_dirs)]
             progress(f"dask: {len(futs)} Vivado run(s) submitted")
@@ -930,6 +934,9 @@ def _run_dask(rtl_dirs: list[Path], scheduler: str | None, workers: int, synth_o
                 return list(client.gather(futs))
             except Exception as e:  # a task that raised on its worker (not a failed Vivado: that returns)
                 raise VivadoError(f"a Dask Vivado task failed: {type(e).__name__}: {e}") from None
+        finally:
+            if own:
+                client.close()
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
         if cluster is not None:
