@@ -7,15 +7,16 @@ board's part, and readers for the reports it writes.
                 the ROM ``.mem`` files of ``DIR/rtl``, ``synth_design -mode out_of_context``, then
                 opt_design / place_design / phys_opt_design / route_design, and the reports;
                 ``-tclargs synth_only`` stops after synthesis
-    clock.xdc   ``create_clock`` on port ``clk`` at the board's period (ns)
+    clock.xdc   ``create_clock`` on port ``clk`` at the board's period (ns); 0 ns input/output delay on
+                the other ports (timed as if registered just outside)
     flow.json   what was generated (:class:`VivadoFlow`)
 
 Reports go to ``DIR/rtl/vivado/reports/``: ``utilization.rpt``, ``utilization_hier.rpt`` (per segment),
 ``timing_summary.rpt`` and ``critical_path.rpt`` after routing, ``synth_*.rpt`` after synthesis, and
-``swinfpga_run.txt`` (the RTL content hash the run used).  :func:`read_reports` parses them into :class:`VivadoResult`:
-LUT / FF / DSP / BRAM (36 Kb tiles) / URAM, WNS (ns) and the achieved clock period = target period
-- WNS (ns).  :func:`synth_rtl` runs the flow for one or several projects, the latter spread over a
-Dask cluster (``dask.distributed.LocalCluster`` or a scheduler address).
+``swinfpga_run.txt`` (the RTL content hash the run used).  :func:`read_reports` parses them into
+:class:`VivadoResult`: LUT / FF / DSP / BRAM (36 Kb tiles) / URAM, WNS (ns) and the achieved clock period
+= target period - WNS (ns).  :func:`synth_rtl` runs the flow for one or several projects, the latter
+spread over a Dask cluster (``dask.distributed.LocalCluster``, a scheduler address or a given client).
 """
 
 from __future__ import annotations
