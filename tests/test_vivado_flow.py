@@ -326,3 +326,17 @@ def test_given_client_is_used_and_left_open(project, stub_vivado):
         assert client.status == "running"
     assert runs[0].result.utilization.dsp == 544 and runs[0].latency_ns == pytest.approx(
         _predicted_cycles(project) * ACHIEVED)
+
+
+def test_latency_uses_the_simulated_cycles(project, tmp_path):
+    """With an RTL simulation on record (``swinfpga verify --rtl`` writes rtl/sim_result.json), the
+    latency in ns is the simulated cycles x the achieved period."""
+    sim = {"simulator": "icarus", "mismatches": 0, "samples": 4, "latency_cycles": 57, "ii_cycles": 4,
+           "variants": ["stream"], "runs": [], "build_seconds": 0.0, "run_seconds": 0.0}
+    (project / "rtl" / "sim_result.json").write_text(json.dumps(sim))
+    brought = tmp_path / "brought_back"
+    shutil.copytree(FIX / "vu13p_routed", brought)
+    assert main(["report", str(project), "--vivado-reports", str(brought)]) == 0
+    viv = json.loads((project / "report.json").read_text())["vivado"]
+    assert viv["latency_cycles"] == 57 and viv["latency_cycles_source"] == "RTL simulation (icarus)"
+    assert viv["latency_ns"] == pytest.approx(57 * ACHIEVED)
