@@ -340,3 +340,26 @@ def test_latency_uses_the_simulated_cycles(project, tmp_path):
     viv = json.loads((project / "report.json").read_text())["vivado"]
     assert viv["latency_cycles"] == 57 and viv["latency_cycles_source"] == "RTL simulation (icarus)"
     assert viv["latency_ns"] == pytest.approx(57 * ACHIEVED)
+
+
+def test_other_board_and_failed_timing(tmp_path):
+    """A ZCU102 project, reports of a run at 300 MHz that missed timing: the achieved clock is slower
+    than the target, and the report says the run's clock is not the board's."""
+    require_module("da4ml")
+    from swinfpga.project import ConvertOptions, convert
+
+    prj = tmp_path / "zcu"
+    convert(_unit_model(), prj, ConvertOptions(board="zcu102", hls=False, n_vectors=2))
+    assert V.load_flow(prj / "rtl").part == "xczu9eg-ffvb1156-2-e"
+    brought = tmp_path / "brought_back"
+    brought.mkdir()
+    for n in ("utilization", "timing_summary", "critical_path"):
+        shutil.copy(FIX / "other" / f"zcu102_{n}.rpt", brought / f"{n}.rpt")
+    assert main(["report", str(prj), "--vivado-reports", str(brought)]) == 0
+    rep = json.loads((prj / "report.json").read_text())
+    viv = rep["vivado"]
+    assert viv["timing"]["met"] is False and viv["achieved_period_ns"] == pytest.approx(3.333 + 0.387)
+    assert viv["latency_ns"] == pytest.approx(_predicted_cycles(prj) * (3.333 + 0.387))
+    assert rep["resources"]["total"]["uram"] == 0 and "URAM" not in rep["utilization_pct"]  # the part has none
+    md = (prj / "report.md").read_text()
+    assert "NOT met; 61 failing endpoints" in md and "not the board's 5.000 ns" in md
