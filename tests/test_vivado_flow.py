@@ -119,9 +119,14 @@ def test_synth_rtl_without_vivado_exits_2_with_the_way_out(project, tmp_path, mo
     assert not (project / "report.json").exists()
 
 
-def test_several_dirs_need_rtl(project, capsys):
-    assert main(["synth", str(project), str(project)]) == 2
-    assert "--rtl" in capsys.readouterr().err
+@pytest.mark.parametrize("args,msg", [
+    (["synth", "P", "P"], "add --rtl"),
+    (["synth", "--rtl", "P", "P", "--workers", "0"], "--workers 0"),
+    (["synth", "P", "--rtl", "--timeout", "-1"], "--timeout -1"),
+])
+def test_bad_synth_arguments(args, msg, project, capsys):
+    assert main([str(project) if a == "P" else a for a in args]) == 2
+    assert msg in " ".join(capsys.readouterr().err.split())
 
 
 def test_synth_rtl_with_stub_vivado(project, stub_vivado, capsys):

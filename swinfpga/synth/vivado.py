@@ -846,6 +846,10 @@ def synth_rtl(dirs: Sequence[Path], scheduler: str | None = None, workers: int |
     dirs = [Path(d) for d in dirs]
     if not dirs:
         raise VivadoError("no project directory given")
+    if workers is not None and workers < 1:
+        raise VivadoError(f"--workers {workers}: give at least 1 worker process")
+    if timeout is not None and timeout <= 0:
+        raise VivadoError(f"--timeout {timeout:g}: give a positive number of seconds per Vivado run")
     flows = [project_flow(d) for d in dirs]
     use_dask = scheduler is not None or client is not None or len(dirs) > 1
     if scheduler is None and client is None and shutil.which("vivado") is None:
