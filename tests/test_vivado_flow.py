@@ -207,7 +207,7 @@ def test_existing_scheduler(project, tmp_path, stub_vivado, capsys):
     require_module("distributed")
     from dask.distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         assert main(["synth", "--rtl", str(project), "--scheduler", cluster.scheduler_address]) == 0
     _check_vivado_report(project)
 
@@ -217,7 +217,7 @@ def test_worker_without_vivado_is_reported(project, tmp_path, monkeypatch, capsy
     from dask.distributed import LocalCluster
 
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         assert main(["synth", "--rtl", str(project), "--scheduler", cluster.scheduler_address]) == 2
     assert "not on PATH on worker" in " ".join(capsys.readouterr().err.split())
 
@@ -255,7 +255,7 @@ def test_one_failed_run_keeps_the_others(project, tmp_path, stub_vivado, capsys)
 
     other = _second(project, tmp_path)
     _break(other)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         rc = main(["synth", "--rtl", str(project), str(other), "--scheduler", cluster.scheduler_address])
     assert rc == 2
     err = " ".join(capsys.readouterr().err.split())
@@ -325,7 +325,7 @@ def test_given_client_is_used_and_left_open(project, stub_vivado):
     require_module("distributed")
     from dask.distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         runs = V.synth_rtl([project], client=client)
         assert client.status == "running"

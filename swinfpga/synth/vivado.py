@@ -929,7 +929,7 @@ def _run_dask(rtl_dirs: list[Path], scheduler: str | None, workers: int, synth_o
                                   "check the address (tcp://HOST:PORT) and that it is running") from None
         else:
             progress(f"dask: LocalCluster with {workers} worker process(es)")
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
             client = Client(cluster)
         try:
             futs = [client.submit(run_packed, pack_rtl(d), synth_only, timeout, pure=False,
