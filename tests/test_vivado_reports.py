@@ -146,3 +146,11 @@ def test_read_reports_rejects_other_designs(tmp_path):
         V.read_reports(empty)
     with pytest.raises(V.VivadoReportError, match="not a directory"):
         V.read_reports(tmp_path / "nope")
+
+
+def test_unreadable_critical_path_is_not_fatal(tmp_path):
+    d = _dir(tmp_path, "vu13p_routed")
+    (d / "critical_path.rpt").write_text(_text("vu13p_routed/critical_path.rpt").split("Timing Report")[0]
+                                         + "Timing Report\n\nSlack:                    inf\n")
+    r = V.read_reports(d, top=TOP, part=PART)
+    assert r.critical_path is None and r.achieved_period_ns == pytest.approx(4.588)

@@ -607,7 +607,12 @@ def read_reports(report_dir: Path, top: str | None = None, part: str | None = No
     util = parse_utilization(up.read_text(errors="replace"), str(up))
     timing = parse_timing_summary(tp.read_text(errors="replace"), str(tp))
     cp_path = found.get(("critical_path", stage))
-    cp = parse_critical_path(cp_path.read_text(errors="replace"), str(cp_path)) if cp_path else None
+    cp = None
+    if cp_path is not None:
+        try:
+            cp = parse_critical_path(cp_path.read_text(errors="replace"), str(cp_path))
+        except VivadoReportError:  # e.g. ``Slack: inf`` (no constrained path): WNS says the same
+            cp = None
     hp = found.get(("hierarchy", stage))
     hier = parse_hierarchy(hp.read_text(errors="replace"), str(hp)) if hp else ()
     run_hash = ""
