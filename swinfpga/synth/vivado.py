@@ -764,6 +764,10 @@ def _run_local(rtl_dir: Path, synth_only: bool, timeout: float | None) -> dict[s
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
             rc, timed_out = -1, True
+        except BaseException:  # Ctrl-C: do not leave Vivado running
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            raise
     return {"returncode": rc, "seconds": time.perf_counter() - t0, "host": socket.gethostname(), "local": True,
             "timed_out": timed_out}
 
