@@ -55,15 +55,30 @@ def cmd_verify(a: argparse.Namespace) -> int:
 
 
 def cmd_synth(a: argparse.Namespace) -> int:
+    if a.rtl:
+        from .synth.vivado import synth_rtl
+
+        runs = synth_rtl([Path(d) for d in a.dir], scheduler=a.scheduler, workers=a.workers,
+                         synth_only=a.synth_only, timeout=a.timeout, progress=_console().log)
+        print(json.dumps({str(r.project): {"host": r.host, "seconds": round(r.seconds, 1), "latency_ns": r.latency_ns,
+                                           **r.result.to_json()} for r in runs}, indent=1))
+        return 0
+    if len(a.dir) > 1 or a.scheduler:
+        raise SwinfpgaError("several DIRs and --scheduler are for the Vivado flow of the RTL: add --rtl")
     from .synth.hls import run_synth
 
-    rep = run_synth(Path(a.dir), progress=_console().log)
+    rep = run_synth(Path(a.dir[0]), progress=_console().log)
     print(json.dumps(rep, indent=1))
     return 0
 
 
 def cmd_report(a: argparse.Namespace) -> int:
     from .synth.report import make_report
+
+    if a.vivado_reports:
+        from .synth.vivado import import_reports
+
+        import_reports(Path(a.dir), Path(a.vivado_reports))
 
     rep = make_report(Path(a.dir), progress=_console().log)
     print(rep.markdown)
@@ -120,11 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(fn=cmd_verify)
 
     s = sub.add_parser("synth", help="run Vitis/Vivado HLS synthesis and read its reports")
-    s.add_argument("dir")
+    s.add_argument("dir", nargs="+", help="project directory (several only with --rtl)")
+    s.add_argument("--rtl", action="store_true",
+                   help="Vivado out-of-context synthesis + implementation of the RTL (rtl/vivado/run.tcl)")
+    s.add_argument("--scheduler", default=None,
+                   help="with --rtl: Dask scheduler address for the runs (default: a LocalCluster for several DIRs)")
+    s.add_argument("--workers", type=int, default=None, help="with --rtl: LocalCluster worker processes")
+    s.add_argument("--synth-only", action="store_true", help="with --rtl: stop after synth_design")
+    s.add_argument("--timeout", type=float, default=None, help="with --rtl: seconds per Vivado run")
     s.set_defaults(fn=cmd_synth)
 
     r = sub.add_parser("report", help="latency, II and resources (Markdown + JSON + PNG)")
     r.add_argument("dir")
+    r.add_argument("--vivado-reports", default=None, metavar="PATH",
+                   help="folder with the reports of rtl/vivado/run.tcl run elsewhere (copied into the project)")
     r.set_defaults(fn=cmd_report)
     d = sub.add_parser("demo", help="the main job: load/train -> convert -> verify -> report")
     d.add_argument("model", nargs="?", default="swin-digits")

@@ -155,6 +155,9 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
             from .backends.rtl import write_rtl_project
 
             write_rtl_project(model, board, stage / "rtl")
+            from .synth.vivado import write_vivado_flow
+
+            write_vivado_flow(stage / "rtl", board, model.name)
             times["rtl"] = time.perf_counter() - t0
         tables = tuple(
             TableInfo(t.name, t.kind, t.size, t.in_fmt.ap_type, t.out_fmt.ap_type, t.hash) for t in model_tables(model)

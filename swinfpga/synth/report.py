@@ -79,7 +79,8 @@ def yosys_resources(proj: Project, progress: Callable[[str], None], timeout: flo
             "complete": complete}
 
 
-def _plot(path: Path, layer_cycles: dict[str, int], util: dict[str, float], title: str) -> None:
+def _plot(path: Path, layer_cycles: dict[str, int], util: dict[str, float], title: str,
+          util_label: str = "estimate") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,10 +97,80 @@ def _plot(path: Path, layer_cycles: dict[str, int], util: dict[str, float], titl
     ks = list(util)
     a2.bar(ks, [util[k] for k in ks], color="tab:orange")
     a2.set_ylabel("% of board")
-    a2.set_title("utilization (estimate)")
+    a2.set_title(f"utilization ({util_label})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def rtl_vivado_section(proj: Project, latency: dict[str, Any] | None
+                       ) -> tuple[list[str], dict[str, Any], dict[str, float], dict[str, Any]] | None:
+    """The Vivado section (Markdown lines, resources, utilization %, JSON) from ``rtl/vivado/reports``
+    (``swinfpga synth DIR --rtl`` or ``swinfpga report DIR --vivado-reports PATH``), or None without them.
+    Latency in ns = latency cycles (RTL simulation, else predicted) x achieved period (target - WNS)."""
+    from .vivado import VivadoError, project_result
+
+    try:
+        res = project_result(proj.root)
+    except VivadoError as e:  # e.g. a run that died half-way: say so, fall back to the estimate
+        import sys
+
+        print(f"warning: Vivado reports not used: {e}", file=sys.stderr)
+        return None
+    if res is None:
+        return None
+    u, t = res.utilization, res.timing
+    avail = asdict(load_board(proj.manifest.board).resources)
+    used = {"lut": u.lut, "ff": u.ff, "dsp": u.dsp, "bram36": u.bram36, "uram": u.uram}
+    for k in used:
+        avail[k] = u.available_of(k) or avail.get(k, 0)
+    util = {k.upper(): 100.0 * float(v) / avail[k] for k, v in used.items() if avail.get(k)}
+    ach = res.achieved_period_ns
+    cycles = int(latency["cycles"]) if latency else None
+    lat_ns = res.latency_ns(cycles) if cycles is not None else None
+    data = {**res.to_json(), "latency_cycles": cycles,
+            "latency_cycles_source": latency.get("source") if latency else None, "latency_ns": lat_ns}
+    label = "post-route" if res.stage == "post-route" else "post-synthesis (timing is Vivado's estimate)"
+    lines = [f"## Resources and timing (Vivado, out-of-context, {label})", "",
+             f"Part {res.part}; reports in rtl/vivado/reports ({', '.join(res.reports)}); "
+             f"{u.header.tool or 'Vivado'}.", "",
+             "| resource | used | available | utilization |", "|---|---:|---:|---:|"]
+    for k in ("lut", "ff", "dsp", "bram36", "uram"):
+        a = avail.get(k) or 0
+        pct = f"{100.0 * float(used[k]) / a:.2f}%" if a else "n/a"
+        lines.append(f"| {k.upper()} | {used[k]:,.1f} | {a:,.0f} | {pct} |" if k == "bram36"
+                     else f"| {k.upper()} | {used[k]:,} | {a:,.0f} | {pct} |")
+    wns = "n/a (no constrained path)" if t.wns_ns is None else f"{t.wns_ns:.3f} ns"
+    board_ns = 1000.0 / proj.manifest.clock_mhz
+    other = f" (not the board's {board_ns:.3f} ns: the run used another clock constraint)" \
+        if abs(board_ns - t.period_ns) > 1e-3 else ""
+    data["board_period_ns"] = board_ns
+    lines += ["", "| timing | value |", "|---|---:|",
+              f"| target clock | {t.period_ns:.3f} ns ({1000.0 / t.period_ns:.1f} MHz){other} |",
+              f"| WNS (setup) | {wns} ({'met' if t.met else 'NOT met'}; {t.failing_endpoints} failing endpoints) |"]
+    if ach is not None:
+        lines.append(f"| achieved clock (target - WNS) | {ach:.3f} ns ({res.achieved_mhz:.1f} MHz) |")
+    if lat_ns is not None:
+        lines.append(f"| latency at the achieved clock | {cycles} cycles x {ach:.3f} ns = {lat_ns:.1f} ns |")
+    cp = res.critical_path
+    if cp is not None:
+        lines.append(f"| critical path | {cp.data_path_ns} ns, {cp.logic_levels} logic levels ({cp.level_cells}); "
+                     f"{cp.source} -> {cp.destination} |")
+    lines.append("")
+    if res.hierarchy:
+        rtl_dir = proj.rtl_dir
+        segs = json.loads((rtl_dir / "rtl.json").read_text())["segments"] if rtl_dir else []
+        cost = {s["unit"]: s.get("da4ml_cost") for s in segs}
+        lines += ["Per instance (report_utilization -hierarchical; da4ml's LUT-equivalent cost for comparison):", "",
+                  "| instance | module | LUT | FF | DSP | BRAM36 | URAM | da4ml cost |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for h in res.hierarchy:
+            c = cost.get(h.module)
+            lines.append(f"| {'&nbsp;&nbsp;' * h.depth}{h.instance} | {h.module} | {h.lut:,} | {h.ff:,} | {h.dsp} | "
+                         f"{h.bram36:g} | {h.uram} | {f'{c:,.0f}' if c is not None else ''} |")
+        lines.append("")
+    resources = {"source": f"vivado ({res.stage}, out-of-context)", "total": used, "available": avail}
+    return lines, resources, util, data
 
 
 def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: None) -> Report:
@@ -148,7 +219,11 @@ def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: N
     # resources
     res_src: dict[str, Any] | None = _vivado_resources(proj)
     util: dict[str, float] = {}
-    if res_src is None and rtl is not None:
+    viv = rtl_vivado_section(proj, data.get("latency")) if rtl is not None else None
+    if viv is not None:  # Vivado's own numbers replace the Yosys estimate
+        vlines, res_src, util, data["vivado"] = viv
+        lines += vlines
+    elif res_src is None and rtl is not None:
         res_src = yosys_resources(proj, progress)
         tot = res_src["total"]
         avail = asdict(board.resources)
@@ -187,7 +262,7 @@ def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: N
     atomic_write_text(root / "report.json", json.dumps(data, indent=1, default=str))
     files = ["report.md", "report.json"]
     try:
-        _plot(root / "report.png", layer_cycles, util, man.model)
+        _plot(root / "report.png", layer_cycles, util, man.model, "Vivado" if viv is not None else "estimate")
         files.append("report.png")
     except ImportError:  # pragma: no cover
         progress("matplotlib missing: no report.png")
