@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
@@ -34,7 +35,7 @@ from ...errors import SwinfpgaError
 from ...lut import Lut, SoftmaxSpec
 
 ROLES = ("lut", "recip", "requant")
-EXP_RANGE = 48  # da4ml scale factors searched: 2**-48 .. 2**48
+EXP_RANGE = 48  # da4ml scale factors searched: 2**(e0 - 48) .. 2**(e0 + 48) around the natural e0
 
 
 class RomError(SwinfpgaError, ValueError):
@@ -134,16 +135,26 @@ def _matches(role: str, table: Any, mem: str, in_kif: tuple[int, int, int], out_
     return bool(valid.any()) and np.array_equal(got[valid], expected_values(role, table, v[valid]))
 
 
+def _natural_exp(role: str, table: Any, in_kif: tuple[int, int, int], out_kif: tuple[int, int, int]) -> int:
+    """The scale at which one input step is one address step of ``table`` (tried first)."""
+    if role == "lut":
+        return int(round(math.log2(table.in_fmt.lsb))) + table.shift + in_kif[2]
+    if role == "recip":
+        return table.recip.shift - table.exp_frac + in_kif[2]
+    return in_kif[2] - out_kif[2]
+
+
 def _find_exp(role: str, table: Any, mem: str, in_kif: tuple[int, int, int],
               out_kif: tuple[int, int, int]) -> int | None:
     """The power of two ``e`` (input value = bits x 2**e; da4ml rescales variables internally) under
-    which the ROM holds ``table`` in ``role``, or None."""
+    which the ROM holds ``table`` in ``role``, or None; the natural scale first, then the nearest."""
     valid, got = _parse_mem(mem, out_kif)
     if not valid.any():
         return None
     v = _decode(np.arange(len(valid), dtype=np.int64), in_kif)[valid]
     got = got[valid]
-    for e in sorted(range(-EXP_RANGE, EXP_RANGE + 1), key=abs):
+    e0 = _natural_exp(role, table, in_kif, out_kif)
+    for e in sorted(range(e0 - EXP_RANGE, e0 + EXP_RANGE + 1), key=lambda e: abs(e - e0)):
         if np.array_equal(got, expected_values(role, table, v * 2.0**e)):
             return e
     return None
