@@ -1,22 +1,24 @@
-"""ROM files of the RTL: one name per table, and a check that each ROM holds its IR table.
+"""ROM files of the RTL: one name per table, and a check that each ROM holds its IR tables.
 
 da4ml names a ROM ``table_<uuid of its contents>.mem``.  :func:`name_roms` renames every ROM after
-the IR table it holds (``rom_<table name>.mem``, the name sanitized for file systems and Verilog
-strings) and describes it as a :class:`Rom` (recorded under ``rom_tables`` in ``rtl.json``):
+the first IR table it holds (``rom_<table name>.mem``, sanitized for file systems and Verilog
+strings) and describes it as a :class:`Rom` (recorded under ``rom_tables`` in ``rtl.json``).  da4ml
+shares one ROM between lookups of equal contents, so a ROM may hold several IR tables; each is a
+:class:`RomTable` with its role:
 
-* ``role == "lut"``: a :class:`swinfpga.lut.Lut` looked up directly (exp, rsqrt, GELU): entry at
-  input value ``v`` (after the table's offset and shift) holds ``table[clip(v / (lsb * 2**shift))]``;
-* ``role == "recip"``: a softmax reciprocal table with the normalization shift folded in: the
-  input is ``T = S >> (E - B)`` (see :class:`swinfpga.lut.SoftmaxSpec`); the entry holds
-  ``RECIP[((T >> k) - 2**B)] * 2**-k`` with ``k = floor(log2(T >> B))`` (at most ``max_k``);
-* ``role == "requant"``: an identity table the tracer inserts to reset da4ml's scale factor
-  (``rom_<unit>_requant_<i>.mem``; no IR table).
+* ``lut``: a :class:`swinfpga.lut.Lut` looked up directly (exp, rsqrt, GELU): the entry at input
+  value ``v`` (after the table's offset and shift) holds ``table[clip(v / (lsb * 2**shift))]``;
+* ``recip``: a softmax reciprocal table with the normalization shift folded in: the input is
+  ``T = S >> (E - B)`` (see :class:`swinfpga.lut.SoftmaxSpec`); the entry holds
+  ``RECIP[(T >> k) - 2**B] * 2**-k`` with ``k = floor(log2(T >> B))`` (at most ``max_k``);
+* ``requant``: an identity table the tracer inserts to reset da4ml's scale factor (no IR table;
+  the file is ``rom_<unit>_requant_<i>.mem``).
 
 A ROM is addressed by the raw bits of its input, a fixed-point number ``in_kif`` = (signed, integer
-bits, fractional bits) scaled by ``2**in_exp`` (da4ml's internal scale factor); entries are codes of
-``out_kif``; ``X`` entries are unreachable inputs.
-:func:`check_roms` re-reads a written project and checks, per ROM, the file's SHA-256, that the
-manifest's table hash equals the IR table's, and every reachable entry against the IR table.
+bits, fractional bits) scaled by ``2**in_exp`` (da4ml's internal scale factor, per table); entries
+are codes of ``out_kif``; ``X`` entries are unreachable inputs.  :func:`check_roms` re-reads a
+written project and checks, per ROM, the file's SHA-256 and, per table, that the manifest's hash
+equals the IR table's and that every reachable entry is the IR table's under its role.
 """
 
 from __future__ import annotations
@@ -43,27 +45,36 @@ class RomError(SwinfpgaError, ValueError):
 
 
 @dataclass(frozen=True)
+class RomTable:
+    """One table a ROM holds: IR table ``name`` ('' for requant), ``role``, the IR table's hash
+    (``Lut.hash`` == the manifest's ``TableInfo.sha256``; None for requant) and ``in_exp`` (the
+    input's real value = its bits read as ``in_kif`` x ``2**in_exp``)."""
+
+    name: str
+    role: str
+    ir_sha256: str | None
+    in_exp: int
+
+
+@dataclass(frozen=True)
 class Rom:
     """One emitted ROM file (see the module docstring for roles and addressing)."""
 
     file: str
-    role: str
-    tables: tuple[str, ...]  # IR table names it holds (identical tables share one ROM); () for requant
     unit: str
     in_kif: tuple[int, int, int]
-    in_exp: int  # the input's real value = its bits read as in_kif x 2**in_exp (da4ml's scale factor)
     out_kif: tuple[int, int, int]
     entries: int
     sha256: str  # of the .mem file as written
-    ir_sha256: str | None  # Lut.hash of the IR table == the manifest's TableInfo.sha256
+    tables: tuple[RomTable, ...]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Rom:
-        return cls(d["file"], d["role"], tuple(d["tables"]), d["unit"], tuple(d["in_kif"]), int(d["in_exp"]),
-                   tuple(d["out_kif"]), int(d["entries"]), d["sha256"], d.get("ir_sha256"))
+        return cls(d["file"], d["unit"], tuple(d["in_kif"]), tuple(d["out_kif"]), int(d["entries"]),  # type: ignore[arg-type]
+                   d["sha256"], tuple(RomTable(**x) for x in d["tables"]))
 
 
 def sanitize(name: str) -> str:
@@ -161,25 +172,21 @@ def _find_exp(role: str, table: Any, mem: str, in_kif: tuple[int, int, int],
 
 
 def _identify(mem: str, in_kif: tuple[int, int, int], out_kif: tuple[int, int, int], luts: list[Lut],
-              sms: list[SoftmaxSpec], want: tuple[str, int, str | None] | None = None
-              ) -> tuple[str, list[str], str | None, int | None]:
-    """(role, IR table names, IR hash, in_exp) of the tables a ROM holds; role '' when none.
-    ``want`` = (role, in_exp, hash) restricts the search to tables identical to an earlier match."""
-    role, held, ir_hash, in_exp = want[0] if want else "", [], want[2] if want else None, want[1] if want else None
+              sms: list[SoftmaxSpec], requant: bool = True) -> list[RomTable]:
+    """Every table of ``luts`` / ``sms`` that the ROM holds (under some input scale); else, with
+    ``requant``, the identity requant if it is one; else []."""
     cands: list[tuple[str, Any, str, str]] = [("lut", t, t.name, t.hash) for t in luts]
     cands += [("recip", s, s.recip.name, s.recip.hash) for s in sms]
-    for r, table, name, h in cands:
-        if (role and r != role) or ir_hash not in (None, h):
-            continue
-        e = _find_exp(r, table, mem, in_kif, out_kif) if in_exp is None else (
-            in_exp if _matches(r, table, mem, in_kif, out_kif, in_exp) else None)
+    out = []
+    for role, table, name, h in cands:
+        e = _find_exp(role, table, mem, in_kif, out_kif)
         if e is not None:
-            role, ir_hash, in_exp = r, h, e
-            held.append(name)
-    if not held and not want:
-        in_exp = _find_exp("requant", None, mem, in_kif, out_kif)
-        role = "requant" if in_exp is not None else ""
-    return role, held, ir_hash, in_exp
+            out.append(RomTable(name, role, h, e))
+    if not out and requant:
+        e = _find_exp("requant", None, mem, in_kif, out_kif)
+        if e is not None:
+            out.append(RomTable("", "requant", None, e))
+    return out
 
 
 def name_roms(units: list[tuple[str, Any, tuple[Any, ...]]], files: dict[str, str],
@@ -221,24 +228,26 @@ def name_roms(units: list[tuple[str, Any, tuple[Any, ...]]], files: dict[str, st
                 raise RomError(f"{unit}: ROM {old} of the traced program was not emitted (da4ml pipelining changed it)")
             in_kif = tuple(int(x) for x in minimal_kif(comb.ops[op.id0].qint))
             out_kif = tuple(int(x) for x in comb.lookup_tables[op.data].spec.out_kif)
-            if old in roms:  # the same contents in another unit: add that unit's identical tables
+            if old in roms:  # the same contents in another unit: add that unit's tables
                 r0 = roms[old]
-                if r0.role != "requant":
-                    _, more, _, _ = _identify(mem, in_kif, out_kif, luts, sms, (r0.role, r0.in_exp, r0.ir_sha256))
-                    roms[old] = replace(r0, tables=tuple(dict.fromkeys(r0.tables + tuple(more))))
+                if r0.tables[0].role != "requant":
+                    # (its input may be typed differently in this unit: read it as the ROM's first input)
+                    found = _identify(mem, r0.in_kif, r0.out_kif, luts, sms, requant=False)
+                    more = [x for x in found if x not in r0.tables]
+                    roms[old] = replace(r0, tables=r0.tables + tuple(more))
                 continue
-            role, held, ir_hash, in_exp = _identify(mem, in_kif, out_kif, luts, sms)
-            if not role or in_exp is None:
+            held = _identify(mem, in_kif, out_kif, luts, sms)
+            if not held:
                 raise RomError(f"{unit}: ROM {old} holds none of the unit's tables "
                                f"({', '.join(t.name for t in luts) or 'none'}) nor an identity requant")
-            if role == "requant":
+            if held[0].role == "requant":
                 new = fresh(f"{sanitize(unit)}_requant_{n_requant}")
                 n_requant += 1
             else:
-                new = fresh(sanitize(held[0]))
+                new = fresh(sanitize(held[0].name))
             rename[old] = new
-            roms[old] = Rom(new, role, tuple(dict.fromkeys(held)), unit, in_kif, in_exp,  # type: ignore[arg-type]
-                            out_kif, len(mem.split("\n")), mem_sha256(mem), ir_hash)  # type: ignore[arg-type]
+            roms[old] = Rom(new, unit, in_kif, out_kif, len(mem.split("\n")), mem_sha256(mem),  # type: ignore[arg-type]
+                            tuple(held))
     missing = sorted(set(mems) - set(rename))
     if missing:
         raise RomError(f"ROM files {missing} belong to no traced lookup")
@@ -274,21 +283,24 @@ def check_roms(project_dir: str | Path) -> list[Rom]:
         text = (proj.rtl_dir / r.file).read_text()
         if mem_sha256(text) != r.sha256:
             raise RomError(f"{r.file}: contents changed since conversion (SHA-256 differs from rtl.json)")
-        if r.role == "requant":
-            if not _matches("requant", None, text, r.in_kif, r.out_kif, r.in_exp):
-                raise RomError(f"{r.file}: identity requant ROM does not map every input to itself")
-            continue
-        for name in r.tables:
-            t = by_name.get(name)
+        if not r.tables:
+            raise RomError(f"{r.file}: rtl.json names no table for this ROM")
+        for x in r.tables:
+            if x.role == "requant":
+                if not _matches("requant", None, text, r.in_kif, r.out_kif, x.in_exp):
+                    raise RomError(f"{r.file}: identity requant ROM does not map every input to itself")
+                continue
+            t = by_name.get(x.name)
             if t is None:
-                raise RomError(f"{r.file}: table {name!r} is not in the project's model.json")
-            ir_hash = t.recip.hash if r.role == "recip" else t.hash
-            if manifest_hash.get(name) != ir_hash or r.ir_sha256 != ir_hash:
-                raise RomError(f"{r.file}: table {name!r} hash in manifest.json ({manifest_hash.get(name)}) / rtl.json "
-                               f"({r.ir_sha256}) differs from model.json's ({ir_hash})")
-            if not _matches(r.role, t, text, r.in_kif, r.out_kif, r.in_exp):
-                raise RomError(f"{r.file}: entries differ from table {name!r} ({r.role} addressing)")
+                raise RomError(f"{r.file}: table {x.name!r} is not in the project's model.json")
+            ir_hash = t.recip.hash if x.role == "recip" else t.hash
+            if manifest_hash.get(x.name) != ir_hash or x.ir_sha256 != ir_hash:
+                raise RomError(f"{r.file}: table {x.name!r} hash in manifest.json ({manifest_hash.get(x.name)}) / "
+                               f"rtl.json ({x.ir_sha256}) differs from model.json's ({ir_hash})")
+            if not _matches(x.role, t, text, r.in_kif, r.out_kif, x.in_exp):
+                raise RomError(f"{r.file}: entries differ from table {x.name!r} ({x.role} addressing)")
     return roms
 
 
-__all__ = ["ROLES", "Rom", "RomError", "check_roms", "expected_values", "mem_sha256", "name_roms", "sanitize"]
+__all__ = ["ROLES", "Rom", "RomError", "RomTable", "check_roms", "expected_values", "mem_sha256", "name_roms",
+           "sanitize"]
