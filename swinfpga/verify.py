@@ -5,7 +5,7 @@ assembles the JSON that ``swinfpga verify --json`` writes::
 
     {"csim": {"mismatches": int, "samples": int, ...},
      "rtl": {"mismatches": int, "samples": int, "latency_cycles": int, "ii_cycles": int,
-             "simulator": str, ...},
+             "simulator": str, "rom_files_checked": int, ...},
      "clock_mhz": float, "latency_ns": float}
 """
 
@@ -38,9 +38,12 @@ def verify(root: Path, csim: bool, rtl: bool, simulator: str | None = None, n: i
         out["csim"] = report_json(r)
     if rtl:
         from .backends.rtl import verify_rtl
+        from .backends.rtl.roms import check_roms
 
+        roms = check_roms(proj.root)  # every ROM holds the tables (and hashes) the IR and manifest name
         r2 = verify_rtl(proj, simulator=simulator, n=n, progress=progress)
         out["rtl"] = report_json(r2)
+        out["rtl"]["rom_files_checked"] = len(roms)
         out["latency_ns"] = r2.latency_cycles * 1000.0 / proj.manifest.clock_mhz
     return out
 

@@ -108,3 +108,26 @@ def test_expected_values_follow_the_lut_addressing() -> None:
     codes = np.arange(64)
     v = (codes >> 1) * lut.in_fmt.lsb * 2  # the traced input after the address shift
     np.testing.assert_array_equal(expected_values("lut", lut, v), lut.lookup(codes) * lut.out_fmt.lsb)
+
+
+def test_verify_rtl_checks_the_roms_first(ln_project, tmp_path, monkeypatch) -> None:
+    import swinfpga.backends.rtl as rtl_backend
+    from swinfpga.backends.rtl.roms import RomError
+    from swinfpga.results import RtlReport
+    from swinfpga.verify import verify
+
+    calls = []
+
+    def fake_sim(project, simulator=None, n=None, progress=None):  # the simulation itself is tested elsewhere
+        calls.append(project.root)
+        return RtlReport(0, 8, 10, 4, "none")
+
+    monkeypatch.setattr(rtl_backend, "verify_rtl", fake_sim)
+    rep = verify(ln_project, csim=False, rtl=True)
+    assert rep["rtl"]["rom_files_checked"] == len(list((ln_project / "rtl").glob("*.mem"))) > 0
+    prj = _copy(ln_project, tmp_path)
+    mem = sorted((prj / "rtl").glob("*.mem"))[0]
+    mem.write_text(mem.read_text() + "\n00")
+    with pytest.raises(RomError, match=mem.name):
+        verify(prj, csim=False, rtl=True)
+    assert len(calls) == 1, "the simulation ran on a project whose ROMs do not check"
