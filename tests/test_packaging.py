@@ -42,6 +42,13 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+def _require_build_backend() -> None:
+    """setuptools (and, before setuptools 70.1, ``wheel``) for ``--no-build-isolation`` builds."""
+    st = require_module("setuptools")
+    if tuple(int(x) for x in st.__version__.split(".")[:2]) < (70, 1):
+        require_module("wheel")
+
+
 def test_resources_fall_back_to_the_source_tree() -> None:
     # running from the checkout (no swinfpga/_data/ unless a wheel build put it there)
     for folder, fn, probe in [("hls_templates", resources.templates_dir, "swin_common.h"),
@@ -63,8 +70,7 @@ def test_missing_data_folder_is_a_user_error(monkeypatch, tmp_path) -> None:
 
 
 def test_wheel_ships_the_data_folders(tmp_path) -> None:
-    require_module("setuptools")
-    require_module("wheel")
+    _require_build_backend()
     src = _copy_repo(tmp_path / "src")
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
           "-w", str(tmp_path / "dist"), str(src)], tmp_path, _clean_env(), 300)
@@ -81,7 +87,7 @@ def test_regular_install_converts_and_csims_from_any_directory(tmp_path) -> None
     """Fresh venv (system site packages reused for TF/hls4ml), ``pip install --no-deps .`` of a copy
     of the repository, then convert + C-sim from an unrelated directory with that venv: 0 mismatches."""
     require_module("hls4ml")
-    require_module("setuptools")
+    _require_build_backend()
     require_tool("g++")
     src = _copy_repo(tmp_path / "src")
     venv = tmp_path / "venv"
