@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import resources
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -34,7 +36,7 @@ class Board:
 
 def boards_dir() -> Path:
     env = os.environ.get("SWINFPGA_BOARDS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "boards"
+    return Path(env) if env else resources.boards_dir()
 
 
 def list_boards() -> list[str]:

@@ -30,7 +30,7 @@ from ...boards import Board
 from ...fixed import Fmt
 from ...ir.graph import Model
 from ...manifest import Project
-from ...verify import CsimReport, Mismatch, compare_codes
+from ...results import CsimReport, Mismatch, compare_codes
 from .plan import LayerPlan, plan_model
 
 SETTINGS = "swinfpga_hls.json"  # written next to build_prj.tcl: how the project was generated

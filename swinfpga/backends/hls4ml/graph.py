@@ -17,9 +17,10 @@ from hls4ml.model.optimizer.optimizer import ModelOptimizerPass
 from hls4ml.model.types import FixedPrecisionType, NamedType
 
 from ...fixed import Fmt
+from ...resources import templates_dir
 from .plan import HEADERS, LayerPlan, weights_header
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "hls_templates"
+TEMPLATES_DIR = templates_dir()
 BACKENDS = ("Vivado", "Vitis")
 PROJECT = "myproject"
 KINDS = ("SwinPatchEmbed", "SwinWindowAttention", "SwinMlp", "SwinLayerNorm", "SwinPatchMerging", "SwinAdd",

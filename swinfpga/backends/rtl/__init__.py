@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ...boards import Board
     from ...ir import Model
     from ...manifest import Project
-    from ...verify import RtlReport
+    from ...results import RtlReport
 
 
 def write_rtl_project(model: Model, board: Board, out_dir: Path,

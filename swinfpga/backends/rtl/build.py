@@ -206,6 +206,7 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
     ``*.mem`` files, ``rtl.json``).  Units come from the content-hash cache when unchanged; every
     traced unit is checked bit-exact against the golden model with da4ml's int64 interpreter."""
     from ...ir.build import random_input
+    from .roms import name_roms
     from .verilog import static_sources, top_module
 
     out_dir = Path(out_dir)
@@ -220,6 +221,7 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
     for b in built:
         files.update(b.files)
         mems.update(b.mems)
+    files, mems, roms = name_roms([(b.unit_name, b.comb(), b.seg.nodes) for b in built], files, mems)
     files.update(static_sources())
     files[TOP] = top_module(TOP, [b.seg for b in built], [b.wrapper_name for b in built])
     for k, v in files.items():
@@ -247,6 +249,7 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
                          "order": "row-major, element 0 at LSB"},
         },
         "predicted": sched,
+        "rom_tables": [r.to_json() for r in roms],
         "layer_cycles": layer_cycles(built, cutoff),
         "segments": [
             {"name": b.seg.name, "module": b.wrapper_name, "unit": b.unit_name, "src": b.seg.src, "dst": b.seg.dst,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ... import resources
 from ...errors import SwinfpgaError
 from .build import RTL_JSON, cache_root
 
@@ -35,7 +36,7 @@ def sim_dir() -> Path:
     env = os.environ.get("SWINFPGA_SIM_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "sim"
+    return resources.sim_dir()
 
 
 def verilator_env(jobs: int = 2) -> dict[str, str]:
@@ -162,12 +163,12 @@ def _run_cocotb_locked(rtl_dir: Path, project_dir: Path, simulator: str, variant
         (run_dir / "tb.json").write_text(json.dumps(cfg))
         (run_dir / "result.json").unlink(missing_ok=True)
         (run_dir / "sim.log").unlink(missing_ok=True)  # never report a stale log
-        pp = os.pathsep.join([str(sim_dir()), str(Path(__file__).resolve().parents[3]), env.get("PYTHONPATH", "")])
+        pp = os.pathsep.join([str(sim_dir()), str(resources.package_parent()), env.get("PYTHONPATH", "")])
         progress(f"RTL sim: running {', '.join(v['name'] for v in variants)} on {simulator}")
         import sys
 
         sys_path = list(sys.path)
-        sys.path[:0] = [str(sim_dir()), str(Path(__file__).resolve().parents[3])]
+        sys.path[:0] = [str(sim_dir()), str(resources.package_parent())]
         try:
             runner.test(test_module="test_swinfpga", hdl_toplevel=top, hdl_toplevel_lang="verilog",
                         build_dir=bdir, test_dir=run_dir,

@@ -9,7 +9,7 @@ import numpy as np
 
 from ...ir import atomic_write_text
 from ...manifest import Project
-from ...verify import Mismatch, RtlReport, compare_codes
+from ...results import Mismatch, RtlReport, compare_codes
 from .build import RTL_JSON, build_model, check_traced
 from .sim import DEFAULT_SIMULATOR, run_cocotb
 
