@@ -56,10 +56,14 @@ def cmd_verify(a: argparse.Namespace) -> int:
 
 def cmd_synth(a: argparse.Namespace) -> int:
     if a.rtl:
+        from .synth.report import make_report
         from .synth.vivado import synth_rtl
 
+        def report(d: Path) -> dict[str, Any]:
+            return make_report(d, progress=_console().log).data.get("vivado", {})
+
         runs = synth_rtl([Path(d) for d in a.dir], scheduler=a.scheduler, workers=a.workers,
-                         synth_only=a.synth_only, timeout=a.timeout, progress=_console().log)
+                         synth_only=a.synth_only, timeout=a.timeout, report=report, progress=_console().log)
         print(json.dumps({str(r.project): {"host": r.host, "seconds": round(r.seconds, 1), "latency_ns": r.latency_ns,
                                            **r.result.to_json()} for r in runs}, indent=1))
         return 0

@@ -222,12 +222,19 @@ def test_worker_without_vivado_is_reported(project, tmp_path, monkeypatch, capsy
     assert "not on PATH on worker" in " ".join(capsys.readouterr().err.split())
 
 
+
+def _report(d: Path) -> dict:
+    from swinfpga.synth.report import make_report
+
+    return make_report(d).data.get("vivado", {})
+
+
 @pytest.mark.synth
 def test_real_vivado(project):
     """The real tool (skips only when `vivado` is not on PATH)."""
     if shutil.which("vivado") is None:
         pytest.skip("vivado is not on PATH")
-    runs = V.synth_rtl([project])
+    runs = V.synth_rtl([project], report=_report)
     r = runs[0].result
     assert r.stage == "post-route" and r.utilization.lut > 0 and r.utilization.ff > 0
     assert r.target_period_ns == pytest.approx(5.0) and r.achieved_period_ns is not None
@@ -327,7 +334,7 @@ def test_given_client_is_used_and_left_open(project, stub_vivado):
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
-        runs = V.synth_rtl([project], client=client)
+        runs = V.synth_rtl([project], client=client, report=_report)
         assert client.status == "running"
     assert runs[0].result.utilization.dsp == 544 and runs[0].latency_ns == pytest.approx(
         _predicted_cycles(project) * ACHIEVED)

@@ -840,7 +840,8 @@ def import_reports(project_dir: Path, reports: Path) -> VivadoResult:
 
 
 def synth_rtl(dirs: Sequence[Path], scheduler: str | None = None, workers: int | None = None,
-              synth_only: bool = False, timeout: float | None = None, report: bool = True,
+              synth_only: bool = False, timeout: float | None = None,
+              report: Callable[[Path], dict[str, Any]] | None = None,
               progress: Callable[[str], None] = lambda s: None, client: Any = None) -> list[VivadoRun]:
     """Run the Vivado flow of each project in ``dirs`` and parse its reports.
 
@@ -849,7 +850,9 @@ def synth_rtl(dirs: Sequence[Path], scheduler: str | None = None, workers: int |
     processes (default: one per project, at most the CPU count) is started; ``client`` (a
     ``dask.distributed.Client``, e.g. the design sweep's) is used as it is.  Each task ships the
     project's ``rtl/`` folder and returns the reports, so workers need no shared file system.  Writes
-    ``rtl/vivado/reports``, ``rtl/vivado/vivado.json`` and (``report``) the project's report.json/md."""
+    ``rtl/vivado/reports`` and ``rtl/vivado/vivado.json``; ``report(project_dir)`` (the caller's report
+    writer, e.g. :func:`swinfpga.synth.report.make_report`; it returns the report's ``vivado`` section)
+    then rewrites the project's report.json/md."""
     import os
 
     dirs = [Path(d) for d in dirs]
@@ -883,7 +886,8 @@ def synth_rtl(dirs: Sequence[Path], scheduler: str | None = None, workers: int |
     return runs
 
 
-def _collect(d: Path, rtl_dir: Path, flow: VivadoFlow, out: dict[str, Any], report: bool, timeout: float | None,
+def _collect(d: Path, rtl_dir: Path, flow: VivadoFlow, out: dict[str, Any],
+             report: Callable[[Path], dict[str, Any]] | None, timeout: float | None,
              progress: Callable[[str], None]) -> VivadoRun:
     """Store one run's reports and log in the project, parse them, write vivado.json and the report."""
     from ..manifest import Project
@@ -903,10 +907,8 @@ def _collect(d: Path, rtl_dir: Path, flow: VivadoFlow, out: dict[str, Any], repo
     progress(f"vivado: {d}: {res.stage} LUT {res.utilization.lut} FF {res.utilization.ff} "
              f"DSP {res.utilization.dsp} WNS {res.timing.wns_ns} ns ({out['seconds']:.0f} s on {out['host']})")
     lat: dict[str, Any] = {}
-    if report:
-        from .report import make_report
-
-        viv = make_report(d, progress=progress).data.get("vivado", {})
+    if report is not None:
+        viv = report(d)
         lat = {k: viv.get(k) for k in ("latency_cycles", "latency_cycles_source", "latency_ns")}
     store_result(d, res, {"host": out["host"], "seconds": out["seconds"], **lat})
     return VivadoRun(d, str(out["host"]), float(out["seconds"]), res, lat.get("latency_ns"))
