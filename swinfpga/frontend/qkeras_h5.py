@@ -149,7 +149,37 @@ def _bias(layer: _Layer, n_out: int, acc_frac: int) -> tuple[np.ndarray | None, 
 
 
 def from_h5(path: str | Path, name: str | None = None) -> Model:
-    """Convert a legacy QKeras ``.h5`` model to IR (see module docstring for what is supported)."""
+    """Convert a legacy QKeras ``.h5`` model to IR (see module docstring for what is supported).
+
+    Every problem (missing, empty, truncated, corrupt or non-HDF5 file, malformed model config,
+    unsupported layer) raises :class:`LegacyModelError` naming the file."""
+    import h5py
+
+    p = Path(path)
+    if not p.is_file():
+        raise LegacyModelError(f"{p}: file not found" if not p.exists() else f"{p}: is not a file")
+    fix = "re-save the model with model.save('model.h5') (Keras 2 / QKeras)"
+    if p.stat().st_size == 0:
+        raise LegacyModelError(f"{p}: the file is empty; {fix}")
+    try:
+        ok = h5py.is_hdf5(str(p))
+    except OSError:
+        ok = False
+    if not ok:
+        raise LegacyModelError(f"{p}: not an HDF5 file (plain text, truncated or corrupt); {fix}")
+    try:
+        return _from_h5(p, name)
+    except LegacyModelError as e:
+        msg = str(e)
+        raise LegacyModelError(msg if msg.startswith(str(p)) else f"{p}: {msg}") from None
+    except SwinfpgaError:
+        raise
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+        raise LegacyModelError(f"{p}: cannot read the model ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+                               f"the file is truncated, corrupt or not a Keras 2 model; {fix}") from None
+
+
+def _from_h5(path: Path, name: str | None) -> Model:
     layers, outputs = read_h5(path)
     if len(outputs) != 1:
         raise LegacyModelError(f"models with {len(outputs)} outputs are unsupported (need exactly one)")
