@@ -183,15 +183,21 @@ def validate_args(a: argparse.Namespace) -> None:
     if getattr(a, "dir", None) is not None and a.cmd in ("verify", "synth", "report"):
         from .manifest import Project
 
-        Project.open(Path(a.dir))
+        proj = Project.open(Path(a.dir))
+        if a.cmd == "verify":
+            proj.vectors()  # a corrupt vectors.npz fails now, not after a compile
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` / cleanup runs."""
 
 
 def _install_sigterm() -> None:
-    """SIGTERM unwinds like an exception, so temporary directories are removed on the way out."""
+    """SIGTERM unwinds like Ctrl-C, so temporary directories are removed on the way out."""
     import signal
 
     def _term(signum, frame):  # noqa: ARG001
-        raise SystemExit(128 + signum)
+        raise Terminated()
 
     try:
         signal.signal(signal.SIGTERM, _term)
@@ -224,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         con.print("[bold yellow]interrupted[/] (Ctrl-C): nothing was replaced; previous output is kept")
         return 130
+    except Terminated:
+        con.print("[bold yellow]terminated[/] (SIGTERM): nothing was replaced; previous output is kept")
+        return 143
     except OSError as e:
         if debug:
             con.print_exception()

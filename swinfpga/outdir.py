@@ -47,34 +47,36 @@ def _is_within(child: Path, parent: Path) -> bool:
 
 
 def check_output_dir(out: str | Path, force: bool, markers: Sequence[str], what: str,
-                     inputs: Iterable[str | Path] = ()) -> Path:
+                     inputs: Iterable[str | Path] = (), error: type[SwinfpgaError] | None = None) -> Path:
     """Resolve ``out`` and refuse to proceed unless it may be (re)written.
 
     ``markers``: relative paths of which at least one marks ``out`` as ``what`` (e.g. "a swinfpga
-    project"); ``inputs``: files / directories the command reads, never replaced.  Raises
-    :class:`OutputDirError` naming the directory, the reason and the fix; returns the resolved path."""
+    project"); ``inputs``: files / directories the command reads, never replaced.  Raises ``error``
+    (default :class:`OutputDirError`) naming the directory, the reason and the fix; returns the
+    resolved path."""
+    err = error or OutputDirError
     o = Path(out).expanduser().resolve()
     if not o.exists():
         if o.parent.exists() and not o.parent.is_dir():
-            raise OutputDirError(f"cannot create {o}: {o.parent} is a file, not a directory; choose another -o")
+            raise err(f"cannot create {o}: {o.parent} is a file, not a directory; choose another -o")
         return o
     if not force:
-        raise OutputDirError(f"{o} exists; pass --force to replace it, or choose another -o (nothing was written)")
+        raise err(f"{o} exists; pass --force to replace it, or choose another -o (nothing was written)")
     if not o.is_dir():
-        raise OutputDirError(f"{o} is a file, not a directory; --force replaces only {what}; "
+        raise err(f"{o} is a file, not a directory; --force replaces only {what}; "
                              "choose another -o or remove the file yourself")
     cwd = Path.cwd().resolve()
     if _is_within(cwd, o):
         where = "the current directory" if cwd == o else f"an ancestor of the current directory {cwd}"
-        raise OutputDirError(f"refusing to replace {o}: it is {where}; --force never replaces that; "
+        raise err(f"refusing to replace {o}: it is {where}; --force never replaces that; "
                              "choose a new output directory, e.g. -o out/NAME")
     for i in inputs:
         ip = Path(i).expanduser().resolve()
         if _is_within(ip, o):
-            raise OutputDirError(f"refusing to replace {o}: it holds the input {ip}; --force never replaces an "
+            raise err(f"refusing to replace {o}: it holds the input {ip}; --force never replaces an "
                                  "input; choose another -o")
     if not any((o / m).is_file() for m in markers):
-        raise OutputDirError(
+        raise err(
             f"refusing to replace {o}: it is not {what} (no {' or '.join(markers)}); --force replaces only "
             f"{what}; choose a new -o, or delete {o} yourself if you really want it gone"
         )

@@ -142,7 +142,7 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
     An existing ``out_dir`` is replaced only with ``opts.force`` and only if it is a swinfpga
     project that is neither the current directory (or an ancestor) nor holds one of ``inputs``
     (the files the model was read from); see :mod:`swinfpga.outdir`."""
-    out = check_output_dir(out_dir, opts.force, (MANIFEST,), "a swinfpga project", inputs)
+    out = check_output_dir(out_dir, opts.force, (MANIFEST,), "a swinfpga project", inputs, ConvertError)
     board: Board = load_board(opts.board)
     stage = make_stage(out)
     times: dict[str, float] = {}

@@ -149,7 +149,7 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     out = Path(out_dir).resolve()
     from .outdir import check_output_dir
 
-    check_output_dir(out, force, TRAIN_MARKERS, "a `swinfpga train` output directory")
+    check_output_dir(out, force, TRAIN_MARKERS, "a `swinfpga train` output directory", error=TrainError)
 
     import keras
 
@@ -218,7 +218,7 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
 
     from .outdir import make_stage, replace_dir
 
-    check_output_dir(out, force, TRAIN_MARKERS, "a `swinfpga train` output directory")
+    check_output_dir(out, force, TRAIN_MARKERS, "a `swinfpga train` output directory", error=TrainError)
     stage = make_stage(out)
     try:
         model.save(stage / "model.keras")

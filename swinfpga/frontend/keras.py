@@ -37,7 +37,8 @@ def from_keras_model(model: Any, name: str | None = None) -> Model:
             continue
         if not isinstance(layer, QLayer):
             raise KerasFrontendError(
-                f"layer {layer.name!r} ({type(layer).__name__}) is not supported by the swinfpga Keras front end; "
+                f"layer {layer.name!r} ({type(layer).__name__}) is not supported by the swinfpga Keras front end "
+                f"(its class comes from {type(layer).__module__.split('.')[0]}, not swinfpga.keras); "
                 f"supported layers: {supported} (build the model from swinfpga.keras layers)"
             )
         if not layer.quantized:
@@ -107,7 +108,10 @@ def from_keras_file(path: str | Path) -> Model:
         model = keras.models.load_model(p, compile=False)
     except Exception as e:  # Keras raises TypeError/ValueError/OSError/... with the whole config in the text
         raise KerasFrontendError(f"{p}: cannot load the Keras model: {_keras_reason(e)}; {fix}") from None
-    return from_keras_model(model, name=model.name)
+    try:
+        return from_keras_model(model, name=model.name)
+    except KerasFrontendError as e:
+        raise KerasFrontendError(f"{p}: {e}") from None
 
 
 def _short(e: object, limit: int = 200) -> str:
