@@ -228,10 +228,12 @@ def main(argv: list[str] | None = None) -> int:
         con.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        con.print("[bold yellow]interrupted[/] (Ctrl-C): nothing was replaced; previous output is kept")
+        con.print("[bold yellow]interrupted[/] (Ctrl-C): no partial output was written; an output directory is "
+                  "replaced only when complete, so the previous one is kept", soft_wrap=True)
         return 130
     except Terminated:
-        con.print("[bold yellow]terminated[/] (SIGTERM): nothing was replaced; previous output is kept")
+        con.print("[bold yellow]terminated[/] (SIGTERM): no partial output was written; an output directory is "
+                  "replaced only when complete, so the previous one is kept", soft_wrap=True)
         return 143
     except OSError as e:
         if debug:
