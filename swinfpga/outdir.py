@@ -31,7 +31,14 @@ class OutputDirError(SwinfpgaError, RuntimeError):
 
 
 def umask() -> int:
-    """The process umask (read without changing it for longer than one call)."""
+    """The process umask: from /proc (thread-safe) where available, else set-and-restore."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     m = os.umask(0o022)
     os.umask(m)
     return m

@@ -204,6 +204,16 @@ def test_hgq2_model_gets_a_short_message(tmp_path, capsys) -> None:
     assert len(err) < 600, f"{len(err)} characters: {err[:300]}"
 
 
+def test_keras_config_dump_is_reduced_to_the_unknown_class() -> None:
+    from swinfpga.frontend.keras import _keras_reason
+
+    dump = TypeError("Could not locate class 'QDense'. Make sure custom classes are decorated. Full object config: "
+                     + json.dumps({"config": {"layers": [{"x": "y" * 50}] * 200}}))
+    assert len(str(dump)) > 10_000
+    msg = _keras_reason(dump)
+    assert "'QDense'" in msg and len(msg) < 300
+
+
 # ----- IR JSON ---------------------------------------------------------------------------------------
 def _ir_variant(tmp_path, edit) -> Path:
     d = random_model(TINY, seed=3).to_json()

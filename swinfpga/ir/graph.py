@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import SwinfpgaError
 from ..fixed import Fmt
 from ..lut import Lut, SoftmaxSpec
+from ..outdir import umask
 from . import nodes as N
 from .nodes import IRError
 
@@ -195,18 +196,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the user's umask
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp creates 0600; give the file the user's umask
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def _umask() -> int:
-    m = os.umask(0o022)
-    os.umask(m)
-    return m
 
 
 # ----- inference per node ------------------------------------------------------------------------
