@@ -192,22 +192,30 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so that every ``finally`` / cleanup runs."""
 
 
-def _install_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C, so temporary directories are removed on the way out."""
+def _install_sigterm() -> Any:
+    """SIGTERM unwinds like Ctrl-C, so temporary directories are removed on the way out.  Returns
+    the previous handler (restored when :func:`main` returns)."""
     import signal
 
     def _term(signum, frame):  # noqa: ARG001
         raise Terminated()
 
     try:
-        signal.signal(signal.SIGTERM, _term)
+        return signal.signal(signal.SIGTERM, _term)
     except ValueError:  # not the main thread (e.g. called from a worker)
-        pass
+        return None
+
+
+def _restore_sigterm(prev: Any) -> None:
+    import signal
+
+    if prev is not None:
+        signal.signal(signal.SIGTERM, prev)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI.  Exit codes: 0 ok, 1 verification mismatches, 2 an error (one message naming
-    the file / key / layer / argument and the fix), 130 interrupted (Ctrl-C).  ``--debug`` (anywhere
+    the file / key / layer / argument and the fix), 130 interrupted (Ctrl-C), 143 SIGTERM.  ``--debug`` (anywhere
     on the command line) also prints the traceback."""
     from rich.markup import escape
 
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
     args = parser.parse_args(argv)
     con = _console()
-    _install_sigterm()
+    prev = _install_sigterm()
     try:
         validate_args(args)
         return int(args.fn(args) or 0)
@@ -248,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         con.print(f"[bold red]internal error:[/] {type(e).__name__}: {escape(_one_line(e))} -- this is a swinfpga "
                   "bug; rerun with --debug for the traceback and report it", highlight=False, soft_wrap=True)
         return 2
+    finally:
+        _restore_sigterm(prev)
 
 
 def _one_line(e: BaseException, limit: int = 300) -> str:

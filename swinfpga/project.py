@@ -122,7 +122,7 @@ class ConvertOptions:
 
     def __post_init__(self) -> None:
         for key, v in (("n_vectors (--vectors)", self.n_vectors), ("reuse_factor (--reuse-factor)", self.reuse_factor)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
                 raise ConvertError(f"{key} must be a positive integer, got {v!r}")
         if self.hls_backend not in ("Vitis", "Vivado"):
             raise ConvertError(f"hls_backend (--backend) must be Vitis or Vivado, got {self.hls_backend!r}")
