@@ -186,6 +186,10 @@ def validate_args(a: argparse.Namespace) -> None:
         proj = Project.open(Path(a.dir))
         if a.cmd == "verify":
             proj.vectors()  # a corrupt vectors.npz fails now, not after a compile
+            for flag, sub, opt in (("csim", proj.hls_dir, "--no-hls"), ("rtl", proj.rtl_dir, "--no-rtl")):
+                if getattr(a, flag) and (sub is None or not sub.is_dir()):
+                    raise ArgumentError(f"--{flag}: {a.dir} has no {'hls4ml project' if flag == 'csim' else 'RTL'} "
+                                        f"(converted with {opt}?); convert again without {opt}, or drop --{flag}")
 
 
 class Terminated(BaseException):

@@ -338,6 +338,13 @@ def test_generated_cpp_that_does_not_compile(tmp_path, ir, capsys) -> None:
     clean_error(rc, err, "does not compile", str(cpp), "error:")
 
 
+def test_verify_what_the_project_does_not_have(project, capsys) -> None:
+    rc, _, err = run(["verify", project, "--rtl"], capsys)
+    clean_error(rc, err, "--rtl", "--no-rtl")
+    rc, _, err = run(["verify", project, "--csim"], capsys)
+    clean_error(rc, err, "--csim", "--no-hls")
+
+
 def test_report_on_a_no_rtl_project_says_why(project, capsys) -> None:
     rc, out, err = run(["report", project], capsys)
     assert rc == 0, err
