@@ -169,9 +169,14 @@ def load_vectors(path: Path, man: Manifest) -> tuple[np.ndarray, np.ndarray]:
     """Read ``vectors.npz`` (``x``, ``y`` integer codes) and check it against the manifest."""
     fix = "regenerate it with `swinfpga convert MODEL -o DIR --force`"
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic != b"PK\x03\x04":
+            what = "empty" if not magic else "a single .npy array" if magic == b"\x93NUM" else "not an .npz archive"
+            raise ManifestError(f"{path}: {what} (expected the .npz zip archive of arrays x and y); {fix}")
         with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise ManifestError(f"{path}: not an .npz archive (a single array); {fix}")
+            if not isinstance(z, np.lib.npyio.NpzFile):  # pragma: no cover (the magic check comes first)
+                raise ManifestError(f"{path}: not an .npz archive; {fix}")
             missing = [k for k in ("x", "y") if k not in z.files]
             if missing:
                 raise ManifestError(f"{path}: missing array {missing[0]!r} (has {', '.join(z.files) or 'none'}); {fix}")
@@ -184,8 +189,8 @@ def load_vectors(path: Path, man: Manifest) -> tuple[np.ndarray, np.ndarray]:
         raise ManifestError(f"{path}: is a directory, expected the test vectors .npz; {fix}") from None
     except ValueError as e:
         if "pickle" in str(e):
-            raise ManifestError(f"{path}: holds pickled Python objects, which swinfpga never loads (unsafe); "
-                                f"{fix}") from None
+            raise ManifestError(f"{path}: holds Python object arrays (pickled data), which swinfpga never loads "
+                                f"(unsafe); {fix}") from None
         raise ManifestError(f"{path}: corrupt or truncated vectors file ({_short(e)}); {fix}") from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, TypeError, OverflowError,
             NotImplementedError, RuntimeError, MemoryError) as e:
