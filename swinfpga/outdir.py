@@ -5,7 +5,8 @@ in a sibling temporary directory ``.NAME.tmp-PID-XXXX`` and renames it into plac
 An existing directory is replaced only with ``force`` and only when all of these hold:
 
 * it is a directory holding the command's own marker file (``manifest.json`` for a project,
-  ``metrics.json`` for a training run, ``summary.json`` or ``project/manifest.json`` for a demo);
+  ``metrics.json`` for a training run, ``summary.json`` or ``project/manifest.json`` for a demo),
+  or an empty one (nothing but temporaries of killed runs: nothing to lose);
 * it is not the current directory nor one of its ancestors;
 * it does not hold (and is not) an input of the command (the model being converted).
 
@@ -82,7 +83,7 @@ def check_output_dir(out: str | Path, force: bool, markers: Sequence[str], what:
         if _is_within(ip, o):
             raise err(f"refusing to replace {o}: it holds the input {ip}; --force never replaces an "
                                  "input; choose another -o")
-    if not any((o / m).is_file() for m in markers):
+    if not any((o / m).is_file() for m in markers) and not _only_stale(o):
         raise err(
             f"refusing to replace {o}: it is not {what} (no {' or '.join(markers)}); --force replaces only "
             f"{what}; choose a new -o, or delete {o} yourself if you really want it gone"
@@ -105,6 +106,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _is_stale(p: Path) -> bool:
+    m = _TEMP.match(p.name)
+    return m is not None and p.is_dir() and int(m.group("pid")) != os.getpid() and not _pid_alive(int(m.group("pid")))
+
+
+def _only_stale(d: Path) -> bool:
+    """``d`` is empty, or holds only temporaries of killed runs (e.g. a demo killed mid-convert)."""
+    try:
+        return all(_is_stale(p) for p in d.iterdir())
+    except OSError:
+        return False
+
+
 def clean_stale(out: Path) -> list[Path]:
     """Remove ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` siblings of ``out`` whose process is gone."""
     removed: list[Path] = []
@@ -114,9 +128,7 @@ def clean_stale(out: Path) -> list[Path]:
         return removed
     for p in siblings:
         m = _TEMP.match(p.name)
-        if m is None or m.group("name") != out.name or not p.is_dir():
-            continue
-        if int(m.group("pid")) == os.getpid() or _pid_alive(int(m.group("pid"))):
+        if m is None or m.group("name") != out.name or not _is_stale(p):
             continue
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)

@@ -103,6 +103,17 @@ def test_force_refuses_a_directory_that_is_not_a_project(tmp_path, ir, capsys) -
     assert (out / "thesis.tex").read_text() == "years of work"
 
 
+def test_force_replaces_an_empty_directory_or_one_holding_only_stale_temporaries(tmp_path, ir, capsys) -> None:
+    out = tmp_path / "d"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / f".project.tmp-{int(dead.stdout)}-abc").mkdir()  # a demo killed mid-convert
+    assert run(["convert", ir, "-o", out, *FAST, "--force"], capsys)[0] == 0
+    assert (out / "manifest.json").is_file()
+    (out / "x.txt").write_text("x")  # no longer empty, still a project: fine
+    assert run(["convert", ir, "-o", out, *FAST, "--force"], capsys)[0] == 0
+
+
 def test_force_replaces_a_project(project, ir, capsys) -> None:
     (project / "stale.txt").write_text("old")
     assert run(["convert", ir, "-o", project, "--no-hls", "--no-rtl", "--vectors", "3", "--force"], capsys)[0] == 0
