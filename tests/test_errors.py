@@ -202,6 +202,20 @@ def test_bad_h5(tmp_path, capsys, damage) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("fault,needle", [("hang", "did not finish within 1 s"), ("crash", "crashed")])
+def test_h5_library_hang_or_crash_is_a_clean_error(tmp_path, monkeypatch, fault, needle) -> None:
+    """The HDF5 C library loops forever on some damaged files (found by fuzzing): the file is read in
+    a forked child with a time limit.  Simulated here: the child's reader sleeps or dies."""
+    import swinfpga.frontend.qkeras_h5 as Q
+
+    p = _h5(tmp_path)
+    monkeypatch.setattr(Q, "read_h5", (lambda path: time.sleep(60)) if fault == "hang" else (lambda path: os._exit(3)))
+    t0 = time.perf_counter()
+    with pytest.raises(Q.LegacyModelError, match=needle):
+        Q.read_h5_isolated(p, timeout=1)
+    assert time.perf_counter() - t0 < 30
+
+
 def test_hgq2_model_gets_a_short_message(tmp_path, capsys) -> None:
     from tests.conftest import require_module
 
