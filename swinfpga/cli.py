@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,11 @@ def _console():
 
 def _write_json(path: str | None, data: dict[str, Any]) -> None:
     if path:
-        atomic_write_text(Path(path), json.dumps(data, indent=1))
+        try:
+            atomic_write_text(Path(path), json.dumps(data, indent=1))
+        except OSError as e:
+            raise ArgumentError(f"cannot write --json {path}: {e.strerror or e}; the results are printed above; "
+                                "choose a writable file path") from e
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -33,13 +38,17 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_convert(a: argparse.Namespace) -> int:
+    from .manifest import MANIFEST
+    from .outdir import check_output_dir
     from .project import ConvertOptions, convert, resolve_model
 
     con = _console()
-    model = resolve_model(a.model, random_ok=a.random)
     opts = ConvertOptions(board=a.board, n_vectors=a.vectors, hls=not a.no_hls, rtl=not a.no_rtl,
                           reuse_factor=a.reuse_factor, hls_backend=a.backend, force=a.force)
-    res = convert(model, a.out, opts, progress=con.log)
+    inputs = (a.model,) if Path(a.model).exists() else ()
+    check_output_dir(a.out, a.force, (MANIFEST,), "a swinfpga project", inputs)  # before loading the model
+    model = resolve_model(a.model, random_ok=a.random)
+    res = convert(model, a.out, opts, progress=con.log, inputs=inputs)
     con.log(f"wrote {res.out_dir} ({', '.join(f'{k} {v:.1f}s' for k, v in res.seconds.items())})")
     return 0
 
@@ -48,8 +57,8 @@ def cmd_verify(a: argparse.Namespace) -> int:
     from .verify import verify
 
     rep = verify(Path(a.dir), csim=a.csim, rtl=a.rtl, simulator=a.sim, n=a.n, progress=_console().log)
+    print(json.dumps(rep, indent=1))  # printed first: a failing --json write loses nothing
     _write_json(a.json, rep)
-    print(json.dumps(rep, indent=1))
     bad = sum(int(rep[k]["mismatches"]) for k in ("csim", "rtl") if k in rep)
     return 1 if bad else 0
 
@@ -89,17 +98,20 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(a: argparse.Namespace) -> int:
-    from .pipeline import run_demo
-
-    res = run_demo(a.model, Path(a.out), board=a.board, force=a.force, csim=not a.no_csim, rtl=not a.no_rtl,
-                   simulator=a.sim, n=a.n, progress=_console().log)
-    s = res.summary
+def _print_demo(s: dict[str, Any], out: Path) -> None:
     print(s.get("report_markdown", ""))
     v = s["verify"]
     line = {k: {"mismatches": v[k]["mismatches"], "samples": v[k]["samples"]} for k in ("csim", "rtl") if k in v}
     print(json.dumps({"model": s["model"], "training": s.get("training"), "verify": line,
-                      "latency_ns": v.get("latency_ns"), "summary": str(res.out_dir / "summary.json")}, indent=1))
+                      "latency_ns": v.get("latency_ns"), "summary": str(out / "summary.json")}, indent=1))
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .pipeline import run_demo
+
+    res = run_demo(a.model, Path(a.out), board=a.board, force=a.force, csim=not a.no_csim, rtl=not a.no_rtl,
+                   simulator=a.sim, n=a.n, progress=_console().log, show=lambda s: _print_demo(s, Path(a.out)))
+    v = res.summary["verify"]
     bad = sum(int(v[k]["mismatches"]) for k in ("csim", "rtl") if k in v)
     return 1 if bad else 0
 
@@ -167,14 +179,125 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+class ArgumentError(SwinfpgaError, ValueError):
+    """A command-line argument is out of range; the message names it and the valid values."""
+
+
+def _positive(a: argparse.Namespace, attr: str, flag: str, allow_none: bool = True) -> None:
+    v = getattr(a, attr, None)
+    if v is None and allow_none:
+        return
+    if v is None or v < 1:
+        raise ArgumentError(f"{flag} must be a positive integer, got {v}")
+
+
+def validate_args(a: argparse.Namespace) -> None:
+    """Check arguments before any work starts (ranges, board file, --json target)."""
+    _positive(a, "vectors", "--vectors")
+    _positive(a, "n", "-n")
+    _positive(a, "reuse_factor", "--reuse-factor")
+    _positive(a, "epochs", "--epochs")
+    if getattr(a, "board", None) is not None:
+        from .boards import load_board
+
+        load_board(a.board)
+    js = getattr(a, "json", None)
+    if js:
+        jp = Path(js)
+        if jp.is_dir():
+            raise ArgumentError(f"--json {js}: is a directory; give a file path, e.g. --json {jp / 'verify.json'}")
+        if not jp.parent.resolve().is_dir():
+            raise ArgumentError(f"--json {js}: directory {jp.parent} does not exist; create it or choose another path")
+    if getattr(a, "dir", None) is not None and a.cmd in ("verify", "synth", "report"):
+        from .manifest import Project
+
+        dirs = a.dir if isinstance(a.dir, list) else [a.dir]  # synth takes several (--rtl)
+        proj = None
+        for d in dirs:
+            proj = Project.open(Path(d))
+        if a.cmd == "verify" and proj is not None:
+            proj.vectors()  # a corrupt vectors.npz fails now, not after a compile
+            for flag, sub, opt in (("csim", proj.hls_dir, "--no-hls"), ("rtl", proj.rtl_dir, "--no-rtl")):
+                if getattr(a, flag) and (sub is None or not sub.is_dir()):
+                    raise ArgumentError(f"--{flag}: {a.dir} has no {'hls4ml project' if flag == 'csim' else 'RTL'} "
+                                        f"(converted with {opt}?); convert again without {opt}, or drop --{flag}")
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` / cleanup runs."""
+
+
+def _install_sigterm() -> Any:
+    """SIGTERM unwinds like Ctrl-C, so temporary directories are removed on the way out.  Returns
+    the previous handler (restored when :func:`main` returns)."""
+    import signal
+
+    def _term(signum, frame):  # noqa: ARG001
+        raise Terminated()
+
     try:
+        return signal.signal(signal.SIGTERM, _term)
+    except ValueError:  # not the main thread (e.g. called from a worker)
+        return None
+
+
+def _restore_sigterm(prev: Any) -> None:
+    import signal
+
+    if prev is not None:
+        signal.signal(signal.SIGTERM, prev)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI.  Exit codes: 0 ok, 1 verification mismatches, 2 an error (one message naming
+    the file / key / layer / argument and the fix), 130 interrupted (Ctrl-C), 143 SIGTERM.  ``--debug`` (anywhere
+    on the command line) also prints the traceback."""
+    from rich.markup import escape
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("SWINFPGA_DEBUG", "") not in ("", "0")
+    argv = [x for x in argv if x != "--debug"]
+    parser = build_parser()
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
+    args = parser.parse_args(argv)
+    con = _console()
+    prev = _install_sigterm()
+    try:
+        validate_args(args)
         return int(args.fn(args) or 0)
-    except (SwinfpgaError, KeyError, ValueError, FileNotFoundError, RuntimeError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        _console().print(f"[bold red]error:[/] {msg}")
+    except SwinfpgaError as e:
+        if debug:
+            con.print_exception()
+        con.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
+    except KeyboardInterrupt:
+        con.print("[bold yellow]interrupted[/] (Ctrl-C): no partial output was written; an output directory is "
+                  "replaced only when complete, so the previous one is kept", soft_wrap=True)
+        return 130
+    except Terminated:
+        con.print("[bold yellow]terminated[/] (SIGTERM): no partial output was written; an output directory is "
+                  "replaced only when complete, so the previous one is kept", soft_wrap=True)
+        return 143
+    except OSError as e:
+        if debug:
+            con.print_exception()
+        what = f" {e.filename}" if e.filename else ""
+        con.print(f"[bold red]error:[/] cannot access{escape(what)}: {escape(str(e.strerror or e))}; check the path, "
+                  "permissions and free space (rerun with --debug for the traceback)", highlight=False, soft_wrap=True)
+        return 2
+    except Exception as e:  # a bug: one line, the traceback only on request
+        if debug:
+            con.print_exception()
+        con.print(f"[bold red]internal error:[/] {type(e).__name__}: {escape(_one_line(e))} -- this is a swinfpga "
+                  "bug; rerun with --debug for the traceback and report it", highlight=False, soft_wrap=True)
+        return 2
+    finally:
+        _restore_sigterm(prev)
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    s = " ".join(str(e).split())
+    return s if len(s) <= limit else s[:limit] + " ..."
 
 
 if __name__ == "__main__":

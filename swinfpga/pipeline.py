@@ -12,6 +12,8 @@ from typing import Any
 
 from .ir import atomic_write_text
 
+DEMO_MARKERS = ("summary.json", "project/manifest.json")  # what marks a demo output directory (for --force)
+
 
 @dataclass
 class DemoResult:
@@ -21,13 +23,16 @@ class DemoResult:
 
 def run_demo(name: str, out_dir: Path, board: str = "vu13p", force: bool = False, csim: bool = True,
              rtl: bool = True, simulator: str | None = None, n: int | None = None,
-             progress: Callable[[str], None] = print) -> DemoResult:
+             progress: Callable[[str], None] = print,
+             show: Callable[[dict[str, Any]], None] | None = None) -> DemoResult:
+    """``show`` (if given) receives the summary before ``summary.json`` is written, so a failing
+    write never loses the results."""
+    from .outdir import check_output_dir
     from .project import ConvertOptions, convert, reference_model_path, resolve_model
     from .verify import verify
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        raise FileExistsError(f"{out_dir} exists; pass --force to replace it")
+    inputs = [name] if Path(name).exists() else []
+    out_dir = check_output_dir(out_dir, force, DEMO_MARKERS, "a `swinfpga demo` output directory", inputs)
     summary: dict[str, Any] = {"model": name, "board": board}
     t0 = time.perf_counter()
     if Path(name).exists() or reference_model_path(name).exists():
@@ -45,7 +50,8 @@ def run_demo(name: str, out_dir: Path, board: str = "vu13p", force: bool = False
         model = resolve_model(str(res.out_dir))
     proj = out_dir / "project"
     progress("converting")
-    conv = convert(model, proj, ConvertOptions(board=board, hls=csim, rtl=rtl, force=True), progress=progress)
+    conv = convert(model, proj, ConvertOptions(board=board, hls=csim, rtl=rtl, force=True), progress=progress,
+                   inputs=tuple(inputs))
     summary["convert_seconds"] = conv.seconds
     progress("verifying")
     summary["verify"] = verify(proj, csim=csim, rtl=rtl, simulator=simulator, n=n, progress=progress)
@@ -57,5 +63,7 @@ def run_demo(name: str, out_dir: Path, board: str = "vu13p", force: bool = False
         summary["report"] = str(proj / "report.md")
         summary["report_markdown"] = rep.markdown
     summary["seconds"] = time.perf_counter() - t0
+    if show is not None:
+        show(summary)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1, default=str))
     return DemoResult(out_dir, summary)

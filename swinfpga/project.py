@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from .errors import SwinfpgaError
 from .ir import Model, atomic_write_text
 from .lut import Lut
 from .manifest import MANIFEST, Manifest, TableInfo
+from .outdir import check_output_dir, make_stage, replace_dir
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -53,10 +53,15 @@ def resolve_model(ref: str, random_ok: bool = False) -> Model:
             from .ir.build import random_model
 
             return random_model(SPECS[ref])
-        raise ConvertError(
-            f"no trained copy of {ref!r} in {MODELS_DIR}; run `swinfpga train {ref} -o DIR` and convert DIR, "
-            "or pass --random for random weights"
-        )
+        from .train import TRAINABLE
+
+        if ref in TRAINABLE:
+            raise ConvertError(
+                f"no trained copy of {ref!r} in {MODELS_DIR}; run `swinfpga train {ref} -o DIR` and convert DIR, "
+                "or pass --random for random weights"
+            )
+        raise ConvertError(f"{ref!r} has no trained weights (it is an architecture only, not trainable on digits); "
+                           "pass --random to convert it with random weights")
     if p.is_dir():
         if (p / "model.json").exists():
             return Model.load(p / "model.json")
@@ -115,6 +120,13 @@ class ConvertOptions:
     hls_backend: str = "Vitis"
     force: bool = False
 
+    def __post_init__(self) -> None:
+        for key, v in (("n_vectors (--vectors)", self.n_vectors), ("reuse_factor (--reuse-factor)", self.reuse_factor)):
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+                raise ConvertError(f"{key} must be a positive integer, got {v!r}")
+        if self.hls_backend not in ("Vitis", "Vivado"):
+            raise ConvertError(f"hls_backend (--backend) must be Vitis or Vivado, got {self.hls_backend!r}")
+
 
 @dataclass(frozen=True)
 class ConvertResult:
@@ -124,14 +136,15 @@ class ConvertResult:
 
 
 def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
-            progress: Callable[[str], None] = lambda s: None) -> ConvertResult:
-    """Write the project for ``model`` to ``out_dir`` (see :mod:`swinfpga.manifest`)."""
-    out = Path(out_dir).resolve()
-    if out.exists() and not opts.force:
-        raise ConvertError(f"{out} exists; pass --force to replace it (nothing was written)")
+            progress: Callable[[str], None] = lambda s: None, inputs: tuple[str | Path, ...] = ()) -> ConvertResult:
+    """Write the project for ``model`` to ``out_dir`` (see :mod:`swinfpga.manifest`).
+
+    An existing ``out_dir`` is replaced only with ``opts.force`` and only if it is a swinfpga
+    project that is neither the current directory (or an ancestor) nor holds one of ``inputs``
+    (the files the model was read from); see :mod:`swinfpga.outdir`."""
+    out = check_output_dir(out_dir, opts.force, (MANIFEST,), "a swinfpga project", inputs, ConvertError)
     board: Board = load_board(opts.board)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    stage = make_stage(out)
     times: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
@@ -171,13 +184,7 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
             swinfpga_version=__version__, extra={"meta": model.meta, "convert_seconds": times},
         )
         atomic_write_text(stage / MANIFEST, json.dumps(man.to_json(), indent=1))
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            out.rename(trash / out.name)
-            stage.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            stage.rename(out)
+        replace_dir(stage, out)
         return ConvertResult(out, man, times)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from .models import SwinSpec
 
 TRAINABLE = ("swin-digits", "swin-digits-ln", "swin-free-digits")
+TRAIN_MARKERS = ("metrics.json",)  # what marks a `swinfpga train` output directory (for --force)
 
 
 class TrainError(SwinfpgaError, RuntimeError):
@@ -147,8 +147,9 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     name = spec.name
     cfg = cfg or TrainConfig()
     out = Path(out_dir).resolve()
-    if out.exists() and not force:
-        raise TrainError(f"{out} exists; pass --force to replace it (nothing was written)")
+    from .outdir import check_output_dir
+
+    check_output_dir(out, force, TRAIN_MARKERS, "a `swinfpga train` output directory", error=TrainError)
 
     import keras
 
@@ -215,15 +216,15 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     progress(f"{name}: accuracy float {acc_float:.4f} quantized {acc_q:.4f} golden {acc_g:.4f}; "
              f"keras vs golden mismatching logit codes: {mism}/{res.output.size}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    from .outdir import make_stage, replace_dir
+
+    check_output_dir(out, force, TRAIN_MARKERS, "a `swinfpga train` output directory", error=TrainError)
+    stage = make_stage(out)
     try:
         model.save(stage / "model.keras")
         ir.save(stage / "model.json")
         (stage / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        stage.rename(out)
+        replace_dir(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -20,7 +20,7 @@ NAMES = ["swin-digits", "swin-digits-ln", "swin-free-digits"]
 def load(name: str) -> tuple[dict, Model]:
     d = MODELS_DIR / name
     if not (d / "metrics.json").exists():
-        pytest.skip(f"no committed trained copy of {name}")
+        pytest.fail(f"no committed trained copy of {name} in {d} (metrics.json); commit it or retrain")
     return json.loads((d / "metrics.json").read_text()), Model.load(d / "model.json")
 
 

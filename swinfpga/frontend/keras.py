@@ -37,7 +37,8 @@ def from_keras_model(model: Any, name: str | None = None) -> Model:
             continue
         if not isinstance(layer, QLayer):
             raise KerasFrontendError(
-                f"layer {layer.name!r} ({type(layer).__name__}) is not supported by the swinfpga Keras front end; "
+                f"layer {layer.name!r} ({type(layer).__name__}) is not supported by the swinfpga Keras front end "
+                f"(its class comes from {type(layer).__module__.split('.')[0]}, not swinfpga.keras); "
                 f"supported layers: {supported} (build the model from swinfpga.keras layers)"
             )
         if not layer.quantized:
@@ -74,19 +75,61 @@ def from_keras_model(model: Any, name: str | None = None) -> Model:
 
 
 def from_keras_file(path: str | Path) -> Model:
-    """Load a ``.keras`` file saved from swinfpga layers and convert it."""
+    """Load a ``.keras`` file saved from swinfpga layers and convert it.  A missing, empty,
+    truncated or corrupt archive, or one with layers swinfpga does not know (e.g. plain HGQ2
+    layers), raises :class:`KerasFrontendError` naming the file and the fix."""
+    import zipfile
+
+    p = Path(path)
+    fix = "re-save it with model.save('model.keras') from a model built of swinfpga.keras layers"
+    if not p.is_file():
+        raise KerasFrontendError(f"{p}: file not found" if not p.exists() else f"{p}: is not a file")
+    if p.stat().st_size == 0:
+        raise KerasFrontendError(f"{p}: the file is empty (0 bytes); {fix}")
+    try:
+        with zipfile.ZipFile(p) as z:
+            bad = z.testzip()
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as e:
+        raise KerasFrontendError(f"{p}: not a valid .keras archive (a zip file): {_short(e)}; "
+                                 f"the file is truncated or corrupt; {fix}") from None
+    except Exception as e:  # zlib.error and friends on damaged members
+        raise KerasFrontendError(f"{p}: corrupt .keras archive ({type(e).__name__}: {_short(e)}); {fix}") from None
+    if bad is not None:
+        raise KerasFrontendError(f"{p}: corrupt .keras archive (bad CRC in member {bad!r}); {fix}")
+    if "config.json" not in names:
+        raise KerasFrontendError(f"{p}: not a Keras 3 .keras archive (no config.json inside); {fix}")
+
     import keras
 
     import swinfpga.keras  # noqa: F401  (registers the layers)
 
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p} does not exist")
     try:
         model = keras.models.load_model(p, compile=False)
-    except TypeError as e:  # unknown layer classes
-        raise KerasFrontendError(f"cannot load {p.name}: {e}") from e
-    return from_keras_model(model, name=model.name)
+    except Exception as e:  # Keras raises TypeError/ValueError/OSError/... with the whole config in the text
+        raise KerasFrontendError(f"{p}: cannot load the Keras model: {_keras_reason(e)}; {fix}") from None
+    try:
+        return from_keras_model(model, name=model.name)
+    except KerasFrontendError as e:
+        raise KerasFrontendError(f"{p}: {e}") from None
+
+
+def _short(e: object, limit: int = 200) -> str:
+    s = " ".join(str(e).split())
+    return s if len(s) <= limit else s[:limit] + " ..."
+
+
+def _keras_reason(e: Exception) -> str:
+    """One line instead of Keras' multi-kilobyte config dump: the unknown class, else the first line."""
+    import re
+
+    text = str(e)
+    m = re.search(r"[Cc]ould not (?:locate|deserialize) (?:class|function)\s+'?([\w.]+)'?", text)
+    if m:
+        return (f"layer class {m.group(1)!r} is unknown to swinfpga (only swinfpga.keras layers convert; HGQ2 / "
+                "QKeras / plain Keras layers do not)")
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return f"{type(e).__name__}: {_short(first)}"
 
 
 __all__ = ["from_keras_model", "from_keras_file", "KerasFrontendError"]

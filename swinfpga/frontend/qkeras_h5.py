@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,8 +150,89 @@ def _bias(layer: _Layer, n_out: int, acc_frac: int) -> tuple[np.ndarray | None, 
 
 
 def from_h5(path: str | Path, name: str | None = None) -> Model:
-    """Convert a legacy QKeras ``.h5`` model to IR (see module docstring for what is supported)."""
-    layers, outputs = read_h5(path)
+    """Convert a legacy QKeras ``.h5`` model to IR (see module docstring for what is supported).
+
+    Every problem (missing, empty, truncated, corrupt or non-HDF5 file, malformed model config,
+    unsupported layer) raises :class:`LegacyModelError` naming the file."""
+    import h5py
+
+    p = Path(path)
+    if not p.is_file():
+        raise LegacyModelError(f"{p}: file not found" if not p.exists() else f"{p}: is not a file")
+    fix = "re-save the model with model.save('model.h5') (Keras 2 / QKeras)"
+    if p.stat().st_size == 0:
+        raise LegacyModelError(f"{p}: the file is empty; {fix}")
+    try:
+        ok = h5py.is_hdf5(str(p))
+    except OSError:
+        ok = False
+    if not ok:
+        raise LegacyModelError(f"{p}: not an HDF5 file (plain text, truncated or corrupt); {fix}")
+    try:
+        return _from_h5(p, name)
+    except LegacyModelError as e:
+        msg = str(e)
+        raise LegacyModelError(msg if msg.startswith(str(p)) else f"{p}: {msg}") from None
+    except SwinfpgaError:
+        raise
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+        raise LegacyModelError(f"{p}: cannot read the model ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+                               f"the file is truncated, corrupt or not a Keras 2 model; {fix}") from None
+
+
+H5_TIMEOUT = float(os.environ.get("SWINFPGA_H5_TIMEOUT", "60"))  # seconds for reading one .h5
+
+
+def _child_read(path: Path, conn: Any) -> None:
+    try:
+        res: tuple[bool, Any] = (True, read_h5(path))
+    except BaseException as e:  # sent to the parent, which re-raises it
+        res = (False, e)
+    try:
+        conn.send(res)
+    except Exception as e:  # an unpicklable exception
+        conn.send((False, RuntimeError(f"{type(e).__name__}: {e}")))
+    conn.close()
+    os._exit(0)
+
+
+def read_h5_isolated(path: Path, timeout: float | None = None) -> tuple[list[_Layer], list[str]]:
+    """:func:`read_h5` in a forked child: the HDF5 library can loop forever (or crash) on a
+    damaged file, which no Python exception handler can stop.  A hang past ``timeout`` seconds
+    (default ``SWINFPGA_H5_TIMEOUT`` = 60) or a crash raises :class:`LegacyModelError`."""
+    import multiprocessing as mp
+
+    timeout = H5_TIMEOUT if timeout is None else timeout
+    try:
+        ctx = mp.get_context("fork")
+    except ValueError:  # pragma: no cover (no fork on this platform)
+        return read_h5(path)
+    fix = "the file is corrupt; re-save the model with model.save('model.h5') (Keras 2 / QKeras)"
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_read, args=(path, send), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        if not recv.poll(timeout):
+            raise LegacyModelError(f"{path}: reading the HDF5 file did not finish within {timeout:g} s (the HDF5 "
+                                   f"library loops on damaged files; SWINFPGA_H5_TIMEOUT sets the limit); {fix}")
+        ok, payload = recv.recv()
+    except EOFError:
+        proc.join(5)
+        raise LegacyModelError(f"{path}: the HDF5 library crashed reading the file (exit code {proc.exitcode}); "
+                               f"{fix}") from None
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        recv.close()
+    if ok:
+        return payload
+    raise payload
+
+
+def _from_h5(path: Path, name: str | None) -> Model:
+    layers, outputs = read_h5_isolated(path)
     if len(outputs) != 1:
         raise LegacyModelError(f"models with {len(outputs)} outputs are unsupported (need exactly one)")
     by_name = {ly.name: ly for ly in layers}

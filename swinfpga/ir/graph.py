@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import tempfile
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SwinfpgaError
 from ..fixed import Fmt
 from ..lut import Lut, SoftmaxSpec
+from ..outdir import umask
 from . import nodes as N
 from .nodes import IRError
 
@@ -85,17 +88,105 @@ class Model:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Model:
+    def from_json(cls, d: Any, source: str = "IR JSON") -> Model:
+        """Build a model from its JSON form; any malformed input raises :class:`IRError` naming
+        ``source`` (the file), the node and the field."""
+        if not isinstance(d, dict):
+            raise IRError(f"{source}: expected a JSON object with keys schema, name, output, nodes; "
+                          f"got {_json_kind(d)}; is this a swinfpga IR file (model.json)?")
         if d.get("schema") != SCHEMA_VERSION:
-            raise IRError(f"IR schema {d.get('schema')!r} unsupported (this swinfpga reads {SCHEMA_VERSION})")
-        return cls(d["name"], tuple(_decode(x) for x in d["nodes"]), d["output"], dict(d.get("meta", {})))
+            raise IRError(f"{source}: IR schema {d.get('schema')!r} unsupported (this swinfpga reads "
+                          f"{SCHEMA_VERSION}); regenerate the file with this version of swinfpga")
+        for key, typ in (("name", str), ("output", str), ("nodes", list)):
+            if key not in d:
+                raise IRError(f"{source}: missing key {key!r}; regenerate the file (swinfpga convert / train)")
+            if not isinstance(d[key], typ):
+                raise IRError(f"{source}: key {key!r} must be a {_KIND[typ]}, got {_json_kind(d[key])}")
+        meta = d.get("meta", {})
+        if not isinstance(meta, dict):
+            raise IRError(f"{source}: key 'meta' must be an object, got {_json_kind(meta)}")
+        if not d["nodes"]:
+            raise IRError(f"{source}: key 'nodes' is empty; a model needs at least an Input node")
+        nodes = []
+        for i, x in enumerate(d["nodes"]):
+            label = _node_label(i, x)
+            try:
+                n = _decode(x)
+                if not isinstance(n, N.Node):
+                    raise IRError(f"expected a node object with '__type__' (one of {', '.join(N.NODE_TYPES)}), "
+                                  f"got {_json_kind(x)}")
+            except SwinfpgaError as e:
+                raise IRError(f"{source}: {label}: {e}") from None
+            except _DECODE_ERRORS as e:
+                raise IRError(f"{source}: {label}: invalid ({type(e).__name__}: {_short(e)}); "
+                              "fix the value or regenerate the file") from None
+            nodes.append(n)
+        try:
+            return cls(d["name"], tuple(nodes), d["output"], dict(meta))
+        except SwinfpgaError as e:
+            raise IRError(f"{source}: {e}") from None
+        except _DECODE_ERRORS as e:
+            raise IRError(f"{source}: inconsistent model ({type(e).__name__}: {_short(e)}); "
+                          "regenerate the file") from None
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(Path(path), json.dumps(self.to_json(), separators=(",", ":")))
 
     @classmethod
     def load(cls, path: str | Path) -> Model:
-        return cls.from_json(json.loads(Path(path).read_text()))
+        """Read an IR JSON file; a missing, unreadable or malformed file raises :class:`IRError`."""
+        p = Path(path)
+        return cls.from_json(read_json(p, "IR", IRError), source=str(p))
+
+
+_DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError,
+                  AssertionError, ZeroDivisionError, MemoryError)
+_KIND = {str: "string", list: "list", dict: "object", int: "integer", float: "number", bool: "boolean"}
+
+
+def _json_kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    for t in (bool, str, list, dict, int, float):
+        if isinstance(v, t):
+            return f"a {_KIND[t]}" if t is not int else "an integer"
+    return type(v).__name__
+
+
+def _short(e: BaseException, limit: int = 200) -> str:
+    s = " ".join(str(e).split())
+    return s if len(s) <= limit else s[:limit] + " ..."
+
+
+def _node_label(i: int, x: Any) -> str:
+    label = f"node {i}"
+    if isinstance(x, dict):
+        if isinstance(x.get("name"), str):
+            label += f" {x['name']!r}"
+        if isinstance(x.get("__type__"), str):
+            label += f" ({x['__type__']})"
+    return label
+
+
+def read_json(path: Path, what: str, error: type[Exception]) -> Any:
+    """Parse the JSON file ``path`` (a ``what`` file); every failure raises ``error`` naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} file not found; check the path") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, expected a {what} JSON file") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text (UTF-8 JSON) file; expected a {what} JSON file") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read the {what} file: {e.strerror or e}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+                    f"fix or regenerate the {what} file") from None
+    except (RecursionError, ValueError) as e:
+        raise error(f"{path}: unreadable JSON ({type(e).__name__}); fix or regenerate the {what} file") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -105,6 +196,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp creates 0600; give the file the user's umask
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -172,6 +264,40 @@ def _infer_node(n: N.Node, ins: list[TensorInfo]) -> TensorInfo:
     raise IRError(f"unsupported node type {type(n).__name__}")
 
 
+def _type_ok(v: Any, t: Any) -> bool:
+    """Whether a decoded JSON value ``v`` fits the dataclass field annotation ``t``."""
+    if t is Any:
+        return True
+    origin = typing.get_origin(t)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(v, a) for a in typing.get_args(t))
+    if t is type(None):
+        return v is None
+    if origin is tuple:
+        args = typing.get_args(t)
+        if not isinstance(v, tuple | list):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_type_ok(x, args[0]) for x in v)
+        return len(v) == len(args) and all(_type_ok(x, a) for x, a in zip(v, args, strict=True))
+    if origin is not None:
+        return isinstance(v, origin)
+    if t is int:
+        return isinstance(v, int | np.integer) and not isinstance(v, bool)
+    if t is float:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+    if isinstance(t, type):
+        return isinstance(v, t)
+    return True
+
+
+def _hint_name(t: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if t in names:
+        return names[t]
+    return str(t).replace("typing.", "").replace("numpy.ndarray", "integer codes")
+
+
 # ----- generic (de)serialization ---------------------------------------------------------------------
 def _encode(v: Any) -> Any:
     if isinstance(v, Fmt):
@@ -205,7 +331,10 @@ def _decode(v: Any) -> Any:
         if "__softmax__" in v:
             return SoftmaxSpec.from_json(v["__softmax__"])
         if "__codes__" in v:
-            return np.asarray(v["__codes__"], dtype=np.int64).reshape(v["shape"])
+            codes = np.asarray(v["__codes__"])
+            if codes.dtype.kind not in "iu" and codes.size:
+                raise IRError("'__codes__' must be a (nested) list of integers")
+            return codes.astype(np.int64).reshape(v["shape"])
         if "__type__" in v:
             cls = _TYPES.get(v["__type__"])
             if cls is None:
@@ -214,10 +343,19 @@ def _decode(v: Any) -> Any:
             kw = {}
             for f in dataclasses.fields(cls):
                 if f.name in v:
-                    val = _decode(v[f.name])
-                    if "tuple" in str(hints.get(f.name, "")) and isinstance(val, list):
+                    try:
+                        val = _decode(v[f.name])
+                    except SwinfpgaError as e:
+                        raise IRError(f"field {f.name!r}: {e}") from None
+                    hint = hints.get(f.name, Any)
+                    if not _type_ok(val, hint):
+                        raise IRError(f"field {f.name!r} must be {_hint_name(hint)}, got {_json_kind(v[f.name])} "
+                                      f"({_short(repr(v[f.name]), 60)})")
+                    if "tuple" in str(hint) and isinstance(val, list):
                         val = tuple(val)
                     kw[f.name] = val
+                elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise IRError(f"missing field {f.name!r} ({_hint_name(hints.get(f.name, Any))})")
             return cls(**kw)
         return {k: _decode(x) for k, x in v.items()}
     if isinstance(v, list):

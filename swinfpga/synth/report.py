@@ -254,6 +254,15 @@ def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: N
     elif res_src is not None:
         dump = json.dumps(res_src, indent=1, default=str)[:4000]
         lines += ["## Resources (Vivado/Vitis HLS reports)", "", "```", dump, "```", ""]
+    if rtl is None and res_src is None:
+        why = ("this project has no RTL (converted with --no-rtl)" if rtl_dir is None else
+               f"{rtl_dir / 'rtl.json'} is missing")
+        lines += ["## No latency or resource figures", "",
+                  f"Nothing to report: {why} and no Vivado/Vitis HLS reports were found.  Convert without "
+                  "--no-rtl (open-flow latency and Yosys estimates), or run `swinfpga synth DIR` where Vitis/Vivado "
+                  "HLS is installed.", ""]
+        data["empty_reason"] = why
+        progress(f"report: {why}; nothing to report beyond the header")
     data["resources"] = res_src
     data["utilization_pct"] = util
     md = "\n".join(lines)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ...boards import Board
+from ...errors import SwinfpgaError
 from ...fixed import Fmt
 from ...ir.graph import Model
 from ...manifest import Project
@@ -179,6 +180,35 @@ def _source_hash(prj: Path) -> str:
     return h.hexdigest()
 
 
+class CsimBuildError(SwinfpgaError, RuntimeError):
+    """The C++ of an hls4ml project does not compile; the message quotes g++'s first error."""
+
+
+def _build(g: Any, work: Path, log: Path, src_dir: Path | None) -> None:
+    """``g._compile()`` with hls4ml's printed compiler output captured; a failure raises
+    :class:`CsimBuildError` naming the project, the first g++ error and the full log."""
+    import io
+
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            g._compile()
+    except Exception as e:
+        out = buf.getvalue()
+        with contextlib.suppress(OSError):
+            log.write_text(out)
+        errs = [ln.strip() for ln in out.splitlines() if "error" in ln.lower()]
+        first = errs[0] if errs else " ".join(str(e).split())
+        where = f"the hls4ml project {src_dir}" if src_dir is not None else "the generated hls4ml project"
+        if src_dir is not None:
+            first = first.replace("firmware/", f"{src_dir}/firmware/", 1)
+        raise CsimBuildError(
+            f"C simulation: the C++ of {where} does not compile: {first} ({len(errs)} error lines; full g++ log: "
+            f"{log}); if you edited that C++, fix it, else regenerate the project with "
+            "`swinfpga convert MODEL -o DIR --force` and report the problem"
+        ) from None
+
+
 def compile_model(model: Model, reuse_factor: int = 1, backend: str = "Vitis", part: str = "xcvu13p-flga2577-2-e",
                   clock_ns: float = 5.0, progress: Callable[[str], None] = lambda s: None,
                   plans: list[LayerPlan] | None = None) -> CompiledModel:
@@ -217,7 +247,7 @@ def compile_plans(plans: list[LayerPlan], reuse_factor: int, backend: str, part:
             cached = True
         else:
             progress("C-sim: compiling with g++ through hls4ml")
-            g._compile()  # hls4ml: ./build_lib.sh in the written project
+            _build(g, work, root / f"{key}.log", src_dir)  # hls4ml: ./build_lib.sh in the written project
             built = work / "firmware" / f"{g.config.get_project_name()}-{g.config.get_config_value('Stamp')}.so"
             tmp = root / f".{key}.tmp-{os.getpid()}"
             tmp.mkdir(exist_ok=True)
