@@ -114,6 +114,7 @@ class ConvertOptions:
     reuse_factor: int = 1
     hls_backend: str = "Vitis"
     force: bool = False
+    ii: int | None = None  # RTL initiation interval (clocks per sample); None = natural
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
             progress("RTL: generating Verilog")
             from .backends.rtl import write_rtl_project
 
-            write_rtl_project(model, board, stage / "rtl")
+            write_rtl_project(model, board, stage / "rtl", ii=opts.ii)
             times["rtl"] = time.perf_counter() - t0
         tables = tuple(
             TableInfo(t.name, t.kind, t.size, t.in_fmt.ap_type, t.out_fmt.ap_type, t.hash) for t in model_tables(model)

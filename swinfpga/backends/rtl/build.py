@@ -17,7 +17,7 @@ import numpy as np
 from ...boards import Board
 from ...ir import Model, atomic_write_text
 from ...ir.graph import _encode
-from .plan import Segment, gather_groups, scatter_groups, split_segments
+from .plan import Segment, balance_segments, gather_groups, scatter_groups
 
 RTL_JSON = "rtl.json"
 TOP = "swinfpga_top"
@@ -48,9 +48,15 @@ def _da4ml_version() -> str:
 
 def segment_hash(seg: Segment, cutoff: float, unit_name: str) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"v": GEN_VERSION, "da4ml": _da4ml_version(), "cut": cutoff, "name": unit_name,
-                         "src": seg.src, "in_fmt": seg.in_fmt.to_json(), "in_shape": list(seg.in_shape),
-                         "nodes": [_encode(n) for n in seg.nodes]}, sort_keys=True).encode())
+    d = {"v": GEN_VERSION, "da4ml": _da4ml_version(), "cut": cutoff, "name": unit_name,
+         "src": seg.src, "in_fmt": seg.in_fmt.to_json(), "in_shape": list(seg.in_shape),
+         "nodes": [_encode(n) for n in seg.nodes]}
+    if seg.steps:  # a part of a balanced segment: what it computes on how many tokens
+        d.update({"part": "rtl-part-1", "steps": [list(x) for x in seg.steps], "tokens": int(seg.tokens.shape[1]),
+                  "in_values": [list(x) for x in seg.in_values], "out_values": [list(x) for x in seg.out_values],
+                  "field_fmts": [[f.name, f.fmt.to_json()] for f in seg.frame_in + seg.frame_out],
+                  "mask": None if seg.mask is None else seg.mask.astype(int).tolist(), "n_in": seg.n_in})
+    h.update(json.dumps(d, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -130,12 +136,14 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
 
 
 def build_model(model: Model, clock_mhz: float, progress: Callable[[str], None] = lambda s: None,
-                top: str = TOP) -> tuple[list[BuiltSegment], float]:
-    """Segments of ``model`` built at the cutoff for ``clock_mhz``; returns (segments, cutoff)."""
+                top: str = TOP, ii: int | None = None) -> tuple[list[BuiltSegment], float]:
+    """Units of ``model`` (balanced for initiation interval ``ii``, None = natural) built at the
+    cutoff for ``clock_mhz``; returns (units, cutoff)."""
     cutoff = latency_cutoff_for(clock_mhz)
     fmts = {k: v.fmt for k, v in model.infer().items()}
     out = []
-    for i, seg in enumerate(split_segments(model)):
+    segs, _ = balance_segments(model, ii)
+    for i, seg in enumerate(segs):
         out.append(build_segment(seg, fmts, cutoff, f"{top}_s{i}_unit", f"{top}_s{i}", progress))
     return out, cutoff
 
@@ -148,12 +156,17 @@ def check_traced(model: Model, built: list[BuiltSegment], x: np.ndarray) -> dict
 
     res = golden.run(model, x)
     bad: dict[str, int] = {}
+    frame = None  # the previous part's output frame inside a balanced segment
     for b in built:
-        xi = gather_groups(b.seg, res.outputs[b.seg.src])
+        src = res.outputs[b.seg.src] if b.seg.src in res.outputs else frame
+        assert src is not None
+        xi = gather_groups(b.seg, src)
         bb, g, k = xi.shape
         unit = TracedUnit(b.comb(), b.in_kif, b.out_kif, b.out_const, b.node_latency)
         y = predict_codes(unit, b.seg, xi.reshape(bb * g, k)).reshape(bb, g, -1)
-        bad[b.seg.name] = int(np.count_nonzero(scatter_groups(b.seg, y) != res.outputs[b.seg.dst]))
+        frame = scatter_groups(b.seg, y)
+        if b.seg.dst in res.outputs:  # parts are checked where their chain ends (a node frame)
+            bad[b.seg.parent or b.seg.name] = int(np.count_nonzero(frame != res.outputs[b.seg.dst]))
     return bad
 
 
@@ -170,6 +183,13 @@ def predicted_schedule(built: list[BuiltSegment]) -> dict[str, Any]:
     return {"latency_cycles": total, "ii_cycles": ii, "segments": segs}
 
 
+def busy(built: list[BuiltSegment]) -> list[dict[str, Any]]:
+    """Per unit: clocks per sample it is busy (groups issued) out of the II, and da4ml's cost."""
+    ii = max(b.seg.groups for b in built)
+    return [{"unit": b.seg.name, "kind": b.seg.kind, "busy_cycles": b.seg.groups, "ii_cycles": ii,
+             "utilization": round(b.seg.groups / ii, 4), "da4ml_cost": b.cost} for b in built]
+
+
 def layer_cycles(built: list[BuiltSegment], cutoff: float) -> dict[str, int]:
     """Pipeline cycles attributed to each IR node: the register stage at which its outputs are
     ready inside its unit, minus the previous node's; plus each segment's group issue cycles."""
@@ -177,10 +197,10 @@ def layer_cycles(built: list[BuiltSegment], cutoff: float) -> dict[str, int]:
     for b in built:
         out[f"{b.seg.name}.issue({b.seg.groups} groups)"] = b.seg.groups
         prev = 0
-        for n in b.seg.nodes:
-            st = math.floor(b.node_latency.get(n.name, 0.0) / (cutoff + 1e-9))
+        for lab in b.seg.labels:
+            st = math.floor(b.node_latency.get(lab, 0.0) / (cutoff + 1e-9))
             st = min(st, b.stages)
-            out[n.name] = max(0, st - prev)
+            out[lab] = max(0, st - prev)
             prev = max(prev, st)
         out[f"{b.seg.name}.output_register"] = b.unit_latency - prev
     return out
@@ -195,13 +215,15 @@ def register_bits(b: BuiltSegment) -> int:
     unit = b.files[b.unit_name]
     bits = sum(int(m) + 1 for m in re.findall(r"reg \[(\d+):0\] stage\d+_inp", unit))
     bits += sum(int(m) + 1 for m in re.findall(r"output reg \[(\d+):0\] model_out", unit))
-    wout = int(np.prod(b.seg.out_shape)) * b.seg.out_fmt.width
+    from .plan import frame_offsets
+
+    wout = frame_offsets(b.seg.frame_out)[-1]
     gb = max(1, math.ceil(math.log2(max(b.seg.groups, 2))))
     return bits + 2 * wout + b.unit_latency * (1 + gb) + 2 * gb + 4
 
 
 def write_rtl_project(model: Model, board: Board, out_dir: Path,
-                      progress: Callable[[str], None] = lambda s: None) -> None:
+                      progress: Callable[[str], None] = lambda s: None, ii: int | None = None) -> None:
     """Write synthesizable Verilog for the whole ``model`` into ``out_dir`` (flat: ``*.v``, ROM
     ``*.mem`` files, ``rtl.json``).  Units come from the content-hash cache when unchanged; every
     traced unit is checked bit-exact against the golden model with da4ml's int64 interpreter."""
@@ -210,7 +232,7 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    built, cutoff = build_model(model, board.clock_mhz, progress)
+    built, cutoff = build_model(model, board.clock_mhz, progress, ii=ii)
     x = random_input(model, 64, seed=1)
     bad = check_traced(model, built, x)
     if any(bad.values()):
@@ -226,7 +248,6 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
         (out_dir / f"{k}.v").write_text(v)
     for k, v in mems.items():
         (out_dir / k).write_text(v)
-    info = model.infer()
     s0, sl = built[0].seg, built[-1].seg
     sched = predicted_schedule(built)
     rtl = {
@@ -234,6 +255,7 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
         "model": model.name,
         "clock_mhz": board.clock_mhz,
         "latency_cutoff": cutoff,
+        "ii_requested": ii,
         "interface": "axi-stream style valid/ready; one whole sample per beat",
         "ports": {
             "clk": {"width": 1}, "rst": {"width": 1, "active": "high", "sync": True},
@@ -247,15 +269,21 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
                          "order": "row-major, element 0 at LSB"},
         },
         "predicted": sched,
+        "units": busy(built),
+        "da4ml_cost_total": float(sum(b.cost for b in built)),
         "layer_cycles": layer_cycles(built, cutoff),
         "segments": [
             {"name": b.seg.name, "module": b.wrapper_name, "unit": b.unit_name, "src": b.seg.src, "dst": b.seg.dst,
-             "nodes": [n.name for n in b.seg.nodes], "groups": b.seg.groups, "group_inputs": b.seg.n_in,
+             "nodes": list(b.seg.labels), "kind": b.seg.kind, "parent": b.seg.parent or b.seg.name,
+             "tokens_per_group": int(b.seg.tokens.shape[1]), "busy_cycles": b.seg.groups,
+             "ii_cycles": sched["ii_cycles"], "groups": b.seg.groups, "group_inputs": b.seg.n_in,
              "mask_bits": b.seg.n_mask, "group_outputs": b.seg.n_out, "unit_stages": b.stages,
              "unit_latency": b.unit_latency, "da4ml_cost": b.cost, "register_bits": register_bits(b),
              "node_stage": {k: math.floor(v / (cutoff + 1e-9)) for k, v in b.node_latency.items()},
-             "frame_in": {"shape": list(b.seg.in_shape), "type": b.seg.in_fmt.ap_type},
-             "frame_out": {"shape": list(b.seg.out_shape), "type": info[b.seg.dst].fmt.ap_type}}
+             "frame_in": {"shape": list(b.seg.in_shape), "type": b.seg.in_fmt.ap_type,
+                          "fields": [[f.name, f.size, f.fmt.ap_type] for f in b.seg.frame_in]},
+             "frame_out": {"shape": list(b.seg.out_shape), "type": b.seg.out_fmt.ap_type,
+                           "fields": [[f.name, f.size, f.fmt.ap_type] for f in b.seg.frame_out]}}
             for b in built
         ],
         "files": sorted(f"{k}.v" for k in files),

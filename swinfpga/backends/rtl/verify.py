@@ -37,7 +37,7 @@ def verify_rtl(project: Project, simulator: str | None = None, n: int | None = N
     first: list[Mismatch] = []
     if check_trace:
         model = project.model()
-        built, _ = build_model(model, float(rtl["clock_mhz"]), progress)
+        built, _ = build_model(model, float(rtl["clock_mhz"]), progress, ii=rtl.get("ii_requested"))
         bad = check_traced(model, built, x[:n])
         progress(f"da4ml int64 interpreter vs golden on {n} samples: {bad}")
         if any(bad.values()):
