@@ -54,12 +54,15 @@ def _rtl(prj):
 def test_plan_natural_ii(natural):
     rtl = _rtl(natural)
     segs = {s["name"]: s for s in rtl["segments"]}
-    # stage 1 (4 windows) stays whole; stage 2 (1 window of 4 tokens) becomes token-serial parts
-    assert [s["name"] for s in rtl["segments"]] == ["seg0", "seg1", "seg2a", "seg2b", "seg2c", "seg2d"]
-    assert [segs[k]["kind"] for k in ("seg2a", "seg2b", "seg2c", "seg2d")] == ["token", "window", "token", "global"]
+    # stage 1 (4 windows) stays whole; stage 2 (1 window of 4 tokens) becomes token-serial units:
+    # merge + q/k/v projections, then one query row per clock through the attention core + MLP
+    assert list(segs) == ["seg0", "seg1", "seg2a", "seg2b", "seg2c"]
+    assert [segs[k]["kind"] for k in ("seg2a", "seg2b", "seg2c")] == ["token", "token", "global"]
+    assert segs["seg2a"]["nodes"] == ["s1.merge", "s1b0.attn.qkv"]
+    assert segs["seg2b"]["nodes"][:2] == ["s1b0.attn.core", "s1b0.attn.proj"]
     assert segs["seg2a"]["tokens_per_group"] == 1 and segs["seg2a"]["busy_cycles"] == 4
-    assert segs["seg2b"]["nodes"] == ["s1b0.attn.core"] and segs["seg2b"]["busy_cycles"] == 1
-    assert {u["unit"]: u["busy_cycles"] for u in rtl["units"]}["seg2d"] == 1
+    assert segs["seg2b"]["tokens_per_group"] == 1 and segs["seg2b"]["busy_cycles"] == 4
+    assert {u["unit"]: u["busy_cycles"] for u in rtl["units"]}["seg2c"] == 1
     assert all(u["ii_cycles"] == 4 for u in rtl["units"])
     assert rtl["traced_check"]["mismatches"] == {"seg0": 0, "seg1": 0, "seg2": 0}
 
@@ -77,7 +80,10 @@ def test_fold_lowers_cost(natural, folded):
     a, b = _rtl(natural), _rtl(folded)
     assert b["predicted"]["ii_cycles"] == 8
     assert all(s["tokens_per_group"] <= 2 for s in b["segments"] if s["kind"] == "token")
-    assert b["da4ml_cost_total"] < 0.9 * a["da4ml_cost_total"]
+    # stage 1's shifted block: two query rows per clock, its mask rows and bias rows as per-group constants
+    seg1b = next(s for s in b["segments"] if s["name"] == "seg1b")
+    assert seg1b["nodes"][0] == "s0b1.attn.core" and seg1b["mask_bits"] == 2 * 4
+    assert b["da4ml_cost_total"] < 0.8 * a["da4ml_cost_total"]
     assert b["traced_check"]["mismatches"] == {"seg0": 0, "seg1": 0, "seg2": 0}
 
 

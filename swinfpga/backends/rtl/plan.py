@@ -56,6 +56,10 @@ class Segment:
     out_values: tuple[tuple[str, int], ...] = ()
     in_fields: tuple[Field, ...] = ()
     out_fields: tuple[Field, ...] = ()
+    wide: tuple[str, ...] = ()  # input values read for the whole window of the group's tokens
+    win_n: int = 0  # tokens per attention window (for ``wide`` values)
+    consts: np.ndarray | None = None  # (G, m) per-group constant codes of ``const_fmt`` (bias rows)
+    const_fmt: Fmt | None = None
 
     @property
     def groups(self) -> int:
@@ -72,6 +76,10 @@ class Segment:
     @property
     def n_mask(self) -> int:
         return 0 if self.mask is None else int(self.mask[0].size)
+
+    @property
+    def n_const(self) -> int:
+        return 0 if self.consts is None else int(self.consts.shape[1])
 
     @property
     def frame_in(self) -> tuple[Field, ...]:
@@ -269,13 +277,16 @@ def _make_segment(name: str, src: str, seg_nodes: tuple[N.Node, ...], info: dict
 
 
 def gather_groups(seg: Segment, frames: np.ndarray) -> np.ndarray:
-    """(B, G, n_in + n_mask) unit input codes from (B, *in_shape) frames."""
+    """(B, G, n_in + n_mask + n_const) unit input codes from (B, *in_shape) frames."""
     b = frames.shape[0]
     f = frames.reshape(b, -1)
     x = f[:, seg.in_idx]
     if seg.mask is not None:
         m = np.broadcast_to(seg.mask.reshape(1, seg.groups, -1).astype(np.int64), (b, seg.groups, seg.n_mask))
         x = np.concatenate([x, m], axis=-1)
+    if seg.consts is not None:
+        c = np.broadcast_to(seg.consts.reshape(1, seg.groups, -1).astype(np.int64), (b, seg.groups, seg.n_const))
+        x = np.concatenate([x, c], axis=-1)
     return x
 
 
@@ -300,12 +311,13 @@ def natural_ii(segs: list[Segment]) -> int:
     return max(s.groups for s in segs)
 
 
-_KIND = {"qkv": "token", "core": "window", "proj": "token"}
+_KIND = {"qkv": "token", "core": "token", "proj": "token"}
 
 
 def _steps(seg: Segment) -> list[tuple[N.Node, str, str]]:
     """(node, phase, kind) per step: attention splits into token-local q/k/v projections, the
-    per-window core (scores, softmax, probabilities x values) and the token-local projection."""
+    core (scores, softmax, probabilities x values of the group's query rows against the whole
+    window's keys and values) and the token-local projection."""
     out: list[tuple[N.Node, str, str]] = []
     pooled = False
     for n in seg.nodes:
@@ -349,9 +361,10 @@ def _value_channels(name: str, node_of: dict[str, N.Node], info: dict) -> int:
     return {"q": a.q.n_out, "k": a.k.n_out, "v": a.v.n_out, "o": a.proj.n_in}[ph]
 
 
-def _chunk(total: int, ii: int) -> int:
-    """Smallest number of tokens per clock that gets ``total`` tokens through in ``ii`` clocks."""
-    return next(d for d in range(1, total + 1) if total % d == 0 and total // d <= ii)
+def _chunk(total: int, ii: int, n: int) -> int:
+    """Fewest tokens per clock (a divisor of the window size ``n``, so a group stays inside one
+    window) that get ``total`` tokens through in ``ii`` clocks."""
+    return next(d for d in range(1, n + 1) if n % d == 0 and total // d <= ii)
 
 
 def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]) -> list[Segment]:
@@ -367,13 +380,13 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
     total = g_n * n
     runs: list[list[tuple[N.Node, str, str]]] = []
     for st in steps:
-        if runs and runs[-1][-1][2] == st[2]:
+        if runs and runs[-1][-1][2] == st[2] and st[1] != "core":  # a core needs k, v of finished tokens
             runs[-1].append(st)
         else:
             runs.append([st])
     if len(runs) == 1 and runs[0][0][2] != "token":
         return [seg]
-    chunk = _chunk(total, ii)
+    chunk = _chunk(total, ii, n)
     if len(runs) == 1 and chunk == n and g_n == total // chunk:
         return [seg]
     raw = seg.n_in // n  # raw source elements per token (patch pixels, merged channels)
@@ -392,10 +405,10 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
         kind = r[0][2]
         if kind == "token":
             items = [list(range(i * chunk, (i + 1) * chunk)) for i in range(total // chunk)]
-        elif kind == "window":
-            items = [list(range(g * n, (g + 1) * n)) for g in range(g_n)]
         else:
             items = [list(range(total))]
+        core = r[0][0] if r[0][1] == "core" else None
+        wide = (f"{core.name}.k", f"{core.name}.v") if core is not None else ()
         first, last = ri == 0, ri == len(runs) - 1
         ins = (seg.src,) if first else frames[ri - 1]
         outs = (seg.dst,) if last else frames[ri]
@@ -408,7 +421,7 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
         else:
             in_fields = tuple(Field(v, total * in_ch[v], fm[v]) for v in ins)
             in_shape, in_fmt = (sum(f.size for f in in_fields),), in_fields[0].fmt
-            in_idx = [_frame_idx(in_fields, in_ch, it) for it in items]
+            in_idx = [_frame_idx(in_fields, in_ch, it, wide, n) for it in items]
         if last:
             out_fields, out_shape, out_fmt = (), seg.out_shape, seg.out_fmt
             if kind == "global" and len(seg.out_shape) != 3:
@@ -421,7 +434,16 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
             out_fields = tuple(Field(v, total * out_ch[v], fm[v]) for v in outs)
             out_shape, out_fmt = (sum(f.size for f in out_fields),), out_fields[0].fmt
             out_idx = [_frame_idx(out_fields, out_ch, it) for it in items]
-        mask = seg.mask if kind == "window" else None
+        mask, consts, const_fmt = None, None, None
+        if core is not None:
+            assert isinstance(core, N.WindowAttention)
+            rows = [[t % n for t in it] for it in items]
+            if seg.mask is not None and core.shift:
+                mask = np.stack([seg.mask[it[0] // n][rw].reshape(-1) for it, rw in zip(items, rows, strict=True)])
+            if chunk < n:  # the bias rows differ per group: constant inputs the wrapper supplies
+                bm = core.bias_matrix()
+                consts = np.stack([bm[:, rw, :].reshape(-1) for rw in rows]).astype(np.int64)
+                const_fmt = core.bias_fmt
         tok_pos = np.stack([flat_tok[it] for it in items])
         parts.append(Segment(
             name=f"{seg.name}{chr(ord('a') + ri)}", src=seg.src if first else f"{seg.name}.f{ri - 1}",
@@ -431,17 +453,20 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
             in_idx=np.asarray(in_idx, dtype=np.int64), out_idx=np.asarray(out_idx, dtype=np.int64), mask=mask,
             kind=kind, parent=seg.name, steps=tuple((st[0].name, st[1]) for st in r),
             in_values=tuple((v, in_ch[v]) for v in ins), out_values=tuple((v, out_ch[v]) for v in outs),
-            in_fields=in_fields, out_fields=out_fields))
+            in_fields=in_fields, out_fields=out_fields, wide=wide, win_n=n, consts=consts, const_fmt=const_fmt))
     return parts
 
 
-def _frame_idx(fields: tuple[Field, ...], ch: dict[str, int], toks: list[int]) -> list[int]:
-    """Frame element indices of ``toks`` for every field (value-major, then token, then channel)."""
+def _frame_idx(fields: tuple[Field, ...], ch: dict[str, int], toks: list[int], wide: tuple[str, ...] = (),
+               n: int = 1) -> list[int]:
+    """Frame element indices of ``toks`` for every field (value-major, then token, then channel);
+    ``wide`` fields give every token of the window of ``toks`` (window size ``n``)."""
     out: list[int] = []
     base = 0
     for f in fields:
         c = ch[f.name]
-        out += [base + t * c + j for t in toks for j in range(c)]
+        tt = list(range(toks[0] // n * n, toks[0] // n * n + n)) if f.name in wide else toks
+        out += [base + t * c + j for t in tt for j in range(c)]
         base += f.size
     return out
 

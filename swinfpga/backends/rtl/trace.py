@@ -164,19 +164,22 @@ def _attention_qkv(x: Any, n: N.WindowAttention, in_fmt: Fmt) -> tuple[Any, Any,
     return _linear(x, n.q, in_fmt), _linear(x, n.k, in_fmt), _linear(x, n.v, in_fmt)
 
 
-def _attention_core(q: Any, k: Any, v: Any, n: N.WindowAttention, mask: Any | None) -> Any:
-    """One window: scores + bias, softmax per row, probabilities x values, heads concatenated
-    (codes of ``n.attn_fmt``; the projection is applied by the caller)."""
-    nt = q.shape[0]
+def _attention_core(q: Any, k: Any, v: Any, n: N.WindowAttention, mask: Any | None, bias: Any | None = None) -> Any:
+    """Query rows ``q`` (R, C) of one window against all its keys/values ``k``, ``v`` (n, C):
+    scores + bias, softmax per row, probabilities x values, heads concatenated (codes of
+    ``n.attn_fmt``; the projection is applied by the caller).  ``mask``: R*n valid bits (row-major);
+    ``bias``: (heads, R, n) values (default: the constant bias matrix, R == n)."""
+    nr, nt = q.shape[0], k.shape[0]
     hd = n.head_dim
-    bias = n.bias_matrix().astype(np.float64) * n.bias_fmt.lsb  # heads, N, N
+    if bias is None:
+        bias = n.bias_matrix().astype(np.float64) * n.bias_fmt.lsb  # heads, N, N
     outs = []
     for h in range(n.heads):
         sl = slice(h * hd, (h + 1) * hd)
         qh, kh, vh = q[:, sl], k[:, sl], v[:, sl]
         sc = _q(qh @ kh.T + bias[h], n.score_fmt)
         probs = []
-        for i in range(nt):
+        for i in range(nr):
             row = [sc[i, j] for j in range(nt)]
             valid = None if mask is None else [mask[i * nt + j] for j in range(nt)]
             probs.append(_softmax_rows(row, n.softmax, valid))
@@ -309,16 +312,21 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
 
     n_tok = int(seg.tokens.shape[1])
     node_of = {n.name: n for n in seg.nodes}
-    inp = FixedVariableArrayInput((seg.n_in + seg.n_mask,))
-    mask = inp[seg.n_in:].quantize(0, 1, 0) if seg.n_mask else None
+    inp = FixedVariableArrayInput((seg.n_in + seg.n_mask + seg.n_const,))
+    mask = inp[seg.n_in: seg.n_in + seg.n_mask].quantize(0, 1, 0) if seg.n_mask else None
+    bias = None
+    if seg.n_const:
+        assert seg.const_fmt is not None
+        bias = inp[seg.n_in + seg.n_mask:].quantize(*seg.const_fmt.kif).reshape(-1, n_tok, seg.win_n)
     vals: dict[str, Any] = {}
     fmt_of: dict[str, Fmt] = dict(fmts)
     off = 0
     for name, ch in seg.in_values:
         fm = seg.in_fmt if name == seg.src else value_fmt(name, node_of, fmts)
         k, i, f = fm.kif
-        vals[name] = inp[off: off + n_tok * ch].quantize(k, i, f).reshape(n_tok, ch)
-        off += n_tok * ch
+        nt = seg.win_n if name in seg.wide else n_tok
+        vals[name] = inp[off: off + nt * ch].quantize(k, i, f).reshape(nt, ch)
+        off += nt * ch
     x = vals[seg.in_values[0][0]]
     node_lat: dict[str, float] = {}
     for name, ph in seg.steps:
@@ -334,7 +342,7 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
         elif ph == "core":
             assert isinstance(node, N.WindowAttention)
             y = _attention_core(vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"], node,
-                                mask if node.shift else None)
+                                mask if node.shift else None, bias)
             vals[f"{name}.o"] = y
         else:
             assert isinstance(node, N.WindowAttention)
@@ -352,5 +360,8 @@ def predict_codes(unit: TracedUnit, seg: Segment, x_codes: np.ndarray) -> np.nda
     (M, n_out) codes of ``seg.out_fmt``."""
     x = np.asarray(x_codes, dtype=np.float64).copy()
     x[:, : seg.n_in] *= np.asarray([f.lsb for f in seg.in_elem_fmts])
+    if seg.n_const:
+        assert seg.const_fmt is not None
+        x[:, seg.n_in + seg.n_mask:] *= seg.const_fmt.lsb
     y = unit.comb.predict(x)
     return np.round(np.asarray(y) / np.asarray([f.lsb for f in seg.out_elem_fmts])).astype(np.int64)

@@ -159,9 +159,16 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
             if j < seg.n_in:
                 e = int(seg.in_idx[gi, j])
                 parts.append(_in_elem("in_frame", in_off[e], in_fm[e], kif))
-            else:
+            elif j < seg.n_in + seg.n_mask:
                 assert mb is not None
                 parts.append("1'b1" if mb[j - seg.n_in] else "1'b0")
+            else:  # per-group constant (a bias row): a literal in the unit's input kif
+                assert seg.consts is not None and seg.const_fmt is not None
+                if kif[2] != seg.const_fmt.frac:
+                    raise ValueError(f"unit constant kif {kif} does not match {seg.const_fmt}")
+                wd = sum(kif)
+                code = int(seg.consts[gi, j - seg.n_in - seg.n_mask])
+                parts.append(f"{wd}'d{code & ((1 << wd) - 1)}")
         kept = parts
         lines.append(f"            {gb}'d{gi}: uin = {{{', '.join(reversed(kept))}}};")
     lines.append(f"            default: uin = {wu_in}'d0;")
