@@ -102,3 +102,18 @@ def test_icarus_balanced_bit_exact(request, which, ii):
     assert rep.ii_cycles == ii
     res = json.loads((prj / "rtl" / "sim_result.json").read_text())
     assert [r["mismatches"] for r in res["runs"]] == [0, 0]
+
+
+def test_rtl_json_contract_round_trip(natural, tmp_path):
+    from swinfpga.backends.rtl.contract import RtlInfo, RtlJsonError
+
+    d = _rtl(natural)
+    info = RtlInfo.load(natural / "rtl")
+    assert info.to_json() == d  # the typed contract writes exactly what is on disk
+    assert info.predicted.ii_cycles == 4 and info.da4ml_cost_total == d["da4ml_cost_total"]
+    assert [u.busy_cycles for u in info.segments] == [4, 4, 4, 4, 1]
+    del d["predicted"]
+    bad = tmp_path / "rtl.json"
+    bad.write_text(json.dumps(d))
+    with pytest.raises(RtlJsonError, match="rtl.json: malformed.*predicted.*re-run `swinfpga convert`"):
+        RtlInfo.load(bad)

@@ -17,9 +17,9 @@ import numpy as np
 from ...boards import Board
 from ...ir import Model, atomic_write_text
 from ...ir.graph import _encode
+from .contract import RTL_JSON, FramePort, RtlInfo, Schedule, UnitInfo
 from .plan import Segment, balance_segments, gather_groups, scatter_groups
 
-RTL_JSON = "rtl.json"
 TOP = "swinfpga_top"
 GEN_VERSION = "rtl-1"  # bump when generated Verilog changes meaning
 # da4ml's latency model counts roughly one unit per adder level; ~1 unit per ns on UltraScale+
@@ -183,13 +183,6 @@ def predicted_schedule(built: list[BuiltSegment]) -> dict[str, Any]:
     return {"latency_cycles": total, "ii_cycles": ii, "segments": segs}
 
 
-def busy(built: list[BuiltSegment]) -> list[dict[str, Any]]:
-    """Per unit: clocks per sample it is busy (groups issued) out of the II, and da4ml's cost."""
-    ii = max(b.seg.groups for b in built)
-    return [{"unit": b.seg.name, "kind": b.seg.kind, "busy_cycles": b.seg.groups, "ii_cycles": ii,
-             "utilization": round(b.seg.groups / ii, 4), "da4ml_cost": b.cost} for b in built]
-
-
 def layer_cycles(built: list[BuiltSegment], cutoff: float) -> dict[str, int]:
     """Pipeline cycles attributed to each IR node: the register stage at which its outputs are
     ready inside its unit, minus the previous node's; plus each segment's group issue cycles."""
@@ -250,47 +243,28 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
         (out_dir / k).write_text(v)
     s0, sl = built[0].seg, built[-1].seg
     sched = predicted_schedule(built)
-    rtl = {
-        "top": TOP,
-        "model": model.name,
-        "clock_mhz": board.clock_mhz,
-        "latency_cutoff": cutoff,
-        "ii_requested": ii,
-        "interface": "axi-stream style valid/ready; one whole sample per beat",
-        "ports": {
-            "clk": {"width": 1}, "rst": {"width": 1, "active": "high", "sync": True},
-            "in_valid": {"width": 1}, "in_ready": {"width": 1}, "out_valid": {"width": 1}, "out_ready": {"width": 1},
-            "in_data": {"width": int(np.prod(s0.in_shape)) * s0.in_fmt.width, "shape": list(s0.in_shape),
-                        "elements": int(np.prod(s0.in_shape)), "elem_width": s0.in_fmt.width,
-                        "fmt": s0.in_fmt.to_json(), "type": s0.in_fmt.ap_type, "order": "row-major, element 0 at LSB"},
-            "out_data": {"width": int(np.prod(sl.out_shape)) * sl.out_fmt.width, "shape": list(sl.out_shape),
-                         "elements": int(np.prod(sl.out_shape)), "elem_width": sl.out_fmt.width,
-                         "fmt": sl.out_fmt.to_json(), "type": sl.out_fmt.ap_type,
-                         "order": "row-major, element 0 at LSB"},
-        },
-        "predicted": sched,
-        "units": busy(built),
-        "da4ml_cost_total": float(sum(b.cost for b in built)),
-        "layer_cycles": layer_cycles(built, cutoff),
-        "segments": [
-            {"name": b.seg.name, "module": b.wrapper_name, "unit": b.unit_name, "src": b.seg.src, "dst": b.seg.dst,
-             "nodes": list(b.seg.labels), "kind": b.seg.kind, "parent": b.seg.parent or b.seg.name,
-             "tokens_per_group": int(b.seg.tokens.shape[1]), "busy_cycles": b.seg.groups,
-             "ii_cycles": sched["ii_cycles"], "groups": b.seg.groups, "group_inputs": b.seg.n_in,
-             "mask_bits": b.seg.n_mask, "group_outputs": b.seg.n_out, "unit_stages": b.stages,
-             "unit_latency": b.unit_latency, "da4ml_cost": b.cost, "register_bits": register_bits(b),
-             "node_stage": {k: math.floor(v / (cutoff + 1e-9)) for k, v in b.node_latency.items()},
-             "frame_in": {"shape": list(b.seg.in_shape), "type": b.seg.in_fmt.ap_type,
-                          "fields": [[f.name, f.size, f.fmt.ap_type] for f in b.seg.frame_in]},
-             "frame_out": {"shape": list(b.seg.out_shape), "type": b.seg.out_fmt.ap_type,
-                           "fields": [[f.name, f.size, f.fmt.ap_type] for f in b.seg.frame_out]}}
-            for b in built
-        ],
-        "files": sorted(f"{k}.v" for k in files),
-        "roms": sorted(mems),
-        "traced_check": {"samples": int(x.shape[0]), "mismatches": bad},
-        "content_hash": hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).hexdigest(),
-    }
-    atomic_write_text(out_dir / RTL_JSON, json.dumps(rtl, indent=1))
+    rtl = RtlInfo(
+        top=TOP, model=model.name, clock_mhz=board.clock_mhz, latency_cutoff=cutoff, ii_requested=ii,
+        in_data=FramePort(tuple(s0.in_shape), s0.in_fmt), out_data=FramePort(tuple(sl.out_shape), sl.out_fmt),
+        predicted=Schedule(sched["latency_cycles"], sched["ii_cycles"],
+                           tuple((r["segment"], r["cycles"]) for r in sched["segments"])),
+        layer_cycles=layer_cycles(built, cutoff),
+        segments=tuple(UnitInfo(
+            name=b.seg.name, module=b.wrapper_name, unit=b.unit_name, src=b.seg.src, dst=b.seg.dst,
+            nodes=b.seg.labels, kind=b.seg.kind, parent=b.seg.parent or b.seg.name,
+            tokens_per_group=int(b.seg.tokens.shape[1]), groups=b.seg.groups, ii_cycles=sched["ii_cycles"],
+            group_inputs=b.seg.n_in, mask_bits=b.seg.n_mask, group_outputs=b.seg.n_out, unit_stages=b.stages,
+            unit_latency=b.unit_latency, da4ml_cost=b.cost, register_bits=register_bits(b),
+            node_stage={k: math.floor(v / (cutoff + 1e-9)) for k, v in b.node_latency.items()},
+            frame_in={"shape": list(b.seg.in_shape), "type": b.seg.in_fmt.ap_type,
+                      "fields": [[f.name, f.size, f.fmt.ap_type] for f in b.seg.frame_in]},
+            frame_out={"shape": list(b.seg.out_shape), "type": b.seg.out_fmt.ap_type,
+                       "fields": [[f.name, f.size, f.fmt.ap_type] for f in b.seg.frame_out]})
+            for b in built),
+        files=tuple(sorted(f"{k}.v" for k in files)), roms=tuple(sorted(mems)),
+        traced_samples=int(x.shape[0]), traced_mismatches=bad,
+        content_hash=hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).hexdigest(),
+    )
+    atomic_write_text(out_dir / RTL_JSON, json.dumps(rtl.to_json(), indent=1))
     progress(f"RTL: wrote {len(files)} Verilog files, {len(mems)} ROM files, predicted latency "
              f"{sched['latency_cycles']} cycles, II {sched['ii_cycles']}")

@@ -10,6 +10,16 @@ the same traced unit.
 Frames are the flat per-sample code vectors of node outputs, row-major ``(H, W, C)`` (or ``(C,)``).
 For group ``g`` the unit reads ``frame_in[in_idx[g]]`` (plus ``mask[g]`` bits for shifted windows)
 and writes ``frame_out[out_idx[g]]``.
+
+Balanced pipeline (:func:`balance_segments`): the model's initiation interval (II) is the most
+groups any unit issues per sample.  A segment with fewer groups than the II would sit idle, so it
+is split into parts (one unit each): token-local work (patch merging, q/k/v and output
+projections, LayerNorm, MLP, residual adds) runs token-serial on a unit traced for as few tokens
+as the II allows; the attention core runs row-serial inside the token-serial unit that follows
+the q/k/v projections (the group's query rows against all keys/values of its window, which the
+previous unit finished; bias and shift-mask rows enter as per-group constants); pooling and the
+head run once on the whole token map.  Frames between parts carry every live value of every
+token (fields of one format each, see :class:`Field`).
 """
 
 from __future__ import annotations

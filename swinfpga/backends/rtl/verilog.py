@@ -1,11 +1,13 @@
 """Verilog emission: da4ml units, the per-segment streaming wrapper, and the top module.
 
-Frame port layout (every frame, top-level ports included): element ``e`` of the flat row-major
-frame occupies bits ``[e*W + W-1 : e*W]`` as a two's complement (or unsigned) code of the frame's
-format (``W`` = format width).
+Frame port layout: a frame is a concatenation of fields (:class:`~.plan.Field`; node output
+frames, the top-level ports included, have one field); element ``e`` of the flat frame occupies
+the bits after element ``e - 1`` as a two's complement (or unsigned) code of its field's format,
+so in a one-field frame bits ``[e*W + W-1 : e*W]`` (``W`` = format width).  Balanced segments pass
+frames with several fields (e.g. the residual, q, k and v of every token) between their units.
 
-Segment wrapper (one per segment, one traced unit inside): a group counter walks the ``G`` groups
-of the input frame, one per clock, gathering each group's elements (and its shift-mask bits) into
+Segment wrapper (one per unit): a group counter walks the ``G`` groups of the input frame, one
+per clock, gathering each group's elements (plus its constant shift-mask bits and bias rows) into
 the unit; a valid/group tag shift register runs alongside the unit's pipeline; results are
 scattered into one of two output frame buffers (ping-pong, filled in order).  When a result
 reaches the end of the pipeline while its buffer is still waiting for the consumer, the whole
