@@ -141,7 +141,7 @@ def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: N
         lines += [f"| **total** | **{sum(layer_cycles.values())}** |", ""]
         ii_all = int(rtl["predicted"]["ii_cycles"])
         lines += ["Units (one da4ml-traced unit each in a streaming wrapper; `busy` = clocks per sample it "
-                  "computes, out of the II; `window`: one attention window per clock, `token`: "
+                  "computes, out of the II; `group`: one attention window (all its tokens) per clock, `token`: "
                   "time-multiplexed token-serial work, `global`: the whole token map once):", "",
                   "| unit | kind | computes | tokens/clock | busy / II | unit stages | da4ml cost (LUT-eq) |",
                   "|---|---|---|---:|---:|---:|---:|"]

@@ -381,8 +381,9 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
     """Split ``seg`` into parts that each keep busy for up to ``ii`` clocks per sample.
 
     Parts (each one traced unit in a streaming wrapper): ``token`` runs process a chunk of tokens
-    per clock (as few as the II allows: 1 token when ``ii`` >= the segment's tokens), ``window``
-    parts one attention window per clock, ``global`` parts (pool, head) the whole token map once.
+    per clock (as few as the II allows, a divisor of the window size: 1 token when ``ii`` >= the
+    segment's tokens); a run starting with an attention core takes the chunk's query rows and the
+    whole window's keys/values; ``global`` parts (pool, head) take the whole token map once.
     Between parts, frames hold every live value of every token (window token order: token
     ``t = g * n + j`` is token ``j`` of window ``g``).  Returns ``[seg]`` when nothing changes."""
     steps = _steps(seg)
