@@ -411,6 +411,7 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
         later = {v for rr in reads[ri + 1:] for v in rr}
         frames.append(tuple(v for v in order if v in defined and v in later))
     flat_tok = seg.tokens.reshape(total, 2)
+    fmts = {k: i.fmt for k, i in info.items()}
     parts: list[Segment] = []
     for ri, r in enumerate(runs):
         kind = r[0][2]
@@ -425,7 +426,7 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
         outs = (seg.dst,) if last else frames[ri]
         in_ch = {v: (raw if (first and v == seg.src) else _value_channels(v, node_of, info)) for v in ins}
         out_ch = {v: _value_channels(v, node_of, info) for v in outs}
-        fm = {v: value_fmt(v, node_of, {k: i.fmt for k, i in info.items()}) for v in set(ins) | set(outs)}
+        fm = {v: value_fmt(v, node_of, fmts) for v in set(ins) | set(outs)}
         if first:
             in_fields, in_shape, in_fmt = (), seg.in_shape, seg.in_fmt
             in_idx = [[int(seg.in_idx[t // n, (t % n) * raw + c]) for t in it for c in range(raw)] for it in items]
