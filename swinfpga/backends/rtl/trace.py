@@ -155,26 +155,37 @@ def _softmax_rows(s: Any, sm: SoftmaxSpec, valid: Any | None) -> Any:
 
 
 def _attention(x: Any, n: N.WindowAttention, in_fmt: Fmt, mask: Any | None) -> Any:
-    nt, c = x.shape
+    q, k, v = _attention_qkv(x, n, in_fmt)
+    return _linear(_attention_core(q, k, v, n, mask), n.proj, n.attn_fmt)
+
+
+def _attention_qkv(x: Any, n: N.WindowAttention, in_fmt: Fmt) -> tuple[Any, Any, Any]:
+    """Token-local q, k, v projections of (tokens, C) variables."""
+    return _linear(x, n.q, in_fmt), _linear(x, n.k, in_fmt), _linear(x, n.v, in_fmt)
+
+
+def _attention_core(q: Any, k: Any, v: Any, n: N.WindowAttention, mask: Any | None, bias: Any | None = None) -> Any:
+    """Query rows ``q`` (R, C) of one window against all its keys/values ``k``, ``v`` (n, C):
+    scores + bias, softmax per row, probabilities x values, heads concatenated (codes of
+    ``n.attn_fmt``; the projection is applied by the caller).  ``mask``: R*n valid bits (row-major);
+    ``bias``: (heads, R, n) values (default: the constant bias matrix, R == n)."""
+    nr, nt = q.shape[0], k.shape[0]
     hd = n.head_dim
-    q = _linear(x, n.q, in_fmt)
-    k = _linear(x, n.k, in_fmt)
-    v = _linear(x, n.v, in_fmt)
-    bias = n.bias_matrix().astype(np.float64) * n.bias_fmt.lsb  # heads, N, N
+    if bias is None:
+        bias = n.bias_matrix().astype(np.float64) * n.bias_fmt.lsb  # heads, N, N
     outs = []
     for h in range(n.heads):
         sl = slice(h * hd, (h + 1) * hd)
         qh, kh, vh = q[:, sl], k[:, sl], v[:, sl]
         sc = _q(qh @ kh.T + bias[h], n.score_fmt)
         probs = []
-        for i in range(nt):
+        for i in range(nr):
             row = [sc[i, j] for j in range(nt)]
             valid = None if mask is None else [mask[i * nt + j] for j in range(nt)]
             probs.append(_softmax_rows(row, n.softmax, valid))
         p = _arr(probs)
         outs.append(_q(p @ vh, n.attn_fmt))
-    o = np.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
-    return _linear(o, n.proj, n.attn_fmt)
+    return np.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
 
 
 def _layer_norm(x: Any, n: N.LayerNorm, in_fmt: Fmt) -> Any:
@@ -199,13 +210,62 @@ def _layer_norm(x: Any, n: N.LayerNorm, in_fmt: Fmt) -> Any:
     return _arr(rows)
 
 
+def _trace_node(node: N.Node, vals: dict[str, Any], fmt_of: dict[str, Fmt], x: Any, in_fmt: Fmt,
+                mask: Any | None) -> Any:
+    """Trace one IR node on (tokens, C) variables; ``x``: the previous output (the raw gathered
+    group for patch embedding/merging, format ``in_fmt``); ``mask``: shifted-window valid bits."""
+    if isinstance(node, N.PatchEmbed):
+        y = _linear(x, node.linear, in_fmt)
+    elif isinstance(node, N.PatchMerging):
+        cat = x
+        cf = in_fmt
+        if node.norm is not None:
+            cat = _layer_norm(cat, node.norm, cf)
+            cf = node.norm.out_fmt
+        y = _linear(cat, node.linear, cf)
+    elif isinstance(node, N.WindowAttention):
+        y = _attention(vals[node.src], node, fmt_of[node.src], mask if node.shift else None)
+    elif isinstance(node, N.Mlp):
+        src = vals[node.src]
+        h = _linear(src, node.fc1, fmt_of[node.src])
+        if node.act == "relu":
+            h = _q(h.relu(), node.hidden_fmt)
+        else:
+            assert node.gelu is not None
+            hv = np.empty(h.shape, dtype=object)
+            for idx in np.ndindex(*h.shape):
+                hv[idx] = lut_apply(h[idx], node.gelu)
+            h = _arr(hv)
+        y = _linear(h, node.fc2, node.hidden_fmt)
+    elif isinstance(node, N.LayerNorm):
+        y = _layer_norm(vals[node.src], node, fmt_of[node.src])
+    elif isinstance(node, N.Add):
+        y = _q(vals[node.a] + vals[node.b], node.out_fmt)
+    elif isinstance(node, N.Pool):
+        src = vals[node.src]
+        cols = []
+        for j in range(src.shape[1]):
+            s = _tree([src[t, j] for t in range(src.shape[0])], lambda a, b: a + b)
+            cols.append(_q(s * (node.inv_n * 2.0**-node.inv_frac), node.out_fmt))
+        y = _arr(cols)
+    elif isinstance(node, N.Dense):
+        y = _linear(vals[node.src], node.linear, fmt_of[node.src])
+        if node.relu:
+            y = y.relu()
+    else:
+        raise TraceError(f"RTL back end cannot trace {type(node).__name__} ({node.name})")
+    return y
+
+
 def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
     """Trace ``seg``'s group function: inputs ``n_in`` codes (+ ``n_mask`` bits), outputs ``n_out``.
 
-    ``fmts``: output format of every node (``Model.infer()``)."""
-    from da4ml.trace import FixedVariableArrayInput, comb_trace
-    from da4ml.types import minimal_kif
+    ``fmts``: output format of every node (``Model.infer()``).  A part of a balanced segment
+    (``seg.steps``) is traced by :func:`_trace_part`."""
+    from da4ml.trace import FixedVariableArrayInput
 
+    if seg.steps:
+        return _trace_part(seg, fmts)
     n_tok = seg.tokens.shape[1]
     inp = FixedVariableArrayInput((seg.n_in + seg.n_mask,))
     k, i, f = seg.in_fmt.kif
@@ -219,66 +279,89 @@ def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
     x = xin.reshape(n_tok, -1)
     vals[seg.src] = x
     for node in seg.nodes:
-        if isinstance(node, N.PatchEmbed):
-            y = _linear(x, node.linear, seg.in_fmt)
-        elif isinstance(node, N.PatchMerging):
-            cat = x
-            cf = seg.in_fmt
-            if node.norm is not None:
-                cat = _layer_norm(cat, node.norm, cf)
-                cf = node.norm.out_fmt
-            y = _linear(cat, node.linear, cf)
-        elif isinstance(node, N.WindowAttention):
-            y = _attention(vals[node.src], node, fmt_of[node.src], mask if node.shift else None)
-        elif isinstance(node, N.Mlp):
-            src = vals[node.src]
-            h = _linear(src, node.fc1, fmt_of[node.src])
-            if node.act == "relu":
-                h = _q(h.relu(), node.hidden_fmt)
-            else:
-                assert node.gelu is not None
-                hv = np.empty(h.shape, dtype=object)
-                for idx in np.ndindex(*h.shape):
-                    hv[idx] = lut_apply(h[idx], node.gelu)
-                h = _arr(hv)
-            y = _linear(h, node.fc2, node.hidden_fmt)
-        elif isinstance(node, N.LayerNorm):
-            y = _layer_norm(vals[node.src], node, fmt_of[node.src])
-        elif isinstance(node, N.Add):
-            y = _q(vals[node.a] + vals[node.b], node.out_fmt)
-        elif isinstance(node, N.Pool):
-            src = vals[node.src]
-            cols = []
-            for j in range(src.shape[1]):
-                s = _tree([src[t, j] for t in range(src.shape[0])], lambda a, b: a + b)
-                cols.append(_q(s * (node.inv_n * 2.0**-node.inv_frac), node.out_fmt))
-            y = _arr(cols)
-        elif isinstance(node, N.Dense):
-            y = _linear(vals[node.src], node.linear, fmt_of[node.src])
-            if node.relu:
-                y = y.relu()
-        else:
-            raise TraceError(f"RTL back end cannot trace {type(node).__name__} ({node.name})")
+        y = _trace_node(node, vals, fmt_of, x, seg.in_fmt, mask)
         vals[node.name] = y
         node_lat[node.name] = float(np.max([float(v.latency) for v in np.asarray(y._vars).ravel()]))
         x = y
-    out = vals[seg.dst].flatten()
+    return _finish(seg, inp, vals[seg.dst].flatten(), node_lat)
+
+
+def _finish(seg: Segment, inp: Any, out: Any, node_lat: dict[str, float]) -> TracedUnit:
+    from da4ml.trace import comb_trace
+    from da4ml.types import minimal_kif
+
     comb = comb_trace(inp, out)
     in_kif = tuple(tuple(int(v) for v in minimal_kif(q)) for q in comb.inp_qint)
     out_kif = tuple(tuple(int(v) for v in minimal_kif(q)) for q in comb.out_qint)
     consts: list[int | None] = []
-    for q, kif in zip(comb.out_qint, out_kif, strict=True):
+    for q, kif, fm in zip(comb.out_qint, out_kif, seg.out_elem_fmts, strict=True):
         if sum(kif) == 0:
-            consts.append(int(round(q.min / seg.out_fmt.lsb)))
+            consts.append(int(round(q.min / fm.lsb)))
         else:
             consts.append(None)
     return TracedUnit(comb, in_kif, out_kif, tuple(consts), node_lat)
+
+
+def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
+    """Trace one part of a balanced segment (see :func:`swinfpga.backends.rtl.plan.split_balanced`):
+    inputs are ``seg.in_values`` (value-major, then token, then channel; + mask bits), outputs
+    ``seg.out_values`` in the same order; attention runs as ``qkv`` / ``core`` / ``proj`` steps."""
+    from da4ml.trace import FixedVariableArrayInput
+
+    from .plan import value_fmt
+
+    n_tok = int(seg.tokens.shape[1])
+    node_of = {n.name: n for n in seg.nodes}
+    inp = FixedVariableArrayInput((seg.n_in + seg.n_mask + seg.n_const,))
+    mask = inp[seg.n_in: seg.n_in + seg.n_mask].quantize(0, 1, 0) if seg.n_mask else None
+    bias = None
+    if seg.n_const:
+        assert seg.const_fmt is not None
+        bias = inp[seg.n_in + seg.n_mask:].quantize(*seg.const_fmt.kif).reshape(-1, n_tok, seg.win_n)
+    vals: dict[str, Any] = {}
+    fmt_of: dict[str, Fmt] = dict(fmts)
+    off = 0
+    for name, ch in seg.in_values:
+        fm = seg.in_fmt if name == seg.src else value_fmt(name, node_of, fmts)
+        k, i, f = fm.kif
+        nt = seg.win_n if name in seg.wide else n_tok
+        vals[name] = inp[off: off + nt * ch].quantize(k, i, f).reshape(nt, ch)
+        off += nt * ch
+    x = vals[seg.in_values[0][0]]
+    node_lat: dict[str, float] = {}
+    for name, ph in seg.steps:
+        node = node_of[name]
+        if ph == "full":
+            y = _trace_node(node, vals, fmt_of, x, seg.in_fmt, mask)
+            vals[name] = y
+        elif ph == "qkv":
+            assert isinstance(node, N.WindowAttention)
+            q, k_, v = _attention_qkv(vals[node.src], node, fmt_of[node.src])
+            vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"] = q, k_, v
+            y = v
+        elif ph == "core":
+            assert isinstance(node, N.WindowAttention)
+            y = _attention_core(vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"], node,
+                                mask if node.shift else None, bias)
+            vals[f"{name}.o"] = y
+        else:
+            assert isinstance(node, N.WindowAttention)
+            y = _linear(vals[f"{name}.o"], node.proj, node.attn_fmt)
+            vals[name] = y
+        label = name if ph == "full" else f"{name}.{ph}"
+        node_lat[label] = float(np.max([float(v.latency) for v in np.asarray(y._vars).ravel()]))
+        x = y
+    out = _arr(np.concatenate([np.asarray(vals[name]._vars).ravel() for name, _ in seg.out_values]))
+    return _finish(seg, inp, out, node_lat)
 
 
 def predict_codes(unit: TracedUnit, seg: Segment, x_codes: np.ndarray) -> np.ndarray:
     """Run the traced program with da4ml's int64 interpreter: (M, n_in + n_mask) codes ->
     (M, n_out) codes of ``seg.out_fmt``."""
     x = np.asarray(x_codes, dtype=np.float64).copy()
-    x[:, : seg.n_in] *= seg.in_fmt.lsb
+    x[:, : seg.n_in] *= np.asarray([f.lsb for f in seg.in_elem_fmts])
+    if seg.n_const:
+        assert seg.const_fmt is not None
+        x[:, seg.n_in + seg.n_mask:] *= seg.const_fmt.lsb
     y = unit.comb.predict(x)
-    return np.round(np.asarray(y) / seg.out_fmt.lsb).astype(np.int64)
+    return np.round(np.asarray(y) / np.asarray([f.lsb for f in seg.out_elem_fmts])).astype(np.int64)

@@ -10,7 +10,8 @@ import numpy as np
 from ...ir import atomic_write_text
 from ...manifest import Project
 from ...results import Mismatch, RtlReport, compare_codes
-from .build import RTL_JSON, build_model, check_traced
+from .build import build_model, check_traced
+from .contract import RTL_JSON, RtlInfo
 from .sim import DEFAULT_SIMULATOR, run_cocotb
 
 BP_SAMPLES = 40  # samples of the back-pressure + idle variant
@@ -31,13 +32,13 @@ def verify_rtl(project: Project, simulator: str | None = None, n: int | None = N
     rtl_dir = project.rtl_dir
     if rtl_dir is None or not (rtl_dir / RTL_JSON).exists():
         raise FileNotFoundError(f"{project.root} has no RTL; convert without --no-rtl")
-    rtl = json.loads((rtl_dir / RTL_JSON).read_text())
+    rtl = RtlInfo.load(rtl_dir)
     x, y = project.vectors()
     n = min(n or x.shape[0], x.shape[0])
     first: list[Mismatch] = []
     if check_trace:
         model = project.model()
-        built, _ = build_model(model, float(rtl["clock_mhz"]), progress)
+        built, _ = build_model(model, rtl.clock_mhz, progress, ii=rtl.ii_requested)
         bad = check_traced(model, built, x[:n])
         progress(f"da4ml int64 interpreter vs golden on {n} samples: {bad}")
         if any(bad.values()):
@@ -61,6 +62,6 @@ def verify_rtl(project: Project, simulator: str | None = None, n: int | None = N
     return RtlReport(
         mismatches=total, samples=int(s["samples"]), latency_cycles=int(s["latency_cycles"]),
         ii_cycles=int(s["ii_cycles"]), simulator=sim, first=tuple(first[:10]),
-        layer_cycles={k: int(v) for k, v in rtl.get("layer_cycles", {}).items()},
+        layer_cycles=dict(rtl.layer_cycles),
         build_seconds=run.build_seconds, run_seconds=run.run_seconds,
     )
