@@ -38,7 +38,8 @@ def cmd_convert(a: argparse.Namespace) -> int:
     con = _console()
     model = resolve_model(a.model, random_ok=a.random)
     opts = ConvertOptions(board=a.board, n_vectors=a.vectors, hls=not a.no_hls, rtl=not a.no_rtl,
-                          reuse_factor=a.reuse_factor, hls_backend=a.backend, force=a.force)
+                          reuse_factor=a.reuse_factor, hls_backend=a.backend, force=a.force,
+                          strategy=a.strategy, io_type=a.io_type, hls_layout=a.hls_layout)
     res = convert(model, a.out, opts, progress=con.log)
     con.log(f"wrote {res.out_dir} ({', '.join(f'{k} {v:.1f}s' for k, v in res.seconds.items())})")
     return 0
@@ -104,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="replace an existing output directory")
     c.add_argument("--vectors", type=int, default=360, help="number of golden test vectors")
     c.add_argument("--reuse-factor", type=int, default=1)
+    c.add_argument("--strategy", default="latency", choices=["latency", "resource"],
+                   help="HLS Linear layers: latency (unrolled, hls4ml dense_latency) or resource (multipliers "
+                        "shared over --reuse-factor cycles, hls4ml dense_resource)")
+    c.add_argument("--io-type", default="io_parallel", choices=["io_parallel", "io_stream"],
+                   help="HLS interface between layers: arrays (io_parallel) or token streams (io_stream)")
+    c.add_argument("--hls-layout", default="layers", choices=["layers", "flat"], help=argparse.SUPPRESS)
     c.add_argument("--backend", default="Vitis", choices=["Vitis", "Vivado"])
     c.add_argument("--no-hls", action="store_true")
     c.add_argument("--no-rtl", action="store_true")

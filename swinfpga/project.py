@@ -114,6 +114,9 @@ class ConvertOptions:
     reuse_factor: int = 1
     hls_backend: str = "Vitis"
     force: bool = False
+    strategy: str = "latency"  # HLS: latency (hls4ml dense_latency) | resource (dense_resource, shared multipliers)
+    io_type: str = "io_parallel"  # HLS: io_parallel | io_stream
+    hls_layout: str = "layers"  # HLS: layers (one function + pipeline per layer) | flat (legacy; pre-flight rejects)
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,8 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
             progress("hls4ml project: writing")
             from .backends.hls4ml import write_hls_project
 
-            write_hls_project(model, board, stage / "hls", reuse_factor=opts.reuse_factor, backend=opts.hls_backend)
+            write_hls_project(model, board, stage / "hls", reuse_factor=opts.reuse_factor, backend=opts.hls_backend,
+                              strategy=opts.strategy, layout=opts.hls_layout, io_type=opts.io_type)
             times["hls"] = time.perf_counter() - t0
         if opts.rtl:
             t0 = time.perf_counter()

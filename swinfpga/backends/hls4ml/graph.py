@@ -131,12 +131,16 @@ def register() -> None:
 
 
 def hls_config(out_dir: Path, part: str, clock_ns: float, backend: str, reuse_factor: int,
-               layer_names: list[str], input_name: str, input_fmt: Fmt) -> dict[str, Any]:
+               layer_names: list[str], input_name: str, input_fmt: Fmt, strategy: str = "latency",
+               layout: str = "layers") -> dict[str, Any]:
+    """hls4ml config.  ``layout`` 'layers': the top is a DATAFLOW region of layer functions, each with its own
+    pipelines (hls4ml's PipelineStyle 'dataflow'); 'flat': the legacy top-level PIPELINE over everything."""
     b = get_backend(backend)
     cfg = b.create_initial_config(part=part, clock_period=clock_ns, io_type="io_parallel", write_weights_txt=False)
     cfg.update(OutputDir=str(out_dir), ProjectName=PROJECT, Backend=backend, TraceOutput=True)
     cfg["HLSConfig"] = {
-        "Model": {"Precision": "ap_fixed<16,6>", "ReuseFactor": int(reuse_factor), "Strategy": "Latency"},
+        "Model": {"Precision": "ap_fixed<16,6>", "ReuseFactor": int(reuse_factor), "Strategy": strategy.capitalize(),
+                  "PipelineStyle": "pipeline" if layout == "flat" else "dataflow"},
         "LayerName": {n: {"Trace": True} for n in layer_names},
     }
     cfg["HLSConfig"]["LayerName"][input_name] = {"Precision": {"result": input_fmt.ap_type}, "Trace": False}
@@ -144,7 +148,7 @@ def hls_config(out_dir: Path, part: str, clock_ns: float, backend: str, reuse_fa
 
 
 def build_graph(plans: list[LayerPlan], out_dir: Path, part: str, clock_ns: float, backend: str = "Vitis",
-                reuse_factor: int = 1) -> ModelGraph:
+                reuse_factor: int = 1, strategy: str = "latency", layout: str = "layers") -> ModelGraph:
     """ModelGraph from layer plans (first plan: the Input), types asserted after hls4ml's passes."""
     if backend not in BACKENDS:
         raise ValueError(f"hls4ml backend {backend!r} unsupported; use one of {BACKENDS}")
@@ -156,7 +160,7 @@ def build_graph(plans: list[LayerPlan], out_dir: Path, part: str, clock_ns: floa
     for p in plans[1:]:
         layers.append({"class_name": p.kind, "name": p.name, "inputs": list(p.inputs), "swin_plan": p})
     cfg = hls_config(out_dir, part, clock_ns, backend, reuse_factor, [p.name for p in plans[1:]], inp.name,
-                     inp.out_fmt)
+                     inp.out_fmt, strategy, layout)
     model = ModelGraph.from_layer_list(cfg, layers)
     check_types(model, plans)
     return model
