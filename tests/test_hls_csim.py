@@ -37,11 +37,11 @@ def _csim_env(tmp_path_factory):
         os.environ["SWINFPGA_CACHE"] = old
 
 
-def _convert(model: Model, out: Path, reuse: int = 1, n: int = 360):
+def _convert(model: Model, out: Path, reuse: int = 1, n: int = 360, strategy: str = "latency"):
     from swinfpga.manifest import Project
     from swinfpga.project import ConvertOptions, convert
 
-    convert(model, out, ConvertOptions(n_vectors=n, rtl=False, reuse_factor=reuse))
+    convert(model, out, ConvertOptions(n_vectors=n, rtl=False, reuse_factor=reuse, strategy=strategy))
     return Project.open(out)
 
 
@@ -55,16 +55,25 @@ def digits_ln_project(tmp_path_factory):
     return _convert(random_model(SWIN_DIGITS_LN, seed=2), tmp_path_factory.mktemp("p") / "digits-ln")
 
 
-def _check_project(proj) -> None:
+@pytest.fixture(scope="session")
+def digits_rs4_project(tmp_path_factory):
+    return _convert(random_model(SWIN_DIGITS, seed=1), tmp_path_factory.mktemp("p") / "digits-rs4", reuse=4,
+                    strategy="resource")
+
+
+def _check_project(proj, reuse: int = 1, strategy: str = "latency") -> None:
+    import json
+
     from swinfpga.backends.hls4ml import verify_csim
     from swinfpga.backends.hls4ml.csim import compile_model
 
+    assert json.loads((proj.hls_dir / "hls_check.json").read_text())["ok"] is True
     x, y = proj.vectors()
     assert x.shape[0] == 360  # the whole digits test split
     rep = verify_csim(proj, n=None)
     assert rep.samples == 360
     assert rep.mismatches == 0, [str(m) for m in rep.first]
-    cm = compile_model(proj.model())  # same sources -> cached library
+    cm = compile_model(proj.model(), reuse, strategy=strategy)  # same sources -> cached library
     assert cm.cached
     np.testing.assert_array_equal(cm.predict_codes(x), y)
 
@@ -75,6 +84,27 @@ def test_swin_digits_whole_test_split(digits_project) -> None:
 
 def test_swin_digits_ln_whole_test_split(digits_ln_project) -> None:
     _check_project(digits_ln_project)
+
+
+def test_swin_digits_resource_rf4(digits_rs4_project) -> None:
+    """Resource strategy, reuse factor 4: shared dense_resource instances, reshaped weights; bit-exact."""
+    _check_project(digits_rs4_project, 4, "resource")
+
+
+def test_convert_refuses_flat_design(tmp_path) -> None:
+    """The old layout (one PIPELINE over the whole model) fails the pre-flight; convert refuses it, names the
+    function and the fix, and leaves nothing behind."""
+    from swinfpga.backends.hls4ml.preflight import PreflightError
+    from swinfpga.errors import SwinfpgaError
+    from swinfpga.project import ConvertOptions, convert
+
+    out = tmp_path / "flat"
+    with pytest.raises(PreflightError) as ei:
+        convert(random_model(SWIN_DIGITS, seed=1), out, ConvertOptions(n_vectors=4, rtl=False, hls_layout="flat"))
+    assert isinstance(ei.value, SwinfpgaError)
+    msg = str(ei.value)
+    assert "myproject" in msg and "unrolled_multiplies" in msg and "XFORM 203-504" in msg and "fix:" in msg
+    assert not out.exists()
 
 
 def test_second_verify_uses_cache(digits_project) -> None:
@@ -150,15 +180,17 @@ def misc_model(seed: int = 3) -> Model:
 
 
 def test_reuse_factor_variant_and_odd_formats() -> None:
-    """window_attention_rf (reuse 3, not dividing the 6 inputs) and every rounding/overflow mode."""
+    """Resource strategy with reuse 3 (not dividing the 6 inputs: zero-padded lanes) and every
+    rounding/overflow mode."""
     from swinfpga.backends.hls4ml.csim import compile_model
 
     m = misc_model()
     x = random_input(m, 200, seed=4)
     res = golden.run(m, x)
     assert sum(res.overflow.values()) > 0, "the test should exercise saturation/wrap"
-    cm = compile_model(m, reuse_factor=3)
-    assert "window_attention_rf" in next(p.call for p in cm.plans if p.kind == "SwinWindowAttention")
+    cm = compile_model(m, reuse_factor=3, strategy="resource")
+    assert "static const int strategy = 1;" in next(p.config for p in cm.plans if p.kind == "SwinWindowAttention")
+    assert "swin::dense_rs<" in next(p.call for p in cm.plans if p.kind == "SwinDense")
     np.testing.assert_array_equal(cm.predict_codes(x), res.output)
     tr = cm.trace_codes(x[:10])
     ref = golden.run(m, x[:10]).outputs

@@ -3,6 +3,7 @@ PATH) a real C synthesis."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,12 +30,17 @@ def test_write_project_both_backends(backend: str, tmp_path: Path) -> None:
     from swinfpga.backends.hls4ml import write_hls_project
 
     out = tmp_path / "hls"
-    write_hls_project(random_model(SWIN_DIGITS_LN), load_board("zcu102"), out, reuse_factor=2, backend=backend)
+    write_hls_project(random_model(SWIN_DIGITS_LN), load_board("zcu102"), out, reuse_factor=2, backend=backend,
+                      strategy="resource")
     for f in ("build_prj.tcl", "firmware/myproject.cpp", "firmware/parameters.h", "swinfpga_hls.json",
-              "firmware/nnet_utils/swin_attention.h", "firmware/weights/swin_s0b0_attn.h"):
+              "firmware/nnet_utils/swin_attention.h", "firmware/weights/swin_s0b0_attn.h", "hls_check.json",
+              "hls_estimate.json"):
         assert (out / f).exists(), f
     cpp = (out / "firmware" / "myproject.cpp").read_text()
-    assert "swin::window_attention_rf<" in cpp and "swin::layernorm<" in cpp
+    assert "swin::window_attention<" in cpp and "swin::layernorm_rs<" in cpp and "swin::mlp_rs<" in cpp
+    top = cpp[cpp.index("void myproject("):]
+    assert "#pragma HLS DATAFLOW" in top and "#pragma HLS PIPELINE" not in top  # layers as units
+    assert json.loads((out / "hls_check.json").read_text())["ok"] is True
     assert "xczu9eg" in (out / "project.tcl").read_text()
     ap = Path(hls4ml.__file__).parent / "templates" / "vivado" / "ap_types"
     r = subprocess.run([gxx, "-std=c++17", "-fsyntax-only", f"-I{ap}", f"-I{out / 'firmware'}",
@@ -92,3 +98,9 @@ def test_synthesize_swin_digits(tmp_path: Path) -> None:
     convert(random_model(SWIN_DIGITS), tmp_path / "p", ConvertOptions(n_vectors=10, rtl=False))
     rep = run_synth(tmp_path / "p")
     assert rep["latency_cycles"] > 0 and rep["ii_cycles"] > 0 and rep["resources"]["LUT"] > 0
+    est = json.loads((tmp_path / "p" / "hls" / "hls_estimate.json").read_text())["CSynthesisReport"]
+    # the estimates must be the right order of magnitude where Vitis can tell
+    assert 0.25 <= rep["latency_cycles"] / est["WorstLatency"] <= 4, (rep, est)
+    assert 0.25 <= rep["ii_cycles"] / est["IntervalMax"] <= 4, (rep, est)
+    for k in ("LUT", "DSP"):
+        assert rep["resources"][k] <= 4 * est[k] + 100 and est[k] <= 4 * rep["resources"][k] + 100, (k, rep, est)

@@ -31,7 +31,7 @@ from ...fixed import Fmt
 from ...ir.graph import Model
 from ...manifest import Project
 from ...verify import CsimReport, Mismatch, compare_codes
-from .plan import LayerPlan, PlanError, plan_model
+from .plan import LayerPlan, plan_model
 from .preflight import PreflightError, PreflightReport, estimate, preflight, write_reports
 
 SETTINGS = "swinfpga_hls.json"  # written next to build_prj.tcl: how the project was generated
@@ -158,18 +158,17 @@ def write_hls_project(model: Model, board: Board, out_dir: Path, reuse_factor: i
     ``check``: raise :class:`~.preflight.PreflightError` when the pre-flight fails (after writing both)."""
     from .graph import build_graph
 
-    if io_type != "io_parallel":
-        raise PlanError(f"--io-type {io_type} is not implemented by this HLS back end yet; use --io-type io_parallel")
-    plans = plan_model(model, reuse_factor, strategy, layout)
-    rep = preflight(plans, strategy, reuse_factor, layout, board)
-    g = build_graph(plans, Path(out_dir), board.part, board.clock_ns, backend, reuse_factor, strategy, layout)
+    plans = plan_model(model, reuse_factor, strategy, layout, io_type)
+    rep = preflight(plans, strategy, reuse_factor, layout, board, io_type)
+    g = build_graph(plans, Path(out_dir), board.part, board.clock_ns, backend, reuse_factor, strategy, layout,
+                    io_type)
     with _no_keras_import():
         g.write()
     st = {"reuse_factor": int(reuse_factor), "backend": backend, "part": board.part, "clock_ns": board.clock_ns,
           "board": board.name, "project": g.config.get_project_name(), "strategy": strategy, "layout": layout,
-          "io_type": "io_parallel", "layers": {p.name: p.ir_name for p in plans}}
+          "io_type": io_type, "layers": {p.name: p.ir_name for p in plans}}
     (Path(out_dir) / SETTINGS).write_text(json.dumps(st, indent=1))
-    write_reports(rep, estimate(plans, board), Path(out_dir))
+    write_reports(rep, estimate(plans, board, io_type), Path(out_dir))
     if check and not rep.ok:
         raise PreflightError(rep)
     return rep
@@ -192,16 +191,17 @@ def _source_hash(prj: Path) -> str:
 
 def compile_model(model: Model, reuse_factor: int = 1, backend: str = "Vitis", part: str = "xcvu13p-flga2577-2-e",
                   clock_ns: float = 5.0, progress: Callable[[str], None] = lambda s: None,
-                  plans: list[LayerPlan] | None = None, strategy: str = "latency") -> CompiledModel:
+                  plans: list[LayerPlan] | None = None, strategy: str = "latency",
+                  io_type: str = "io_parallel") -> CompiledModel:
     """Build (or fetch from the cache) the hls4ml C-sim library of ``model`` and load it."""
 
-    plans = plans if plans is not None else plan_model(model, reuse_factor, strategy)
-    return compile_plans(plans, reuse_factor, backend, part, clock_ns, progress, strategy=strategy)
+    plans = plans if plans is not None else plan_model(model, reuse_factor, strategy, io_type=io_type)
+    return compile_plans(plans, reuse_factor, backend, part, clock_ns, progress, strategy=strategy, io_type=io_type)
 
 
 def compile_plans(plans: list[LayerPlan], reuse_factor: int, backend: str, part: str, clock_ns: float,
                    progress: Callable[[str], None], src_dir: Path | None = None, strategy: str = "latency",
-                   layout: str = "layers") -> CompiledModel:
+                   layout: str = "layers", io_type: str = "io_parallel") -> CompiledModel:
     """Build the C-sim library of freshly written sources, or of a copy of ``src_dir`` (a written
     project), unless the cache already holds the library of identical sources."""
     from .graph import build_graph
@@ -210,7 +210,7 @@ def compile_plans(plans: list[LayerPlan], reuse_factor: int, backend: str, part:
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="prj-", dir=root))
     try:
-        g = build_graph(plans, work, part, clock_ns, backend, reuse_factor, strategy, layout)
+        g = build_graph(plans, work, part, clock_ns, backend, reuse_factor, strategy, layout, io_type)
         if src_dir is None:
             with _no_keras_import():
                 g.write()
@@ -260,9 +260,10 @@ def verify_csim(project: Project, n: int | None = None,
         raise FileNotFoundError(f"{project.root} has no hls4ml project written by swinfpga; convert with HLS enabled")
     st = json.loads((hls / SETTINGS).read_text())
     strategy, layout = st.get("strategy", "latency"), st.get("layout", "layers")
-    plans = plan_model(model, int(st["reuse_factor"]), strategy, layout)
+    io_type = st.get("io_type", "io_parallel")
+    plans = plan_model(model, int(st["reuse_factor"]), strategy, layout, io_type)
     cm = compile_plans(plans, int(st["reuse_factor"]), st["backend"], st["part"], float(st["clock_ns"]), progress,
-                        src_dir=hls, strategy=strategy, layout=layout)
+                        src_dir=hls, strategy=strategy, layout=layout, io_type=io_type)
     t0 = time.perf_counter()
     progress(f"C-sim: predicting {x.shape[0]} samples")
     got = cm.predict_codes(x)

@@ -19,9 +19,11 @@ from ...ir import nodes as N
 from ...ir.graph import Model
 from ...lut import Lut, SoftmaxSpec
 
-HEADERS = ("swin_common.h", "swin_softmax.h", "swin_attention.h", "swin_layernorm.h", "swin_layers.h")
+HEADERS = ("swin_common.h", "swin_softmax.h", "swin_attention.h", "swin_layernorm.h", "swin_layers.h",
+           "swin_stream.h")
 STRATEGIES = ("latency", "resource")
-LAYOUTS = ("layers", "flat")  # "flat": the old single pipeline over the whole model (pre-flight rejects it)
+LAYOUTS = ("layers", "flat")
+IO_TYPES = ("io_parallel", "io_stream")  # "flat": the old single pipeline over the whole model (pre-flight rejects it)
 
 
 class PlanError(SwinfpgaError, ValueError):
@@ -90,6 +92,7 @@ class LayerPlan:
     config: str = ""  # body of `struct config{index} { ... };`
     call: str = ""  # swin::fn<{input_t}, {output_t}, config{index}>({input}, {output}, {arrays...});
     function: str = ""  # the swin:: function called
+    lag_tokens: int = 1  # io_stream: input tokens consumed before the first output token (FIFO sizing)
     units: list[Unit] = field(default_factory=list)  # its loops as HLS schedules them (pre-flight, estimates)
 
 
@@ -301,7 +304,7 @@ def _ln_counts(c: int, ln: N.LayerNorm, x_fmt: Fmt) -> tuple[int, int]:
 
 
 def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
-               layout: str = "layers") -> list[LayerPlan]:
+               layout: str = "layers", io_type: str = "io_parallel") -> list[LayerPlan]:
     """Plans for every IR node (the Input node becomes hls4ml's Input layer, plan kind 'Input').
 
     ``strategy`` 'latency' (hls4ml dense_latency: token loops pipelined at II = reuse, products unrolled,
@@ -311,6 +314,9 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
         raise PlanError(f"--strategy {strategy!r} unknown; use one of {', '.join(STRATEGIES)}")
     if layout not in LAYOUTS:
         raise PlanError(f"HLS layout {layout!r} unknown; use one of {', '.join(LAYOUTS)}")
+    if io_type not in IO_TYPES:
+        raise PlanError(f"--io-type {io_type!r} unknown; use one of {', '.join(IO_TYPES)}")
+    st = io_type == "io_stream"
     info = model.infer()
     plans: list[LayerPlan] = []
     rf = max(1, int(reuse_factor))
@@ -333,7 +339,11 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             lin = n.linear
             wr, br = c.linear("lin", lin, in_fmts[0], rf, strategy)
             tokens = (h // n.patch) * (w // n.patch)
-            p.function = "patch_embed" + sfx
+            p.function = "patch_embed" + sfx + ("_s" if st else "")
+            if st:
+                p.lag_tokens = n.patch * w
+                u.append(Unit("Bands/Read", 1, n.patch * w, h // n.patch, 2,
+                              arrays=(ArrayUse("lb", n.patch * n.patch * cin, in_fmts[0].width),)))
             if rs:
                 u.append(Unit("Patches/Gather", 1, lin.n_in, tokens, 2))
                 u += _lin_units("lin", lin, in_fmts[0], rf, tokens)
@@ -349,7 +359,8 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             row_mults = 2 * nt * hd + nt
             for k, v in (("height", h), ("width", w), ("C", ch), ("heads", n.heads), ("head_dim", hd),
                          ("window", n.window), ("shift", n.shift), ("N", nt), ("n_windows", n.n_windows),
-                         ("reuse", rf), ("strategy", int(rs)), ("row_mult_limit", _ceil(row_mults, rf))):
+                         ("reuse", rf), ("strategy", int(rs)), ("row_mult_limit", _ceil(row_mults, rf)),
+                         ("rows_buf", h if n.shift else n.window)):
                 c.const(k, v)
             refs = []
             for key, lin, xf in (("q_lin", n.q, in_fmts[0]), ("k_lin", n.k, in_fmts[0]), ("v_lin", n.v, in_fmts[0]),
@@ -370,9 +381,14 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             if n.softmax.score_fmt != n.score_fmt:
                 raise PlanError(f"{n.name}: softmax score format differs from score_fmt")
             e, r = c.softmax("sm", n.softmax)
-            p.function = "window_attention"
+            p.function = "window_attention_s" if st else "window_attention"
             p.call = _call(p.function, p, [*refs, rb, e, r])
             wn, xw = n.n_windows, in_fmts[0].width
+            if st:  # line buffer of `window` rows, or (cyclic shift) the whole map: C banks each
+                rb = h if n.shift else n.window
+                p.lag_tokens = rb * w
+                u.append(Unit("Chunks/Read", 1, rb * w, h // rb, 2, arrays=(ArrayUse("xb", ch, xw),),
+                              tables=(TableUse("xb", rb * w, ch * xw, 1, "ram"),)))
             u.append(Unit("Windows/Gather", 1, nt, wn, 3, arrays=(ArrayUse("xw", ch, xw),)))
             if rs:
                 for key, lin in (("q_lin", n.q), ("k_lin", n.k), ("v_lin", n.v)):
@@ -396,6 +412,9 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
                 u.append(Unit("Proj", rf, nt, wn, _lin_depth(ch), const_mults=ch * ch, mult_limit=_ceil(ch * ch, rf),
                               mult_bits=(n.attn_fmt.width, n.proj.w_fmt.width), adds=ch * ch))
             u.append(Unit("Windows/Scatter", 1, nt, wn, 2, arrays=(ArrayUse("yw", ch, out.fmt.width),)))
+            if st:
+                u.append(Unit("Chunks/Write", 1, rb * w, h // rb, 2, arrays=(ArrayUse("yb", ch, out.fmt.width),),
+                              tables=(TableUse("yb", rb * w, ch * out.fmt.width, 1, "ram"),)))
         elif isinstance(n, N.Mlp):
             p.kind = "SwinMlp"
             shape = info[n.src].shape
@@ -416,7 +435,7 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
                                " static const long long offset = 0; };")
                 g = c.array("no_table", np.zeros(1, dtype=np.int64))
                 gt = ()
-            p.function = "mlp" + sfx
+            p.function = "mlp" + sfx + ("_s" if st else "")
             p.call = _call(p.function, p, [w1, b1, w2, b2, g])
             if rs:
                 u += _lin_units("fc1", n.fc1, in_fmts[0], rf, tokens)
@@ -435,7 +454,7 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             c.const("tokens", tokens)
             c.const("reuse", rf)
             gm, bt, t = c.layernorm("ln", n, in_fmts[0], ch)
-            p.function = "layernorm" + sfx
+            p.function = "layernorm" + sfx + ("_s" if st else "")
             p.call = _call(p.function, p, [gm, bt, t])
             u += _ln_units("Tokens", n, in_fmts[0], ch, tokens, rf, rs)
         elif isinstance(n, N.PatchMerging):
@@ -456,9 +475,12 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
                 lin_in = in_fmts[0]
             lin = n.linear
             wr, br = c.linear("lin", lin, lin_in, rf, strategy)
-            p.function = "patch_merging" + sfx
+            p.function = "patch_merging" + sfx + ("_s" if st else "")
             p.call = _call(p.function, p, [wr, br, gm, bt, t])
             tokens = (h // 2) * (w // 2)
+            if st:
+                p.lag_tokens = 2 * w
+                u.append(Unit("Rows/Read", 1, 2 * w, h // 2, 2, arrays=(ArrayUse("rb", 4 * ch, in_fmts[0].width),)))
             if rs:
                 u.append(Unit("Tokens/Gather", 1, 4 * ch, tokens, 2))
                 if n.norm is not None:
@@ -481,8 +503,9 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             c.const("n", int(np.prod(out.shape)))
             c.const("C", ch)
             c.typ("sum", acc_fmt(al + bl, ah + bh, f), "sum_t")
-            p.function = "add"
-            p.call = ("swin::add<{input_t}, {input2_t}, {output_t}, config{index}>({input}, {input2}, {output});")
+            p.function = "add_s" if st else "add"
+            p.call = (f"swin::{p.function}<{{input_t}}, {{input2_t}}, {{output_t}}, config{{index}}>"
+                      "({input}, {input2}, {output});")
             u.append(Unit("Tokens", 1, int(np.prod(out.shape)) // ch, 1, 2, adds=ch))
         elif isinstance(n, N.Pool):
             p.kind = "SwinPool"
@@ -495,7 +518,7 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             inv_w = max(1, int(n.inv_n).bit_length())
             c.typ("inv", Fmt(False, inv_w, inv_w - n.inv_frac), "inv_t")
             c.const("inv_code", n.inv_n)
-            p.function = "pool"
+            p.function = "pool_s" if st else "pool"
             p.call = _call(p.function, p, [])
             u.append(Unit("Tokens", 1, tokens, 1, 2, adds=shape[-1]))
             u.append(Unit("Scale", 1, 1, 1, 3, const_mults=shape[-1], mult_limit=shape[-1], mult_bits=(inv_w, inv_w)))
@@ -508,7 +531,7 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             c.const("reuse", rf)
             lin = n.linear
             wr, br = c.linear("lin", lin, in_fmts[0], rf, strategy)
-            p.function = "dense" + sfx
+            p.function = "dense" + sfx + ("_s" if st else "")
             p.call = _call(p.function, p, [wr, br])
             if rs:
                 u += _lin_units("lin", lin, in_fmts[0], rf, rows)

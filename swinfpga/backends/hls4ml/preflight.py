@@ -147,6 +147,8 @@ def _check_unit(u: Unit, strategy: str, rf: int, flat: bool) -> UnitCheck:
     for t in u.tables:
         per_cycle = _ceil(t.reads, ii)
         reads[t.name] = per_cycle
+        if t.storage == "ram":  # a line / frame buffer in BRAM (true dual port: one write, one read per cycle)
+            continue
         if t.storage == "rom":
             checks.append(Check(f"{ROM_PORTS.key}[{t.name}]", per_cycle, ROM_PORTS.max, per_cycle <= ROM_PORTS.max,
                                 ROM_PORTS.source, f"--reuse-factor {rf * per_cycle}"))
@@ -198,18 +200,23 @@ def preflight(plans: list[LayerPlan], strategy: str, reuse_factor: int, layout: 
     rf = max(1, int(reuse_factor))
     funcs: list[FunctionCheck] = []
     inp = plans[0]
-    funcs.append(FunctionCheck(inp.name, inp.ir_name, "input", (), _io_checks(inp), all(c.ok for c in _io_checks(inp))))
+    stream = io_type == "io_stream"
+
+    def io(p: LayerPlan) -> tuple[Check, ...]:
+        return () if stream else _io_checks(p)
+
+    funcs.append(FunctionCheck(inp.name, inp.ir_name, "input", (), io(inp), all(c.ok for c in io(inp))))
     if layout == "flat":
         u = _check_unit(flat_unit(plans, rf), strategy, rf, True)
-        io = tuple(c for p in plans[1:] for c in _io_checks(p))
-        funcs.append(FunctionCheck("myproject", "myproject (whole model)", "myproject", (u,), io,
-                                   u.ok and all(c.ok for c in io)))
+        ios = tuple(c for p in plans[1:] for c in io(p))
+        funcs.append(FunctionCheck("myproject", "myproject (whole model)", "myproject", (u,), ios,
+                                   u.ok and all(c.ok for c in ios)))
     else:
         for p in plans[1:]:
             us = tuple(_check_unit(u, strategy, rf, False) for u in p.units)
-            io = _io_checks(p)
-            funcs.append(FunctionCheck(p.name, p.ir_name, f"swin::{p.function}", us, io,
-                                       all(u.ok for u in us) and all(c.ok for c in io)))
+            ios = io(p)
+            funcs.append(FunctionCheck(p.name, p.ir_name, f"swin::{p.function}", us, ios,
+                                       all(u.ok for u in us) and all(c.ok for c in ios)))
     return PreflightReport(all(f.ok for f in funcs), strategy, rf, layout, io_type, LIMITS, tuple(funcs))
 
 
@@ -261,14 +268,14 @@ def _unit_resources(u: Unit) -> tuple[int, int, int, int]:
     return lut, ff, dsp, bram
 
 
-def estimate(plans: list[LayerPlan], board: Board | None = None) -> dict:
+def estimate(plans: list[LayerPlan], board: Board | None = None, io_type: str = "io_parallel") -> dict:
     """Per-layer estimates (hls4ml report keys) and the DATAFLOW top: latency = sum of the layers,
     interval = the slowest layer (layers overlap across inferences)."""
     layers = {}
     for p in plans[1:]:
         lat = sum(_unit_latency(u) for u in p.units)
         res = [sum(r) for r in zip(*(_unit_resources(u) for u in p.units), strict=True)] if p.units else [0] * 4
-        io_ff = _out_array(p).banks * p.out_fmt.width
+        io_ff = 0 if io_type == "io_stream" else _out_array(p).banks * p.out_fmt.width
         layers[p.name] = Estimate(lat, lat, lat, lat, res[0], res[1] + io_ff, res[2], res[3], 0)
     total_lat = sum(e.WorstLatency for e in layers.values())
     ii = max((e.IntervalMax for e in layers.values()), default=0)
