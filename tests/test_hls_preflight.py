@@ -13,8 +13,9 @@ from swinfpga.ir.build import random_model
 from swinfpga.models import SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_T_STAGE1
 
 
-def _pf(spec, rf=1, strategy="latency", layout="layers"):
-    return preflight(plan_model(random_model(spec), rf, strategy, layout), strategy, rf, layout)
+def _pf(spec, rf=1, strategy="latency", layout="layers", io_type="io_parallel"):
+    return preflight(plan_model(random_model(spec), rf, strategy, layout, io_type), strategy, rf, layout, None,
+                     io_type)
 
 
 @pytest.mark.parametrize("spec,rf,strategy", [(SWIN_DIGITS, 1, "latency"), (SWIN_DIGITS, 4, "resource"),
@@ -88,3 +89,30 @@ def test_estimates_are_report_shaped() -> None:
 
     s = summarize(e1)
     assert s["latency_cycles"] == e1["CSynthesisReport"]["WorstLatency"]
+
+
+def test_swin_t_stream_resource_rf16_passes() -> None:
+    """The acceptance configuration: io_stream + resource RF16 passes; the suggestion search finds it."""
+    from swinfpga.backends.hls4ml.preflight import suggest
+
+    rep = _pf(SWIN_T_STAGE1, 16, "resource", io_type="io_stream")
+    assert rep.ok, [(f.ir_name, w, c.limit, c.value) for f, w, c in rep.failures()]
+    att = next(f for f in rep.functions if f.function == "swin::window_attention_s")
+    read = next(u for u in att.units if u.label == "Chunks/Read")
+    assert read.partitioned_elements == {"xb": 96}  # line buffer: 7 rows x 56 tokens in 96 channel banks
+    bad = _pf(SWIN_T_STAGE1, 1, "latency")
+    want = "--strategy resource --reuse-factor 16 --io-type io_stream"
+    assert suggest(random_model(SWIN_T_STAGE1), bad).startswith(want)
+
+
+def test_residual_fifos_sized_from_schedule() -> None:
+    """io_stream: the skip FIFO of each residual holds what the attention branch buffers before its first
+    output (window rows x width tokens; the whole map for the shifted window) plus slack."""
+    pytest.importorskip("hls4ml")
+    from swinfpga.backends.hls4ml.graph import fifo_depths
+
+    plans = plan_model(random_model(SWIN_DIGITS), 1, "latency", io_type="io_stream")
+    d = fifo_depths(plans)
+    assert d[("patch_embed", "s0b0_add1")] == 2 * 4 + 8  # W-MSA: 2 token rows of 4
+    assert d[("s0b0_add2", "s0b1_add1")] == 4 * 4 + 8  # SW-MSA (shift 1): the whole 4x4 map
+    assert d[("s0b0_add1", "s0b0_add2")] == 1 + 8  # MLP: token by token

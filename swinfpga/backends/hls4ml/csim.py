@@ -32,7 +32,7 @@ from ...ir.graph import Model
 from ...manifest import Project
 from ...verify import CsimReport, Mismatch, compare_codes
 from .plan import LayerPlan, plan_model
-from .preflight import PreflightError, PreflightReport, estimate, preflight, write_reports
+from .preflight import PreflightError, PreflightReport, estimate, preflight, suggest, write_reports
 
 SETTINGS = "swinfpga_hls.json"  # written next to build_prj.tcl: how the project was generated
 STACK_BYTES = 1 << 30  # io_parallel keeps whole feature maps on the stack (56x56x96 maps: MBs each)
@@ -170,7 +170,7 @@ def write_hls_project(model: Model, board: Board, out_dir: Path, reuse_factor: i
     (Path(out_dir) / SETTINGS).write_text(json.dumps(st, indent=1))
     write_reports(rep, estimate(plans, board, io_type), Path(out_dir))
     if check and not rep.ok:
-        raise PreflightError(rep)
+        raise PreflightError(rep, suggest(model, rep))
     return rep
 
 

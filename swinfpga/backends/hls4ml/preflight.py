@@ -112,13 +112,18 @@ class PreflightReport:
 class PreflightError(SwinfpgaError):
     """The generated design breaks a Vitis HLS limit; the message names the layer, the limit and the fix."""
 
-    def __init__(self, report: PreflightReport) -> None:
+    def __init__(self, report: PreflightReport, suggestion: str = "") -> None:
         self.report = report
+        self.suggestion = suggestion
         lines = [f"HLS pre-flight failed (strategy {report.strategy}, reuse factor {report.reuse_factor}, "
                  f"{report.io_type}, layout {report.layout}); nothing Vitis could synthesize was written:"]
         for f, where, c in report.failures()[:12]:
             lines.append(f"  layer {f.ir_name} ({f.function}, {where}): {c.limit} = {c.value:,} > {c.max:,} "
                          f"[{c.source.split(';')[0]}]; fix: {c.fix}")
+        if len(report.failures()) > 12:
+            lines.append(f"  ... and {len(report.failures()) - 12} more (see hls/hls_check.json)")
+        if suggestion:
+            lines.append(f"Options that pass the pre-flight: {suggestion}")
         super().__init__("\n".join(lines))
 
 
@@ -151,7 +156,7 @@ def _check_unit(u: Unit, strategy: str, rf: int, flat: bool) -> UnitCheck:
             continue
         if t.storage == "rom":
             checks.append(Check(f"{ROM_PORTS.key}[{t.name}]", per_cycle, ROM_PORTS.max, per_cycle <= ROM_PORTS.max,
-                                ROM_PORTS.source, f"--reuse-factor {rf * per_cycle}"))
+                                ROM_PORTS.source, fix if flat else f"--reuse-factor {rf * per_cycle}"))
         else:
             checks.append(Check(f"{PARTITION.key}[{t.name}]", t.entries, PARTITION.max, t.entries <= PARTITION.max,
                                 PARTITION.source, "a smaller table (fewer entries in swinfpga.lut)"))
@@ -218,6 +223,23 @@ def preflight(plans: list[LayerPlan], strategy: str, reuse_factor: int, layout: 
             funcs.append(FunctionCheck(p.name, p.ir_name, f"swin::{p.function}", us, ios,
                                        all(u.ok for u in us) and all(c.ok for c in ios)))
     return PreflightReport(all(f.ok for f in funcs), strategy, rf, layout, io_type, LIMITS, tuple(funcs))
+
+
+def suggest(model, report: PreflightReport) -> str:
+    """Smallest resource reuse factor (and io_stream where feature maps are too big to partition) with which
+    ``model`` passes the pre-flight; '' if none up to 1024."""
+    from .plan import plan_model
+
+    io = "io_stream" if any(f.checks and not all(c.ok for c in f.checks) for f in report.functions) else \
+        report.io_type
+    for rf in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024):
+        for strategy in ("latency", "resource"):
+            if strategy == "latency" and rf > 1:
+                continue
+            rep = preflight(plan_model(model, rf, strategy, "layers", io), strategy, rf, "layers", None, io)
+            if rep.ok:
+                return f"--strategy {strategy} --reuse-factor {rf} --io-type {io} (per-layer functions)"
+    return ""
 
 
 # ----- estimates ------------------------------------------------------------------------------------
@@ -299,4 +321,5 @@ def write_reports(rep: PreflightReport, est: dict, out_dir: Path) -> None:
     (Path(out_dir) / "hls_estimate.json").write_text(json.dumps(est, indent=1))
 
 
-__all__ = ["LIMITS", "PreflightError", "PreflightReport", "estimate", "flat_unit", "preflight", "write_reports"]
+__all__ = ["LIMITS", "PreflightError", "PreflightReport", "estimate", "flat_unit", "preflight", "suggest",
+           "write_reports"]
