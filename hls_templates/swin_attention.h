@@ -66,6 +66,7 @@ template <> struct window_tokens<0> {
     QKV:
         for (int t = 0; t < CFG::N; t++) {
             #pragma HLS PIPELINE II=CFG::reuse
+            #pragma HLS ALLOCATION operation instances=mul limit=CFG::qkv_mult_limit
             qkv_token<data_T, CFG>(xw, q, k, v, t, q_w, q_b, k_w, k_b, v_w, v_b);
         }
     }
@@ -76,6 +77,7 @@ template <> struct window_tokens<0> {
     Proj:
         for (int t = 0; t < CFG::N; t++) {
             #pragma HLS PIPELINE II=CFG::reuse
+            #pragma HLS ALLOCATION operation instances=mul limit=CFG::p_lin::mult_limit
             linear<typename CFG::attn_t, res_T, typename CFG::p_lin>(o[t], yw[t], p_w, p_b);
         }
     }

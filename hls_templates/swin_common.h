@@ -68,13 +68,13 @@ inline typename L::out_t lut_lookup(const C &code, const typename L::code_t tabl
 template <int STRATEGY> struct linear_impl {};
 
 // Latency (hls4ml dense_latency): inlined into the caller's pipeline (II = reuse), every product
-// unrolled, multipliers limited to ceil(n_in*n_out/reuse) by ALLOCATION.  W: (n_in, n_out) row-major.
+// unrolled; the caller's pipeline limits its multipliers with ALLOCATION (CFG::mult_limit, the sum of
+// ceil(n_in*n_out/reuse) over the Linear layers it holds).  W: (n_in, n_out) row-major.
 template <> struct linear_impl<0> {
     template <class x_T, class y_T, class L>
     static void run(const x_T x[L::n_in], y_T y[L::n_out], const typename L::wc_t w[L::n_in * L::n_out],
                     const typename L::bc_t b[L::n_out]) {
         #pragma HLS INLINE
-        #pragma HLS ALLOCATION operation instances=mul limit=L::mult_limit
         typename L::acc_t acc[L::n_out];
         #pragma HLS ARRAY_PARTITION variable=acc complete
     Init:
@@ -137,10 +137,24 @@ template <> struct linear_impl<1> {
     }
 };
 
+// x / y are copied through local, completely partitioned vectors, so that a shared (non-inlined) instance
+// never receives a variable-offset slice of a caller's array (free wires in the latency strategy).
 template <class x_T, class y_T, class L>
 void linear(const x_T x[L::n_in], y_T y[L::n_out], const typename L::wc_t w[], const typename L::bc_t b[]) {
     #pragma HLS INLINE
-    linear_impl<L::strategy>::template run<x_T, y_T, L>(x, y, w, b);
+    x_T xl[L::n_in];
+    y_T yl[L::n_out];
+    #pragma HLS ARRAY_PARTITION variable=xl complete
+    #pragma HLS ARRAY_PARTITION variable=yl complete
+    for (int i = 0; i < L::n_in; i++) {
+        #pragma HLS UNROLL
+        xl[i] = x[i];
+    }
+    linear_impl<L::strategy>::template run<x_T, y_T, L>(xl, yl, w, b);
+    for (int o = 0; o < L::n_out; o++) {
+        #pragma HLS UNROLL
+        y[o] = yl[o];
+    }
 }
 
 } // namespace swin

@@ -55,6 +55,7 @@ void layernorm(const data_T x[CFG::tokens * CFG::ln::C], res_T y[CFG::tokens * C
 Tokens:
     for (int t = 0; t < CFG::tokens; t++) {
         #pragma HLS PIPELINE II=CFG::reuse
+        #pragma HLS ALLOCATION operation instances=mul limit=CFG::mult_limit
         layernorm_token<data_T, res_T, typename CFG::ln>(&x[t * C], &y[t * C], gamma, beta, rsqrt_table);
     }
 }

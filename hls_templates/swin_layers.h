@@ -42,6 +42,7 @@ void patch_embed(const data_T x[CFG::height * CFG::width * CFG::cin],
 Patches:
     for (int pi = 0; pi < (CFG::height / CFG::patch) * (CFG::width / CFG::patch); pi++) {
         #pragma HLS PIPELINE II=CFG::reuse
+        #pragma HLS ALLOCATION operation instances=mul limit=CFG::mult_limit
         patch_embed_token<data_T, res_T, CFG>(x, y, pi, w, b);
     }
 }
@@ -112,6 +113,7 @@ void patch_merging(const data_T x[CFG::height * CFG::width * CFG::C],
 Tokens:
     for (int t = 0; t < (CFG::height / 2) * (CFG::width / 2); t++) {
         #pragma HLS PIPELINE II=CFG::reuse
+        #pragma HLS ALLOCATION operation instances=mul limit=CFG::mult_limit
         patch_merging_token<data_T, res_T, CFG>(x, y, t, w, b, gamma, beta, rsqrt_table);
     }
 }
@@ -165,6 +167,7 @@ void mlp(const data_T x[CFG::tokens * CFG::C], res_T y[CFG::tokens * CFG::C], co
 Tokens:
     for (int t = 0; t < CFG::tokens; t++) {
         #pragma HLS PIPELINE II=CFG::reuse
+        #pragma HLS ALLOCATION operation instances=mul limit=CFG::mult_limit
         mlp_token<data_T, res_T, CFG>(&x[t * CFG::C], &y[t * CFG::C], w1, b1, w2, b2, gelu_table);
     }
 }
@@ -244,6 +247,7 @@ void dense(const data_T x[CFG::rows * CFG::lin::n_in], res_T y[CFG::rows * CFG::
 Rows:
     for (int r = 0; r < CFG::rows; r++) {
         #pragma HLS PIPELINE II=CFG::reuse
+        #pragma HLS ALLOCATION operation instances=mul limit=CFG::mult_limit
         dense_row<data_T, res_T, CFG>(&x[r * CFG::lin::n_in], &y[r * CFG::lin::n_out], w, b);
     }
 }

@@ -78,6 +78,7 @@ Bands:
     Patches:
         for (int px = 0; px < CFG::width / CFG::patch; px++) {
             #pragma HLS PIPELINE II=CFG::reuse
+            #pragma HLS ALLOCATION operation instances=mul limit=CFG::mult_limit
             patch_embed_s_patch<data_T, res_T, CFG>(lb, y, px, w, b);
         }
     }
@@ -216,6 +217,7 @@ Rows:
     Tokens:
         for (int j = 0; j < CFG::width / 2; j++) {
             #pragma HLS PIPELINE II=CFG::reuse
+            #pragma HLS ALLOCATION operation instances=mul limit=CFG::mult_limit
             patch_merging_s_token<data_T, res_T, CFG>(rb, y, j, w, b, gamma, beta, rsqrt_table);
         }
     }
@@ -269,6 +271,7 @@ void mlp_s(hls::stream<data_T> &x, hls::stream<res_T> &y, const typename CFG::fc
 Tokens:
     for (int t = 0; t < CFG::tokens; t++) {
         #pragma HLS PIPELINE II=CFG::reuse
+        #pragma HLS ALLOCATION operation instances=mul limit=CFG::mult_limit
         mlp_s_token<data_T, res_T, CFG>(x, y, w1, b1, w2, b2, gelu_table);
     }
 }
@@ -309,6 +312,7 @@ void layernorm_s(hls::stream<data_T> &x, hls::stream<res_T> &y, const typename C
 Tokens:
     for (int t = 0; t < CFG::tokens; t++) {
         #pragma HLS PIPELINE II=CFG::reuse
+        #pragma HLS ALLOCATION operation instances=mul limit=CFG::mult_limit
         layernorm_s_token<data_T, res_T, CFG>(x, y, gamma, beta, rsqrt_table);
     }
 }
@@ -347,6 +351,7 @@ void dense_s(hls::stream<data_T> &x, hls::stream<res_T> &y, const typename CFG::
 Rows:
     for (int r = 0; r < CFG::rows; r++) {
         #pragma HLS PIPELINE II=CFG::reuse
+        #pragma HLS ALLOCATION operation instances=mul limit=CFG::mult_limit
         dense_s_row<data_T, res_T, CFG>(x, y, w, b);
     }
 }

@@ -360,7 +360,7 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             for k, v in (("height", h), ("width", w), ("C", ch), ("heads", n.heads), ("head_dim", hd),
                          ("window", n.window), ("shift", n.shift), ("N", nt), ("n_windows", n.n_windows),
                          ("reuse", rf), ("strategy", int(rs)), ("row_mult_limit", _ceil(row_mults, rf)),
-                         ("rows_buf", h if n.shift else n.window)):
+                         ("rows_buf", h if n.shift else n.window), ("qkv_mult_limit", _ceil(3 * ch * ch, rf))):
                 c.const(k, v)
             refs = []
             for key, lin, xf in (("q_lin", n.q, in_fmts[0]), ("k_lin", n.k, in_fmts[0]), ("v_lin", n.v, in_fmts[0]),
@@ -541,9 +541,26 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
                               adds=lin.n_in * lin.n_out))
         else:
             raise PlanError(f"no HLS template for IR node type {type(n).__name__}")
+        if p.kind in ("SwinPatchEmbed", "SwinMlp", "SwinLayerNorm", "SwinPatchMerging", "SwinDense"):
+            c.const("mult_limit", _latency_limit(n, in_fmts[0], info, rf))  # ALLOCATION of the token pipeline
         p.config = c.text()
         plans.append(p)
     return plans
+
+
+def _latency_limit(n: N.Node, x_fmt: Fmt, info: dict, rf: int) -> int:
+    """ALLOCATION limit of a latency-strategy token pipeline: its unrolled products / reuse (at least 1)."""
+    if isinstance(n, (N.PatchEmbed, N.Dense)):
+        k = n.linear.n_in * n.linear.n_out
+    elif isinstance(n, N.Mlp):
+        k = n.fc1.n_in * n.fc1.n_out + n.fc2.n_in * n.fc2.n_out
+    elif isinstance(n, N.LayerNorm):
+        k = sum(_ln_counts(int(info[n.src].shape[-1]), n, x_fmt))
+    else:
+        assert isinstance(n, N.PatchMerging)
+        c = int(info[n.src].shape[-1])
+        k = n.linear.n_in * n.linear.n_out + (sum(_ln_counts(4 * c, n.norm, x_fmt)) if n.norm is not None else 0)
+    return max(1, _ceil(k, rf))
 
 
 def _ln_units(label: str, ln: N.LayerNorm, x_fmt: Fmt, c: int, tokens: int, rf: int, rs: bool) -> list[Unit]:
