@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,21 @@ def test_residual_fifos_sized_from_schedule() -> None:
     assert d[("patch_embed", "s0b0_add1")] == 2 * 4 + 8  # W-MSA: 2 token rows of 4
     assert d[("s0b0_add2", "s0b1_add1")] == 4 * 4 + 8  # SW-MSA (shift 1): the whole 4x4 map
     assert d[("s0b0_add1", "s0b0_add2")] == 1 + 8  # MLP: token by token
+
+
+def test_cli_convert_refuses_with_exit_2(tmp_path) -> None:
+    """`swinfpga convert` on a design the pre-flight rejects exits 2 naming the layer, limit and fix."""
+    import subprocess
+    import sys
+
+    from tests.conftest import require_module
+
+    require_module("hls4ml")
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "t"
+    r = subprocess.run([sys.executable, "-m", "swinfpga.cli", "convert", "swin-t-stage1", "--random", "--no-rtl",
+                        "--vectors", "1", "-o", str(out)], capture_output=True, text=True, cwd=root, timeout=600)
+    assert r.returncode == 2, r.stderr[-2000:]
+    err = " ".join((r.stdout + r.stderr).split())  # the console wraps long lines
+    assert "s0b0.attn" in err and "unrolled_multiplies" in err and "--io-type io_stream" in err
+    assert "--strategy resource --reuse-factor 16 --io-type io_stream" in err and not out.exists()

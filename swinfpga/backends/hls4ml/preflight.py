@@ -121,7 +121,7 @@ class PreflightError(SwinfpgaError):
             lines.append(f"  layer {f.ir_name} ({f.function}, {where}): {c.limit} = {c.value:,} > {c.max:,} "
                          f"[{c.source.split(';')[0]}]; fix: {c.fix}")
         if len(report.failures()) > 12:
-            lines.append(f"  ... and {len(report.failures()) - 12} more (see hls/hls_check.json)")
+            lines.append(f"  ... and {len(report.failures()) - 12} more")
         if suggestion:
             lines.append(f"Options that pass the pre-flight: {suggestion}")
         super().__init__("\n".join(lines))
