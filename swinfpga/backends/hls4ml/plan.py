@@ -129,6 +129,9 @@ def ctype_for(codes: np.ndarray) -> str:
     return "int64_t"
 
 
+NO_TABLE_T = rom_ctype(np.zeros(1, dtype=np.int64))  # type of the 1-entry placeholder ROM of absent tables
+
+
 def _rng(f: Fmt, frac: int | None = None) -> tuple[int, int]:
     """Code range of ``f`` expressed at ``frac`` fraction bits (>= f.frac)."""
     frac = f.frac if frac is None else frac
@@ -432,7 +435,7 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
                 gt = (TableUse("gelu_table", n.gelu.size, n.gelu.out_fmt.width, 1 if rs else hid,
                                "rom" if rs else "registers"),)
             else:
-                c.lines.append("    struct gelu_lut { typedef hidden_t out_t; typedef ap_uint<1> code_t;"
+                c.lines.append(f"    struct gelu_lut {{ typedef hidden_t out_t; typedef {NO_TABLE_T} code_t;"
                                " static const int size = 1, shift = 0, calc_w = 2;"
                                " static const long long offset = 0; };")
                 g = c.array("no_table", np.zeros(1, dtype=np.int64))
@@ -471,8 +474,8 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
                 lin_in = n.norm.out_fmt
             else:
                 c.typ("cat", in_fmts[0], "cat_t")
-                c.lines.append("    struct ln { typedef ap_uint<1> gc_t; typedef ap_uint<1> bc_t;"
-                               " struct rsqrt_lut { typedef ap_uint<1> code_t; }; };")
+                c.lines.append(f"    struct ln {{ typedef {NO_TABLE_T} gc_t; typedef {NO_TABLE_T} bc_t;"
+                               f" struct rsqrt_lut {{ typedef {NO_TABLE_T} code_t; }}; }};")
                 gm = bt = t = c.array("no_table", np.zeros(1, dtype=np.int64))
                 lin_in = in_fmts[0]
             lin = n.linear
