@@ -105,3 +105,23 @@ def test_synthesize_swin_digits(tmp_path: Path) -> None:
     assert 0.25 <= rep["ii_cycles"] / est["IntervalMax"] <= 4, (rep, est)
     for k in ("LUT", "DSP"):
         assert rep["resources"][k] <= 4 * est[k] + 100 and est[k] <= 4 * rep["resources"][k] + 100, (k, rep, est)
+
+
+def test_write_stream_project_compiles(tmp_path: Path) -> None:
+    """io_stream project: token streams, DATAFLOW top, sized skip FIFOs; compiles (syntax) on both ROM paths."""
+    hls4ml = require_module("hls4ml")
+    gxx = require_tool("g++")
+    from swinfpga.backends.hls4ml import write_hls_project
+
+    out = tmp_path / "hls"
+    rep = write_hls_project(random_model(SWIN_DIGITS), load_board("vu13p"), out, reuse_factor=2, strategy="resource",
+                            io_type="io_stream")
+    assert rep.ok and json.loads((out / "swinfpga_hls.json").read_text())["io_type"] == "io_stream"
+    cpp = (out / "firmware" / "myproject.cpp").read_text()
+    assert "hls::stream<" in cpp and "#pragma HLS DATAFLOW" in cpp and "swin::window_attention_s<" in cpp
+    assert "swin::mlp_rs_s<" in cpp and "depth=24" in cpp and "depth=16" in cpp
+    ap = Path(hls4ml.__file__).parent / "templates" / "vivado" / "ap_types"
+    for rom in ([], ["-DSWIN_ROM_T(AP,C)=AP"]):
+        r = subprocess.run([gxx, "-std=c++17", "-fsyntax-only", *rom, f"-I{ap}", f"-I{out / 'firmware'}",
+                            str(out / "firmware" / "myproject.cpp")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-3000:]
