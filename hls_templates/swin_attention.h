@@ -7,8 +7,7 @@
 //   p = softmax_row (tables), pairs of different shift regions excluded (shift mask)
 //   o[i, h*hd+d] = requant(sum_j p[h,i,j] v[j, h*hd+d], attn_t); y_w = Linear_proj(o)
 //   y = window reverse, rolled back by +shift.
-// reuse == 1: fully parallel (windows unrolled); reuse > 1: one window engine, windows pipelined with
-// II = reuse and each Linear sharing multipliers over `reuse` steps.
+// One window engine, shared by all windows; per-token Linear layers in the latency or resource layout.
 #ifndef SWIN_ATTENTION_H_
 #define SWIN_ATTENTION_H_
 
@@ -26,37 +25,133 @@ template <int H, int W, int WIN, int SHIFT> inline int shift_region(int r, int c
     return rr * 3 + cc;
 }
 
-// One window: gathered tokens xw (N, C) -> projected outputs yw (N, C).
-template <class data_T, class res_T, class CFG, class WC, class BC, class RBC, class EC, class RC>
-void attention_window(const data_T xw[CFG::N][CFG::C], res_T yw[CFG::N][CFG::C], int wy, int wx,
-                      const WC q_w[], const BC q_b[], const WC k_w[], const BC k_b[], const WC v_w[],
-                      const BC v_b[], const WC p_w[], const BC p_b[], const RBC rel_bias[], const EC exp_table[],
-                      const RC recip_table[]) {
-    typedef typename CFG::sm SM;
-    const int N = CFG::N, C = CFG::C, HD = CFG::head_dim, WIN = CFG::window;
-    typename CFG::q_lin::out_t q[N][C];
-    typename CFG::k_lin::out_t k[N][C];
-    typename CFG::v_lin::out_t v[N][C];
-    typename CFG::attn_t o[N][C];
-    #pragma HLS ARRAY_PARTITION variable=q complete dim=0
-    #pragma HLS ARRAY_PARTITION variable=k complete dim=0
-    #pragma HLS ARRAY_PARTITION variable=v complete dim=0
-    #pragma HLS ARRAY_PARTITION variable=o complete dim=0
-QKV:
-    for (int t = 0; t < N; t++) {
-        linear<data_T, typename CFG::q_lin::out_t, typename CFG::q_lin>(xw[t], q[t], q_w, q_b);
-        linear<data_T, typename CFG::k_lin::out_t, typename CFG::k_lin>(xw[t], k[t], k_w, k_b);
-        linear<data_T, typename CFG::v_lin::out_t, typename CFG::v_lin>(xw[t], v[t], v_w, v_b);
+// Per-token q/k/v (heads, N, head_dim layout) and projection of one window.  RS = 0: one token per
+// II = reuse (inlined dense_latency); RS = 1: tokens in sequence through shared dense_resource instances.
+template <class data_T, class CFG>
+void qkv_token(const data_T xw[CFG::N][CFG::C],
+                      typename CFG::q_lin::out_t q[CFG::heads][CFG::N][CFG::head_dim],
+                      typename CFG::k_lin::out_t k[CFG::heads][CFG::N][CFG::head_dim],
+                      typename CFG::v_lin::out_t v[CFG::heads][CFG::N][CFG::head_dim], int t,
+                      const typename CFG::q_lin::wc_t q_w[], const typename CFG::q_lin::bc_t q_b[],
+                      const typename CFG::k_lin::wc_t k_w[], const typename CFG::k_lin::bc_t k_b[],
+                      const typename CFG::v_lin::wc_t v_w[], const typename CFG::v_lin::bc_t v_b[]) {
+    #pragma HLS INLINE
+    typename CFG::q_lin::out_t qt[CFG::C];
+    typename CFG::k_lin::out_t kt[CFG::C];
+    typename CFG::v_lin::out_t vt[CFG::C];
+    #pragma HLS ARRAY_PARTITION variable=qt complete
+    #pragma HLS ARRAY_PARTITION variable=kt complete
+    #pragma HLS ARRAY_PARTITION variable=vt complete
+    linear<data_T, typename CFG::q_lin::out_t, typename CFG::q_lin>(xw[t], qt, q_w, q_b);
+    linear<data_T, typename CFG::k_lin::out_t, typename CFG::k_lin>(xw[t], kt, k_w, k_b);
+    linear<data_T, typename CFG::v_lin::out_t, typename CFG::v_lin>(xw[t], vt, v_w, v_b);
+Split:
+    for (int c = 0; c < CFG::C; c++) {
+        q[c / CFG::head_dim][t][c % CFG::head_dim] = qt[c];
+        k[c / CFG::head_dim][t][c % CFG::head_dim] = kt[c];
+        v[c / CFG::head_dim][t][c % CFG::head_dim] = vt[c];
     }
+}
+
+template <int RS> struct window_tokens {};
+template <> struct window_tokens<0> {
+    template <class data_T, class CFG>
+    static void qkv(const data_T xw[CFG::N][CFG::C], typename CFG::q_lin::out_t q[CFG::heads][CFG::N][CFG::head_dim],
+                    typename CFG::k_lin::out_t k[CFG::heads][CFG::N][CFG::head_dim],
+                    typename CFG::v_lin::out_t v[CFG::heads][CFG::N][CFG::head_dim],
+                    const typename CFG::q_lin::wc_t q_w[], const typename CFG::q_lin::bc_t q_b[],
+                    const typename CFG::k_lin::wc_t k_w[], const typename CFG::k_lin::bc_t k_b[],
+                    const typename CFG::v_lin::wc_t v_w[], const typename CFG::v_lin::bc_t v_b[]) {
+        #pragma HLS INLINE
+    QKV:
+        for (int t = 0; t < CFG::N; t++) {
+            #pragma HLS PIPELINE II=CFG::reuse
+            #pragma HLS ALLOCATION operation instances=mul limit=CFG::qkv_mult_limit
+            qkv_token<data_T, CFG>(xw, q, k, v, t, q_w, q_b, k_w, k_b, v_w, v_b);
+        }
+    }
+    template <class res_T, class CFG>
+    static void proj(const typename CFG::attn_t o[CFG::N][CFG::C], res_T yw[CFG::N][CFG::C],
+                     const typename CFG::p_lin::wc_t p_w[], const typename CFG::p_lin::bc_t p_b[]) {
+        #pragma HLS INLINE
+    Proj:
+        for (int t = 0; t < CFG::N; t++) {
+            #pragma HLS PIPELINE II=CFG::reuse
+            #pragma HLS ALLOCATION operation instances=mul limit=CFG::p_lin::mult_limit
+            linear<typename CFG::attn_t, res_T, typename CFG::p_lin>(o[t], yw[t], p_w, p_b);
+        }
+    }
+};
+template <> struct window_tokens<1> {
+    template <class data_T, class CFG>
+    static void qkv(const data_T xw[CFG::N][CFG::C], typename CFG::q_lin::out_t q[CFG::heads][CFG::N][CFG::head_dim],
+                    typename CFG::k_lin::out_t k[CFG::heads][CFG::N][CFG::head_dim],
+                    typename CFG::v_lin::out_t v[CFG::heads][CFG::N][CFG::head_dim],
+                    const typename CFG::q_lin::wc_t q_w[], const typename CFG::q_lin::bc_t q_b[],
+                    const typename CFG::k_lin::wc_t k_w[], const typename CFG::k_lin::bc_t k_b[],
+                    const typename CFG::v_lin::wc_t v_w[], const typename CFG::v_lin::bc_t v_b[]) {
+        #pragma HLS INLINE
+    QKV:
+        for (int t = 0; t < CFG::N; t++) {
+            qkv_token<data_T, CFG>(xw, q, k, v, t, q_w, q_b, k_w, k_b, v_w, v_b);
+        }
+    }
+    template <class res_T, class CFG>
+    static void proj(const typename CFG::attn_t o[CFG::N][CFG::C], res_T yw[CFG::N][CFG::C],
+                     const typename CFG::p_lin::wc_t p_w[], const typename CFG::p_lin::bc_t p_b[]) {
+        #pragma HLS INLINE
+    Proj:
+        for (int t = 0; t < CFG::N; t++) {
+            linear<typename CFG::attn_t, res_T, typename CFG::p_lin>(o[t], yw[t], p_w, p_b);
+        }
+    }
+};
+
+// One window: gathered tokens xw (N, C) -> projected outputs yw (N, C).  One instance (INLINE off),
+// called once per window.  The score / softmax / P.V row loop is one pipeline over (head, row) with
+// II = reuse: 2*N*head_dim + N products, ALLOCATION-limited to 1/reuse of that; the exp table and the
+// relative-position bias are read N times per row, so they sit in registers (complete partition).
+template <class data_T, class res_T, class CFG>
+void attention_window(const data_T xw[CFG::N][CFG::C], res_T yw[CFG::N][CFG::C], int wy, int wx,
+                      const typename CFG::q_lin::wc_t q_w[], const typename CFG::q_lin::bc_t q_b[],
+                      const typename CFG::k_lin::wc_t k_w[], const typename CFG::k_lin::bc_t k_b[],
+                      const typename CFG::v_lin::wc_t v_w[], const typename CFG::v_lin::bc_t v_b[],
+                      const typename CFG::p_lin::wc_t p_w[], const typename CFG::p_lin::bc_t p_b[],
+                      const typename CFG::rel_bias_code_t rel_bias[],
+                      const typename CFG::sm::exp_lut::code_t exp_table[],
+                      const typename CFG::sm::recip_lut::code_t recip_table[]) {
+    #pragma HLS INLINE off
+    #pragma HLS ARRAY_PARTITION variable=rel_bias complete
+    #pragma HLS ARRAY_PARTITION variable=exp_table complete
+    #pragma HLS BIND_STORAGE variable=recip_table type=rom_1p
+    typedef typename CFG::sm SM;
+    const int N = CFG::N, HD = CFG::head_dim, WIN = CFG::window;
+    typename CFG::q_lin::out_t q[CFG::heads][N][HD];
+    typename CFG::k_lin::out_t k[CFG::heads][N][HD];
+    typename CFG::v_lin::out_t v[CFG::heads][N][HD];
+    typename CFG::attn_t o[N][CFG::C];
+    #pragma HLS ARRAY_PARTITION variable=q complete dim=2
+    #pragma HLS ARRAY_PARTITION variable=q complete dim=3
+    #pragma HLS ARRAY_PARTITION variable=k complete dim=2
+    #pragma HLS ARRAY_PARTITION variable=k complete dim=3
+    #pragma HLS ARRAY_PARTITION variable=v complete dim=2
+    #pragma HLS ARRAY_PARTITION variable=v complete dim=3
+    #pragma HLS ARRAY_PARTITION variable=o complete dim=2
+    window_tokens<CFG::strategy>::template qkv<data_T, CFG>(xw, q, k, v, q_w, q_b, k_w, k_b, v_w, v_b);
 Heads:
     for (int h = 0; h < CFG::heads; h++) {
     Rows:
         for (int i = 0; i < N; i++) {
+            #pragma HLS PIPELINE II=CFG::reuse
+            #pragma HLS ALLOCATION operation instances=mul limit=CFG::row_mult_limit
             const int yi = i / WIN, xi = i % WIN;
             const int ri = shift_region<CFG::height, CFG::width, WIN, CFG::shift>(wy * WIN + yi, wx * WIN + xi);
             typename SM::score_t s[N];
             bool valid[N];
             typename SM::prob_t p[N];
+            #pragma HLS ARRAY_PARTITION variable=s complete
+            #pragma HLS ARRAY_PARTITION variable=valid complete
+            #pragma HLS ARRAY_PARTITION variable=p complete
         Cols:
             for (int j = 0; j < N; j++) {
                 const int yj = j / WIN, xj = j % WIN;
@@ -64,7 +159,7 @@ Heads:
                 typename CFG::score_acc_t acc = from_code<typename CFG::rel_bias_t>(rel_bias[rel * CFG::heads + h]);
             Dot:
                 for (int d = 0; d < HD; d++) {
-                    acc += q[i][h * HD + d] * k[j][h * HD + d];
+                    acc += q[h][i][d] * k[h][j][d];
                 }
                 s[j] = (typename SM::score_t)acc;
                 valid[j] = shift_region<CFG::height, CFG::width, WIN, CFG::shift>(wy * WIN + yj, wx * WIN + xj) == ri;
@@ -74,74 +169,54 @@ Heads:
             for (int d = 0; d < HD; d++) {
                 typename CFG::pv_acc_t a = 0;
                 for (int j = 0; j < N; j++) {
-                    a += p[j] * v[j][h * HD + d];
+                    a += p[j] * v[h][j][d];
                 }
                 o[i][h * HD + d] = (typename CFG::attn_t)a;
             }
         }
     }
-Proj:
-    for (int t = 0; t < N; t++) {
-        linear<typename CFG::attn_t, res_T, typename CFG::p_lin>(o[t], yw[t], p_w, p_b);
-    }
+    window_tokens<CFG::strategy>::template proj<res_T, CFG>(o, yw, p_w, p_b);
 }
 
-// Gather window wi of the map rolled by -shift, run it, scatter the result rolled back by +shift.
-template <class data_T, class res_T, class CFG, class WC, class BC, class RBC, class EC, class RC>
-void attention_one(const data_T x[], res_T y[], int wi, const WC q_w[], const BC q_b[], const WC k_w[],
-                   const BC k_b[], const WC v_w[], const BC v_b[], const WC p_w[], const BC p_b[],
-                   const RBC rel_bias[], const EC exp_table[], const RC recip_table[]) {
-    #pragma HLS INLINE
-    const int WIN = CFG::window, S = CFG::shift, H = CFG::height, W = CFG::width, C = CFG::C;
-    const int wy = wi / (W / WIN), wx = wi % (W / WIN);
-    data_T xw[CFG::N][CFG::C];
-    res_T yw[CFG::N][CFG::C];
-    #pragma HLS ARRAY_PARTITION variable=xw complete dim=0
-    #pragma HLS ARRAY_PARTITION variable=yw complete dim=0
-Gather:
-    for (int t = 0; t < CFG::N; t++) {
-        const int r = (wy * WIN + t / WIN + S) % H, c = (wx * WIN + t % WIN + S) % W;
-        for (int ch = 0; ch < C; ch++)
-            xw[t][ch] = x[(r * W + c) * C + ch];
-    }
-    attention_window<data_T, res_T, CFG>(xw, yw, wy, wx, q_w, q_b, k_w, k_b, v_w, v_b, p_w, p_b, rel_bias,
-                                         exp_table, recip_table);
-Scatter:
-    for (int t = 0; t < CFG::N; t++) {
-        const int r = (wy * WIN + t / WIN + S) % H, c = (wx * WIN + t % WIN + S) % W;
-        for (int ch = 0; ch < C; ch++)
-            y[(r * W + c) * C + ch] = yw[t][ch];
-    }
-}
-
-// Fully parallel: every window has its own engine (reuse factor 1).
-// CFG: height, width, C, heads, head_dim, window, shift, N (= window^2), n_windows, reuse; q_lin,
-// k_lin, v_lin, p_lin (Linear structs), rel_bias_t, score_acc_t, pv_acc_t, attn_t, sm (softmax struct).
-template <class data_T, class res_T, class CFG, class WC, class BC, class RBC, class EC, class RC>
+// Window attention layer: ONE window engine shared by all windows (roll by -shift, gather, attend,
+// reverse, roll back by +shift), windows in sequence.
+// CFG: height, width, C, heads, head_dim, window, shift, N (= window^2), n_windows, reuse, strategy,
+// row_mult_limit; q_lin, k_lin, v_lin, p_lin (Linear structs), rel_bias_t, rel_bias_code_t, score_acc_t,
+// pv_acc_t, attn_t, sm (softmax struct).
+template <class data_T, class res_T, class CFG>
 void window_attention(const data_T x[CFG::height * CFG::width * CFG::C], res_T y[CFG::height * CFG::width * CFG::C],
-                      const WC q_w[], const BC q_b[], const WC k_w[], const BC k_b[], const WC v_w[], const BC v_b[],
-                      const WC p_w[], const BC p_b[], const RBC rel_bias[], const EC exp_table[],
-                      const RC recip_table[]) {
+                      const typename CFG::q_lin::wc_t q_w[], const typename CFG::q_lin::bc_t q_b[],
+                      const typename CFG::k_lin::wc_t k_w[], const typename CFG::k_lin::bc_t k_b[],
+                      const typename CFG::v_lin::wc_t v_w[], const typename CFG::v_lin::bc_t v_b[],
+                      const typename CFG::p_lin::wc_t p_w[], const typename CFG::p_lin::bc_t p_b[],
+                      const typename CFG::rel_bias_code_t rel_bias[],
+                      const typename CFG::sm::exp_lut::code_t exp_table[],
+                      const typename CFG::sm::recip_lut::code_t recip_table[]) {
+    #pragma HLS INLINE off
+    const int WIN = CFG::window, S = CFG::shift, H = CFG::height, W = CFG::width, C = CFG::C;
 Windows:
     for (int wi = 0; wi < CFG::n_windows; wi++) {
-        #pragma HLS UNROLL
-        attention_one<data_T, res_T, CFG>(x, y, wi, q_w, q_b, k_w, k_b, v_w, v_b, p_w, p_b, rel_bias, exp_table,
-                                          recip_table);
-    }
-}
-
-// Reuse-factor variant: one window engine shared by all windows, pipelined with II = reuse; its Linear
-// layers share n_in*n_out/reuse multipliers each.
-template <class data_T, class res_T, class CFG, class WC, class BC, class RBC, class EC, class RC>
-void window_attention_rf(const data_T x[CFG::height * CFG::width * CFG::C],
-                         res_T y[CFG::height * CFG::width * CFG::C], const WC q_w[], const BC q_b[], const WC k_w[],
-                         const BC k_b[], const WC v_w[], const BC v_b[], const WC p_w[], const BC p_b[],
-                         const RBC rel_bias[], const EC exp_table[], const RC recip_table[]) {
-Windows:
-    for (int wi = 0; wi < CFG::n_windows; wi++) {
-        #pragma HLS PIPELINE II=CFG::reuse
-        attention_one<data_T, res_T, CFG>(x, y, wi, q_w, q_b, k_w, k_b, v_w, v_b, p_w, p_b, rel_bias, exp_table,
-                                          recip_table);
+        const int wy = wi / (W / WIN), wx = wi % (W / WIN);
+        data_T xw[CFG::N][CFG::C];
+        res_T yw[CFG::N][CFG::C];
+        #pragma HLS ARRAY_PARTITION variable=xw complete dim=2
+        #pragma HLS ARRAY_PARTITION variable=yw complete dim=2
+    Gather:
+        for (int t = 0; t < CFG::N; t++) {
+            #pragma HLS PIPELINE II=1
+            const int r = (wy * WIN + t / WIN + S) % H, c = (wx * WIN + t % WIN + S) % W;
+            for (int ch = 0; ch < C; ch++)
+                xw[t][ch] = x[(r * W + c) * C + ch];
+        }
+        attention_window<data_T, res_T, CFG>(xw, yw, wy, wx, q_w, q_b, k_w, k_b, v_w, v_b, p_w, p_b, rel_bias,
+                                             exp_table, recip_table);
+    Scatter:
+        for (int t = 0; t < CFG::N; t++) {
+            #pragma HLS PIPELINE II=1
+            const int r = (wy * WIN + t / WIN + S) % H, c = (wx * WIN + t % WIN + S) % W;
+            for (int ch = 0; ch < C; ch++)
+                y[(r * W + c) * C + ch] = yw[t][ch];
+        }
     }
 }
 

@@ -13,6 +13,17 @@
 
 #include "ap_fixed.h"
 #include "ap_int.h"
+#include <stdint.h>
+
+#ifndef SWIN_ROM_T
+// ROM entry type: ap_int<W> / ap_uint<W> of the codes' exact width in synthesis; in C simulation the smallest
+// C integer holding the same codes (g++ -O3 spends ~90 s per 20k statically initialised ap_int entries).
+#ifdef __SYNTHESIS__
+#define SWIN_ROM_T(AP, C) AP
+#else
+#define SWIN_ROM_T(AP, C) C
+#endif
+#endif
 
 namespace swin {
 
@@ -44,9 +55,10 @@ template <class T, int W, bool S> inline T from_code(const ap_int_base<W, S> &c)
 }
 
 // ----- lookup tables -----------------------------------------------------------------------
-// L: struct with out_t, size, offset, shift, calc_w (bits for code - offset).
+// L: struct with out_t, code_t (ROM entry type), size, offset, shift, calc_w (bits for code - offset).
 // addr = clip((code - offset) >> shift, 0, size - 1); result = table[addr] (a code of out_t).
-template <class L, class C, class TC> inline typename L::out_t lut_lookup(const C &code, const TC table[L::size]) {
+template <class L, class C>
+inline typename L::out_t lut_lookup(const C &code, const typename L::code_t table[L::size]) {
     ap_int<L::calc_w> a = code;
     a -= (ap_int<L::calc_w>)L::offset;
     a >>= L::shift;
@@ -61,36 +73,98 @@ template <class L, class C, class TC> inline typename L::out_t lut_lookup(const 
 }
 
 // ----- Linear on one token -------------------------------------------------------------------
-// L: n_in, n_out, reuse, w_t, b_t, acc_t (exact), out_t.  y = requant(x W + b) with W (n_in, n_out)
-// row-major codes.  reuse > 1 shares n_in*n_out/reuse multipliers over `reuse` pipelined steps.
-template <class x_T, class y_T, class L, class WC, class BC>
-void linear(const x_T x[L::n_in], y_T y[L::n_out], const WC w[L::n_in * L::n_out], const BC b[L::n_out]) {
-    #pragma HLS INLINE
-    typename L::acc_t acc[L::n_out];
-    #pragma HLS ARRAY_PARTITION variable=acc complete
-Init:
-    for (int o = 0; o < L::n_out; o++) {
-        #pragma HLS UNROLL
-        acc[o] = from_code<typename L::b_t>(b[o]);
-    }
-Reuse:
-    for (int r = 0; r < L::reuse; r++) {
-        #pragma HLS PIPELINE II=1
+// L: n_in, n_out, reuse, strategy (0 latency, 1 resource), mult_limit, mults, w_t, b_t, acc_t (exact),
+// out_t, wc_t / bc_t (code types of the weight / bias ROMs, exactly as wide as their codes).
+// y = requant(x W + b).  Accumulation is exact, so the order of the products never changes a bit.
+template <int STRATEGY> struct linear_impl {};
+
+// Latency (hls4ml dense_latency): inlined into the caller's pipeline (II = reuse), every product
+// unrolled; the caller's pipeline limits its multipliers with ALLOCATION (CFG::mult_limit, the sum of
+// ceil(n_in*n_out/reuse) over the Linear layers it holds).  W: (n_in, n_out) row-major.
+template <> struct linear_impl<0> {
+    template <class x_T, class y_T, class L>
+    static void run(const x_T x[L::n_in], y_T y[L::n_out], const typename L::wc_t w[L::n_in * L::n_out],
+                    const typename L::bc_t b[L::n_out]) {
+        #pragma HLS INLINE
+        typename L::acc_t acc[L::n_out];
+        #pragma HLS ARRAY_PARTITION variable=acc complete
+    Init:
+        for (int o = 0; o < L::n_out; o++) {
+            #pragma HLS UNROLL
+            acc[o] = from_code<typename L::b_t>(b[o]);
+        }
     In:
-        for (int ii = 0; ii < (L::n_in + L::reuse - 1) / L::reuse; ii++) {  // constant trip count
-            const int i = ii * L::reuse + r;
-            if (i >= L::n_in)
-                continue;
+        for (int i = 0; i < L::n_in; i++) {
+            #pragma HLS UNROLL
         Out:
             for (int o = 0; o < L::n_out; o++) {
+                #pragma HLS UNROLL
                 acc[o] += x[i] * from_code<typename L::w_t>(w[i * L::n_out + o]);
             }
         }
+    Result:
+        for (int o = 0; o < L::n_out; o++) {
+            #pragma HLS UNROLL
+            y[o] = (y_T)acc[o];
+        }
     }
-Result:
+};
+
+// Resource (hls4ml dense_resource): one instance (INLINE off) whose reuse loop (II = 1) runs `reuse`
+// cycles on `mults` shared multipliers.  W arrives reshaped by swinfpga: multiplier m = lane*n_out + o
+// reads w[m*reuse + r] = W[lane*reuse + r][o] in cycle r (0 past n_in), so ARRAY_RESHAPE block puts one
+// cycle's `mults` weights in one ROM word.
+template <> struct linear_impl<1> {
+    template <class x_T, class y_T, class L>
+    static void run(const x_T x[L::n_in], y_T y[L::n_out], const typename L::wc_t w[L::mults * L::reuse],
+                    const typename L::bc_t b[L::n_out]) {
+        #pragma HLS INLINE off
+        #pragma HLS ARRAY_RESHAPE variable=w block factor=L::mults
+        #pragma HLS BIND_STORAGE variable=w type=rom_1p
+        #pragma HLS ARRAY_PARTITION variable=b complete
+        typename L::acc_t acc[L::n_out];
+        #pragma HLS ARRAY_PARTITION variable=acc complete
+    Init:
+        for (int o = 0; o < L::n_out; o++) {
+            #pragma HLS UNROLL
+            acc[o] = from_code<typename L::b_t>(b[o]);
+        }
+    Reuse:
+        for (int r = 0; r < L::reuse; r++) {
+            #pragma HLS PIPELINE II=1 rewind
+        Mult:
+            for (int m = 0; m < L::mults; m++) {
+                #pragma HLS UNROLL
+                const int lane = m / L::n_out, o = m % L::n_out, i = lane * L::reuse + r;
+                if (i < L::n_in)
+                    acc[o] += x[i] * from_code<typename L::w_t>(w[m * L::reuse + r]);
+            }
+        }
+    Result:
+        for (int o = 0; o < L::n_out; o++) {
+            #pragma HLS UNROLL
+            y[o] = (y_T)acc[o];
+        }
+    }
+};
+
+// x / y are copied through local, completely partitioned vectors, so that a shared (non-inlined) instance
+// never receives a variable-offset slice of a caller's array (free wires in the latency strategy).
+template <class x_T, class y_T, class L>
+void linear(const x_T x[L::n_in], y_T y[L::n_out], const typename L::wc_t w[], const typename L::bc_t b[]) {
+    #pragma HLS INLINE
+    x_T xl[L::n_in];
+    y_T yl[L::n_out];
+    #pragma HLS ARRAY_PARTITION variable=xl complete
+    #pragma HLS ARRAY_PARTITION variable=yl complete
+    for (int i = 0; i < L::n_in; i++) {
+        #pragma HLS UNROLL
+        xl[i] = x[i];
+    }
+    linear_impl<L::strategy>::template run<x_T, y_T, L>(xl, yl, w, b);
     for (int o = 0; o < L::n_out; o++) {
         #pragma HLS UNROLL
-        y[o] = (y_T)acc[o];
+        y[o] = yl[o];
     }
 }
 

@@ -10,10 +10,12 @@
 
 namespace swin {
 
-// LN: C, inv_t, inv_code, sum_t, mean_t, d_t, ss_t, var_t, rsqrt_lut, norm_t, g_t, b_t, gacc_t, out_t.
-template <class x_T, class y_T, class LN, class GC, class BC, class TC>
-void layernorm_token(const x_T x[LN::C], y_T y[LN::C], const GC gamma[LN::C], const BC beta[LN::C],
-                     const TC rsqrt_table[]) {
+// LN: C, inv_t, inv_code, sum_t, mean_t, d_t, ss_t, var_t, rsqrt_lut, norm_t, g_t, b_t, gacc_t, out_t,
+// gc_t / bc_t (gamma / beta code types).  Inlined: unrolled inside a latency pipeline, or three
+// sequential channel loops in the resource layout.
+template <class x_T, class y_T, class LN>
+void layernorm_token(const x_T x[LN::C], y_T y[LN::C], const typename LN::gc_t gamma[LN::C],
+                     const typename LN::bc_t beta[LN::C], const typename LN::rsqrt_lut::code_t rsqrt_table[]) {
     #pragma HLS INLINE
     const typename LN::inv_t inv = from_code<typename LN::inv_t>(LN::inv_code);
     typename LN::sum_t sum = 0;
@@ -40,13 +42,36 @@ Out:
     }
 }
 
-template <class data_T, class res_T, class CFG, class GC, class BC, class TC>
-void layernorm(const data_T x[CFG::tokens * CFG::ln::C], res_T y[CFG::tokens * CFG::ln::C], const GC gamma[],
-               const BC beta[], const TC rsqrt_table[]) {
+// Latency layout: one token per II = reuse, the token's channels unrolled.
+template <class data_T, class res_T, class CFG>
+void layernorm(const data_T x[CFG::tokens * CFG::ln::C], res_T y[CFG::tokens * CFG::ln::C],
+               const typename CFG::ln::gc_t gamma[], const typename CFG::ln::bc_t beta[],
+               const typename CFG::ln::rsqrt_lut::code_t rsqrt_table[]) {
+    #pragma HLS INLINE off
+    #pragma HLS ARRAY_PARTITION variable=gamma complete
+    #pragma HLS ARRAY_PARTITION variable=beta complete
+    #pragma HLS BIND_STORAGE variable=rsqrt_table type=rom_1p
     const int C = CFG::ln::C;
 Tokens:
     for (int t = 0; t < CFG::tokens; t++) {
         #pragma HLS PIPELINE II=CFG::reuse
+        #pragma HLS ALLOCATION operation instances=mul limit=CFG::mult_limit
+        layernorm_token<data_T, res_T, typename CFG::ln>(&x[t * C], &y[t * C], gamma, beta, rsqrt_table);
+    }
+}
+
+// Resource layout: tokens in sequence, each token's channel loops pipelined at II = 1 (C cycles each).
+template <class data_T, class res_T, class CFG>
+void layernorm_rs(const data_T x[CFG::tokens * CFG::ln::C], res_T y[CFG::tokens * CFG::ln::C],
+                  const typename CFG::ln::gc_t gamma[], const typename CFG::ln::bc_t beta[],
+                  const typename CFG::ln::rsqrt_lut::code_t rsqrt_table[]) {
+    #pragma HLS INLINE off
+    #pragma HLS BIND_STORAGE variable=gamma type=rom_1p
+    #pragma HLS BIND_STORAGE variable=beta type=rom_1p
+    #pragma HLS BIND_STORAGE variable=rsqrt_table type=rom_1p
+    const int C = CFG::ln::C;
+Tokens:
+    for (int t = 0; t < CFG::tokens; t++) {
         layernorm_token<data_T, res_T, typename CFG::ln>(&x[t * C], &y[t * C], gamma, beta, rsqrt_table);
     }
 }

@@ -13,9 +13,13 @@ namespace swin {
 
 // SM: n, score_t, exp_t, prob_t, E (exp frac), R (recip frac), P (prob frac), max_k, sum_w (bits of
 // S codes), prob_rnd (1: AP_RND), prob_sat (1: saturate), exp_lut, recip_lut (lookup structs).
-template <class SM, class EC, class RC>
+// Inlined into the caller's row pipeline: n exp-table reads and one reciprocal read per row (the caller
+// partitions the exp table into registers / LUT-ROM so that all n reads happen in one cycle).
+template <class SM>
 void softmax_row(const typename SM::score_t s[SM::n], const bool valid[SM::n], typename SM::prob_t p[SM::n],
-                 const EC exp_table[SM::exp_lut::size], const RC recip_table[SM::recip_lut::size]) {
+                 const typename SM::exp_lut::code_t exp_table[SM::exp_lut::size],
+                 const typename SM::recip_lut::code_t recip_table[SM::recip_lut::size]) {
+    #pragma HLS INLINE
     typedef ap_int<SM::score_t::width + 2> sc_t;
     typedef ap_uint<SM::sum_w> sum_t;
     typedef ap_uint<SM::E + SM::R + 3> prod_t;
@@ -60,11 +64,13 @@ Out:
     }
 }
 
-// Standalone softmax-LUT layer: `rows` independent rows of n scores, all valid.
-template <class data_T, class res_T, class CFG, class EC, class RC>
-void softmax_lut(const data_T x[CFG::rows * CFG::n], res_T y[CFG::rows * CFG::n], const EC exp_table[],
-                 const RC recip_table[]) {
+// Standalone softmax-LUT layer: `rows` independent rows of n scores, all valid; one row per II = reuse.
+template <class data_T, class res_T, class CFG>
+void softmax_lut(const data_T x[CFG::rows * CFG::n], res_T y[CFG::rows * CFG::n],
+                 const typename CFG::sm::exp_lut::code_t exp_table[], const typename CFG::sm::recip_lut::code_t recip_table[]) {
     typedef typename CFG::sm SM;
+    #pragma HLS ARRAY_PARTITION variable=exp_table complete
+    #pragma HLS BIND_STORAGE variable=recip_table type=rom_1p
     bool valid[SM::n];
     for (int j = 0; j < SM::n; j++)
         valid[j] = true;

@@ -44,7 +44,8 @@ def cmd_convert(a: argparse.Namespace) -> int:
 
     con = _console()
     opts = ConvertOptions(board=a.board, n_vectors=a.vectors, hls=not a.no_hls, rtl=not a.no_rtl,
-                          reuse_factor=a.reuse_factor, hls_backend=a.backend, force=a.force, ii=a.ii)
+                          reuse_factor=a.reuse_factor, hls_backend=a.backend, force=a.force, ii=a.ii,
+                          strategy=a.strategy, io_type=a.io_type, hls_layout=a.hls_layout)
     inputs = (a.model,) if Path(a.model).exists() else ()
     check_output_dir(a.out, a.force, (MANIFEST,), "a swinfpga project", inputs)  # before loading the model
     model = resolve_model(a.model, random_ok=a.random)
@@ -135,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="replace an existing output directory")
     c.add_argument("--vectors", type=int, default=360, help="number of golden test vectors")
     c.add_argument("--reuse-factor", type=int, default=1)
+    c.add_argument("--strategy", default="latency", choices=["latency", "resource"],
+                   help="HLS Linear layers: latency (unrolled, hls4ml dense_latency) or resource (multipliers "
+                        "shared over --reuse-factor cycles, hls4ml dense_resource)")
+    c.add_argument("--io-type", default="io_parallel", choices=["io_parallel", "io_stream"],
+                   help="HLS interface between layers: arrays (io_parallel) or token streams (io_stream)")
+    c.add_argument("--hls-layout", default="layers", choices=["layers", "flat"], help=argparse.SUPPRESS)
     c.add_argument("--backend", default="Vitis", choices=["Vitis", "Vivado"])
     c.add_argument("--no-hls", action="store_true")
     c.add_argument("--no-rtl", action="store_true")

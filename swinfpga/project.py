@@ -120,6 +120,9 @@ class ConvertOptions:
     hls_backend: str = "Vitis"
     force: bool = False
     ii: int | None = None  # RTL initiation interval (clocks per sample); None = natural
+    strategy: str = "latency"  # HLS: latency (hls4ml dense_latency) | resource (dense_resource, shared multipliers)
+    io_type: str = "io_parallel"  # HLS: io_parallel | io_stream
+    hls_layout: str = "layers"  # HLS: layers (one function + pipeline per layer) | flat (legacy; pre-flight rejects)
 
     def __post_init__(self) -> None:
         for key, v in (("n_vectors (--vectors)", self.n_vectors), ("reuse_factor (--reuse-factor)", self.reuse_factor)):
@@ -127,6 +130,14 @@ class ConvertOptions:
                 raise ConvertError(f"{key} must be a positive integer, got {v!r}")
         if self.hls_backend not in ("Vitis", "Vivado"):
             raise ConvertError(f"hls_backend (--backend) must be Vitis or Vivado, got {self.hls_backend!r}")
+        for key, v, ok in (("strategy (--strategy)", self.strategy, ("latency", "resource")),
+                           ("io_type (--io-type)", self.io_type, ("io_parallel", "io_stream")),
+                           ("hls_layout (--hls-layout)", self.hls_layout, ("layers", "flat"))):
+            if v not in ok:
+                raise ConvertError(f"{key} must be one of {', '.join(ok)}, got {v!r}")
+        if self.ii is not None and (isinstance(self.ii, bool) or not isinstance(self.ii, int | np.integer)
+                                    or self.ii < 1):
+            raise ConvertError(f"ii (--ii) must be a positive integer (clocks per sample), got {self.ii!r}")
 
 
 @dataclass(frozen=True)
@@ -161,7 +172,8 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
             progress("hls4ml project: writing")
             from .backends.hls4ml import write_hls_project
 
-            write_hls_project(model, board, stage / "hls", reuse_factor=opts.reuse_factor, backend=opts.hls_backend)
+            write_hls_project(model, board, stage / "hls", reuse_factor=opts.reuse_factor, backend=opts.hls_backend,
+                              strategy=opts.strategy, layout=opts.hls_layout, io_type=opts.io_type)
             times["hls"] = time.perf_counter() - t0
         if opts.rtl:
             t0 = time.perf_counter()

@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swinfpga.backends.hls4ml.plan import HEADERS, ctype_for, hls_name, plan_model, plan_softmax, weights_header
+from swinfpga.backends.hls4ml.plan import (
+    HEADERS,
+    code_ctype,
+    ctype_for,
+    hls_name,
+    plan_model,
+    plan_softmax,
+    weights_header,
+)
 from swinfpga.fixed import Fmt
 from swinfpga.ir.build import random_model
 from swinfpga.lut import design_softmax
@@ -50,7 +58,7 @@ def test_code_helpers_roundtrip(tmp_path: Path) -> None:
     src.write_text(r'''
 #include <cstdio>
 #include "swin_common.h"
-struct L { typedef ap_ufixed<6,1> out_t; static const int size = 5, shift = 1, calc_w = 10;
+struct L { typedef ap_ufixed<6,1> out_t; typedef ap_uint<3> code_t; static const int size = 5, shift = 1, calc_w = 10;
            static const long long offset = -4; };
 int main() {
     int bad = 0;
@@ -62,7 +70,7 @@ int main() {
         ap_ufixed<8,0> u = swin::from_code<ap_ufixed<8,0> >(c);
         if (swin::code_of(u) != c) bad++;
     }
-    const short tab[5] = {1, 2, 3, 4, 5};
+    const ap_uint<3> tab[5] = {1, 2, 3, 4, 5};
     for (int c = -20; c < 20; c++) {
         long long a = (c + 4) >> 1; if (a < 0) a = 0; if (a > 4) a = 4;
         ap_ufixed<6,1> v = swin::lut_lookup<L>(ap_int<8>(c), tab);
@@ -124,13 +132,39 @@ def test_linear_accumulator_is_exact() -> None:
     assert acc.width <= int(max(worst_hi.max(), -worst_lo.min())).bit_length() + 1  # and not wastefully wide
 
 
-def test_weights_header_uses_one_int_type() -> None:
+def test_weights_header_uses_narrowest_types() -> None:
+    """Every ROM is declared in the narrowest ap_int/ap_uint of its codes, the type its config struct names."""
     m = random_model(SWIN_DIGITS)
     att = next(p for p in plan_model(m) if p.kind == "SwinWindowAttention")
     text = weights_header(att)
-    assert text.count("static const int8_t") + text.count("static const int16_t") == len(att.arrays)
-    assert len({ln.split()[2] for ln in text.splitlines() if ln.startswith("static const")}) == 1
-    assert ctype_for(np.array([-129, 5])) == "int16_t" and ctype_for(np.array([2**40])) == "int64_t"
+    decl = [ln for ln in text.splitlines() if ln.startswith("static const")]
+    assert len(decl) == len(att.arrays)
+    for ln, (k, a) in zip(decl, att.arrays.items(), strict=True):
+        t = code_ctype(a)  # what synthesis sees; C simulation uses the smallest C integer (g++ speed)
+        assert ln.startswith(f"static const SWIN_ROM_T({t}, {ctype_for(a)}) {att.name}_{k}[{a.size}]"), ln[:80]
+    assert f"typedef SWIN_ROM_T({code_ctype(att.arrays['q_lin_w'])}, " in att.config
+    assert "#ifdef __SYNTHESIS__\n#define SWIN_ROM_T(AP, C) AP" in text
+    assert code_ctype(np.array([-128, 127])) == "ap_int<8>" and code_ctype(np.array([-129, 5])) == "ap_int<9>"
+    assert code_ctype(np.array([0, 255])) == "ap_uint<8>" and code_ctype(np.array([-1, 0])) == "ap_int<1>"
+    assert ctype_for(np.array([2**40])) == "int64_t"
+
+
+def test_resource_weights_are_reshaped() -> None:
+    """Resource strategy: multiplier m = lane*n_out + o reads w[m*reuse + r] = W[lane*reuse + r, o] (0 past n_in)."""
+    m = random_model(SWIN_DIGITS)
+    node = m.node("s1.merge")
+    for rf in (3, 8, 64):
+        p = next(q for q in plan_model(m, rf, "resource") if q.ir_name == "s1.merge")
+        w = node.linear.weight
+        r = min(rf, w.shape[0])
+        lanes = -(-w.shape[0] // r)
+        got = p.arrays["lin_w"].reshape(lanes * w.shape[1], r)
+        for lane in range(lanes):
+            for o in range(w.shape[1]):
+                for cyc in range(r):
+                    i = lane * r + cyc
+                    assert got[lane * w.shape[1] + o, cyc] == (w[i, o] if i < w.shape[0] else 0)
+        assert f"static const int mults = {lanes * w.shape[1]};" in p.config and "strategy = 1;" in p.config
 
 
 def test_softmax_plan() -> None:

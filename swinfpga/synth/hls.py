@@ -120,6 +120,9 @@ def run_synth(project_dir: Path, progress: Callable[[str], None] = lambda s: Non
     if r.returncode != 0:
         raise RuntimeError(f"{tool} failed (exit {r.returncode}); see {hls / 'synth.log'}")
     out = {"tool": tool, **read_reports(hls), "seconds": secs}
+    est_path = hls / "hls_estimate.json"
+    if est_path.exists():  # the pre-flight's estimates, side by side with the report that replaces them
+        out["estimate"] = summarize(json.loads(est_path.read_text()))
     (hls / "synth.json").write_text(json.dumps(out, indent=1))
     progress(f"{tool}: latency {out['latency_cycles']} cycles, II {out['ii_cycles']}")
     return out

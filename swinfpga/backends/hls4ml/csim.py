@@ -33,6 +33,7 @@ from ...ir.graph import Model
 from ...manifest import Project
 from ...results import CsimReport, Mismatch, compare_codes
 from .plan import LayerPlan, plan_model
+from .preflight import PreflightError, PreflightReport, estimate, preflight, suggest, write_reports
 
 SETTINGS = "swinfpga_hls.json"  # written next to build_prj.tcl: how the project was generated
 STACK_BYTES = 1 << 30  # io_parallel keeps whole feature maps on the stack (56x56x96 maps: MBs each)
@@ -151,18 +152,27 @@ def _no_keras_import() -> Iterator[None]:
 
 
 def write_hls_project(model: Model, board: Board, out_dir: Path, reuse_factor: int = 1,
-                      backend: str = "Vitis") -> None:
-    """Write the hls4ml project of ``model`` (``build_prj.tcl``, ``firmware/``, ...) into ``out_dir``."""
+                      backend: str = "Vitis", strategy: str = "latency", layout: str = "layers",
+                      check: bool = True, io_type: str = "io_parallel") -> PreflightReport:
+    """Write the hls4ml project of ``model`` (``build_prj.tcl``, ``firmware/``, ...) into ``out_dir``, with
+    ``hls_check.json`` (the synthesizability pre-flight) and ``hls_estimate.json`` (per-layer estimates).
+    ``check``: raise :class:`~.preflight.PreflightError` when the pre-flight fails (after writing both)."""
     from .graph import build_graph
 
-    plans = plan_model(model, reuse_factor)
-    g = build_graph(plans, Path(out_dir), board.part, board.clock_ns, backend, reuse_factor)
+    plans = plan_model(model, reuse_factor, strategy, layout, io_type)
+    rep = preflight(plans, strategy, reuse_factor, layout, board, io_type)
+    g = build_graph(plans, Path(out_dir), board.part, board.clock_ns, backend, reuse_factor, strategy, layout,
+                    io_type)
     with _no_keras_import():
         g.write()
     st = {"reuse_factor": int(reuse_factor), "backend": backend, "part": board.part, "clock_ns": board.clock_ns,
-          "board": board.name, "project": g.config.get_project_name(),
-          "layers": {p.name: p.ir_name for p in plans}}
+          "board": board.name, "project": g.config.get_project_name(), "strategy": strategy, "layout": layout,
+          "io_type": io_type, "layers": {p.name: p.ir_name for p in plans}}
     (Path(out_dir) / SETTINGS).write_text(json.dumps(st, indent=1))
+    write_reports(rep, estimate(plans, board, io_type), Path(out_dir))
+    if check and not rep.ok:
+        raise PreflightError(rep, suggest(model, rep))
+    return rep
 
 
 def _source_hash(prj: Path) -> str:
@@ -211,15 +221,17 @@ def _build(g: Any, work: Path, log: Path, src_dir: Path | None) -> None:
 
 def compile_model(model: Model, reuse_factor: int = 1, backend: str = "Vitis", part: str = "xcvu13p-flga2577-2-e",
                   clock_ns: float = 5.0, progress: Callable[[str], None] = lambda s: None,
-                  plans: list[LayerPlan] | None = None) -> CompiledModel:
+                  plans: list[LayerPlan] | None = None, strategy: str = "latency",
+                  io_type: str = "io_parallel") -> CompiledModel:
     """Build (or fetch from the cache) the hls4ml C-sim library of ``model`` and load it."""
 
-    plans = plans if plans is not None else plan_model(model, reuse_factor)
-    return compile_plans(plans, reuse_factor, backend, part, clock_ns, progress)
+    plans = plans if plans is not None else plan_model(model, reuse_factor, strategy, io_type=io_type)
+    return compile_plans(plans, reuse_factor, backend, part, clock_ns, progress, strategy=strategy, io_type=io_type)
 
 
 def compile_plans(plans: list[LayerPlan], reuse_factor: int, backend: str, part: str, clock_ns: float,
-                   progress: Callable[[str], None], src_dir: Path | None = None) -> CompiledModel:
+                   progress: Callable[[str], None], src_dir: Path | None = None, strategy: str = "latency",
+                   layout: str = "layers", io_type: str = "io_parallel") -> CompiledModel:
     """Build the C-sim library of freshly written sources, or of a copy of ``src_dir`` (a written
     project), unless the cache already holds the library of identical sources."""
     from .graph import build_graph
@@ -228,7 +240,7 @@ def compile_plans(plans: list[LayerPlan], reuse_factor: int, backend: str, part:
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="prj-", dir=root))
     try:
-        g = build_graph(plans, work, part, clock_ns, backend, reuse_factor)
+        g = build_graph(plans, work, part, clock_ns, backend, reuse_factor, strategy, layout, io_type)
         if src_dir is None:
             with _no_keras_import():
                 g.write()
@@ -277,9 +289,11 @@ def verify_csim(project: Project, n: int | None = None,
     if hls is None or not (hls / SETTINGS).exists():
         raise FileNotFoundError(f"{project.root} has no hls4ml project written by swinfpga; convert with HLS enabled")
     st = json.loads((hls / SETTINGS).read_text())
-    plans = plan_model(model, int(st["reuse_factor"]))
+    strategy, layout = st.get("strategy", "latency"), st.get("layout", "layers")
+    io_type = st.get("io_type", "io_parallel")
+    plans = plan_model(model, int(st["reuse_factor"]), strategy, layout, io_type)
     cm = compile_plans(plans, int(st["reuse_factor"]), st["backend"], st["part"], float(st["clock_ns"]), progress,
-                        src_dir=hls)
+                        src_dir=hls, strategy=strategy, layout=layout, io_type=io_type)
     t0 = time.perf_counter()
     progress(f"C-sim: predicting {x.shape[0]} samples")
     got = cm.predict_codes(x)

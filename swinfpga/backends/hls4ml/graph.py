@@ -132,12 +132,18 @@ def register() -> None:
 
 
 def hls_config(out_dir: Path, part: str, clock_ns: float, backend: str, reuse_factor: int,
-               layer_names: list[str], input_name: str, input_fmt: Fmt) -> dict[str, Any]:
+               layer_names: list[str], input_name: str, input_fmt: Fmt, strategy: str = "latency",
+               layout: str = "layers", io_type: str = "io_parallel") -> dict[str, Any]:
+    """hls4ml config.  ``layout`` 'layers': the top is a DATAFLOW region of layer functions, each with its own
+    pipelines (hls4ml's PipelineStyle 'dataflow'); 'flat': the legacy top-level PIPELINE over everything."""
     b = get_backend(backend)
-    cfg = b.create_initial_config(part=part, clock_period=clock_ns, io_type="io_parallel", write_weights_txt=False)
+    cfg = b.create_initial_config(part=part, clock_period=clock_ns, io_type=io_type, write_weights_txt=False)
     cfg.update(OutputDir=str(out_dir), ProjectName=PROJECT, Backend=backend, TraceOutput=True)
     cfg["HLSConfig"] = {
-        "Model": {"Precision": "ap_fixed<16,6>", "ReuseFactor": int(reuse_factor), "Strategy": "Latency"},
+        # hls4ml's own Strategy only steers hls4ml layers (and its Vitis feature check wants their n_in):
+        # swinfpga's layers take the strategy from their config structs.
+        "Model": {"Precision": "ap_fixed<16,6>", "ReuseFactor": int(reuse_factor), "Strategy": "Latency",
+                  "PipelineStyle": "pipeline" if layout == "flat" and io_type == "io_parallel" else "dataflow"},
         "LayerName": {n: {"Trace": True} for n in layer_names},
     }
     cfg["HLSConfig"]["LayerName"][input_name] = {"Precision": {"result": input_fmt.ap_type}, "Trace": False}
@@ -145,7 +151,8 @@ def hls_config(out_dir: Path, part: str, clock_ns: float, backend: str, reuse_fa
 
 
 def build_graph(plans: list[LayerPlan], out_dir: Path, part: str, clock_ns: float, backend: str = "Vitis",
-                reuse_factor: int = 1) -> ModelGraph:
+                reuse_factor: int = 1, strategy: str = "latency", layout: str = "layers",
+                io_type: str = "io_parallel") -> ModelGraph:
     """ModelGraph from layer plans (first plan: the Input), types asserted after hls4ml's passes."""
     if backend not in BACKENDS:
         raise ValueError(f"hls4ml backend {backend!r} unsupported; use one of {BACKENDS}")
@@ -157,16 +164,58 @@ def build_graph(plans: list[LayerPlan], out_dir: Path, part: str, clock_ns: floa
     for p in plans[1:]:
         layers.append({"class_name": p.kind, "name": p.name, "inputs": list(p.inputs), "swin_plan": p})
     cfg = hls_config(out_dir, part, clock_ns, backend, reuse_factor, [p.name for p in plans[1:]], inp.name,
-                     inp.out_fmt)
+                     inp.out_fmt, strategy, layout, io_type)
     model = ModelGraph.from_layer_list(cfg, layers)
     check_types(model, plans)
+    if io_type == "io_stream":
+        size_fifos(model, plans)
     return model
+
+
+def fifo_depths(plans: list[LayerPlan]) -> dict[tuple[str, str], int]:
+    """FIFO depth (tokens) of every residual edge (producer, Add) from the schedule: the skip path must hold
+    what the other branch consumes before its first output = the sum of its layers' ``lag_tokens`` (a
+    window band, or the whole map for a shifted window), plus slack for the pipelines."""
+    by = {p.name: p for p in plans}
+    out: dict[tuple[str, str], int] = {}
+    for p in plans:
+        if p.kind != "SwinAdd":
+            continue
+        a, b = p.inputs
+        for skip, branch in ((a, b), (b, a)):
+            lag, cur, ok = 0, branch, False
+            while cur in by and by[cur].inputs:
+                if cur == skip:
+                    ok = True
+                    break
+                lag += by[cur].lag_tokens
+                cur = by[cur].inputs[0]
+            if ok or cur == skip:
+                out[(skip, p.name)] = lag + 8
+    return out
+
+
+def size_fifos(model: ModelGraph, plans: list[LayerPlan]) -> None:
+    """io_stream: every stream 2 tokens deep, except residual skip paths (depth from :func:`fifo_depths`)."""
+    depths = fifo_depths(plans)
+    for layer in model.get_layers():
+        for v in layer.variables.values():
+            if isinstance(getattr(v, "pragma", None), tuple) and v.pragma[0] == "stream":
+                v.pragma = ("stream", 2)
+    for layer in model.get_layers():
+        if layer.class_name != "Clone":
+            continue
+        src = layer.inputs[0]
+        for out_name in layer.outputs:
+            users = [lay.name for lay in model.get_layers() if out_name in lay.inputs]
+            d = max([depths.get((src, u), 2) for u in users], default=2)
+            layer.variables[out_name].pragma = ("stream", d)
 
 
 def check_types(model: ModelGraph, plans: list[LayerPlan]) -> None:
     """Assert that every tensor and internal ``*_t`` type survived hls4ml's passes unchanged."""
     by_name = {p.name: p for p in plans}
-    layers = {layer.name: layer for layer in model.get_layers()}
+    layers = {layer.name: layer for layer in model.get_layers() if layer.class_name != "Clone"}
     if list(layers) != [p.name for p in plans]:
         raise AssertionError(f"hls4ml changed the layer list: {list(layers)} != {[p.name for p in plans]}")
     for name, layer in layers.items():

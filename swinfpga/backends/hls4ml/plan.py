@@ -19,11 +19,59 @@ from ...ir import nodes as N
 from ...ir.graph import Model
 from ...lut import Lut, SoftmaxSpec
 
-HEADERS = ("swin_common.h", "swin_softmax.h", "swin_attention.h", "swin_layernorm.h", "swin_layers.h")
+HEADERS = ("swin_common.h", "swin_softmax.h", "swin_attention.h", "swin_layernorm.h", "swin_layers.h",
+           "swin_stream.h")
+STRATEGIES = ("latency", "resource")
+LAYOUTS = ("layers", "flat")
+IO_TYPES = ("io_parallel", "io_stream")  # "flat": the old single pipeline over the whole model (pre-flight rejects it)
 
 
 class PlanError(SwinfpgaError, ValueError):
     """The IR uses something the HLS templates cannot express exactly."""
+
+
+@dataclass(frozen=True)
+class TableUse:
+    """A lookup table / ROM read by a unit: ``entries`` x ``width`` bits, ``reads`` per iteration, held in
+    ``storage`` 'registers' (complete partition: LUT-ROM / registers, any number of reads per cycle) or
+    'rom' (BIND_STORAGE rom_1p: one read per cycle)."""
+
+    name: str
+    entries: int
+    width: int
+    reads: int
+    storage: str
+
+
+@dataclass(frozen=True)
+class ArrayUse:
+    """An array split into ``banks`` registers/memories (complete partition of some dims) of ``width`` bits."""
+
+    name: str
+    banks: int
+    width: int
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One loop of the generated C++ as HLS schedules it: ``label`` (the C++ loop label), pipelined with
+    ``ii`` (None: not pipelined), ``trips`` iterations per entry, entered ``calls`` times per inference;
+    per iteration ``const_mults`` constant-coefficient and ``var_mults`` variable products unrolled,
+    at most ``mult_limit`` multipliers instantiated (ALLOCATION), ``mult_bits`` the widest operand widths;
+    ``depth`` estimated pipeline depth (cycles)."""
+
+    label: str
+    ii: int | None
+    trips: int
+    calls: int
+    depth: int
+    const_mults: int = 0
+    var_mults: int = 0
+    mult_limit: int = 0
+    mult_bits: tuple[int, int] = (0, 0)
+    adds: int = 0
+    tables: tuple[TableUse, ...] = ()
+    arrays: tuple[ArrayUse, ...] = ()
 
 
 @dataclass
@@ -43,6 +91,28 @@ class LayerPlan:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     config: str = ""  # body of `struct config{index} { ... };`
     call: str = ""  # swin::fn<{input_t}, {output_t}, config{index}>({input}, {output}, {arrays...});
+    function: str = ""  # the swin:: function called
+    lag_tokens: int = 1  # io_stream: input tokens consumed before the first output token (FIFO sizing)
+    units: list[Unit] = field(default_factory=list)  # its loops as HLS schedules them (pre-flight, estimates)
+
+
+def code_ctype(codes: np.ndarray) -> str:
+    """Narrowest ap_int / ap_uint C type holding every integer code of ``codes`` (a ROM's entry type)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    lo, hi = (int(codes.min()), int(codes.max())) if codes.size else (0, 0)
+    if lo >= 0:
+        return f"ap_uint<{max(1, hi.bit_length())}>"
+    return f"ap_int<{max((-lo - 1).bit_length(), hi.bit_length()) + 1}>"
+
+
+def rom_ctype(codes: np.ndarray) -> str:
+    """The ROM entry type as the generated C++ spells it: :func:`code_ctype` in synthesis, the smallest C
+    integer (:func:`ctype_for`) in C simulation (``SWIN_ROM_T`` in swin_common.h)."""
+    return f"SWIN_ROM_T({code_ctype(codes)}, {ctype_for(np.asarray(codes, dtype=np.int64))})"
+
+
+def _log2(n: int) -> int:
+    return max(0, int(n - 1).bit_length())
 
 
 def hls_name(ir_name: str) -> str:
@@ -57,6 +127,9 @@ def ctype_for(codes: np.ndarray) -> str:
         if -(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1)):
             return t
     return "int64_t"
+
+
+NO_TABLE_T = rom_ctype(np.zeros(1, dtype=np.int64))  # type of the 1-entry placeholder ROM of absent tables
 
 
 def _rng(f: Fmt, frac: int | None = None) -> tuple[int, int]:
@@ -98,8 +171,10 @@ class _Cfg:
         self.p.arrays[name] = np.asarray(codes, dtype=np.int64).reshape(-1)
         return f"swin_w::{self.p.name}_{name}"
 
-    def linear(self, key: str, lin: N.Linear, x_fmt: Fmt, reuse: int, ind: str = "    ") -> tuple[str, str]:
-        """Emit ``struct key { n_in, n_out, reuse, w_t, b_t, acc_t, out_t }``; return (w, b) array refs."""
+    def linear(self, key: str, lin: N.Linear, x_fmt: Fmt, reuse: int, strategy: str = "latency",
+               ind: str = "    ") -> tuple[str, str]:
+        """Emit ``struct key { n_in, n_out, reuse, strategy, mults, mult_limit, w_t, b_t, acc_t, out_t, wc_t,
+        bc_t }``; return (w, b) array refs.  Resource strategy: weights reshaped for ``linear_impl<1>``."""
         af = lin.acc_frac(x_fmt)
         w = lin.weight
         if lin.bias is not None:
@@ -113,15 +188,29 @@ class _Cfg:
         pos = np.sum(np.maximum(np.maximum(t1, t2), 0), axis=0)
         neg = np.sum(np.minimum(np.minimum(t1, t2), 0), axis=0)
         lo, hi = int(np.min(bal + neg)), int(np.max(bal + pos))
+        r = max(1, min(reuse, lin.n_in))
+        lanes = -(-lin.n_in // r)
+        mults = lanes * lin.n_out
+        if strategy == "resource":
+            wr = np.zeros((lanes, lin.n_out, r), dtype=np.int64)  # [m = lane*n_out + o][cycle]
+            for lane in range(lanes):
+                rows = w[lane * r: min(lin.n_in, (lane + 1) * r)]  # (<= r, n_out)
+                wr[lane, :, : rows.shape[0]] = rows.T
+            w = wr.reshape(-1)
         i2 = ind + "    "
         self.lines.append(f"{ind}struct {key} {{")
         self.const("n_in", lin.n_in, i2)
         self.const("n_out", lin.n_out, i2)
-        self.const("reuse", max(1, min(reuse, lin.n_in)), i2)
+        self.const("reuse", r, i2)
+        self.const("strategy", int(strategy == "resource"), i2)
+        self.const("mults", mults, i2)
+        self.const("mult_limit", -(-lin.n_in * lin.n_out // r), i2)
         self.typ(f"{key}_w", lin.w_fmt, "w_t", i2)
         self.typ(f"{key}_b", b_fmt, "b_t", i2)
         self.typ(f"{key}_acc", acc_fmt(lo, hi, af), "acc_t", i2)
         self.typ(f"{key}_out", lin.out_fmt, "out_t", i2)
+        self.lines.append(f"{i2}typedef {rom_ctype(w)} wc_t;")
+        self.lines.append(f"{i2}typedef {rom_ctype(b)} bc_t;")
         self.lines.append(f"{ind}}};")
         return self.array(f"{key}_w", w), self.array(f"{key}_b", b)
 
@@ -129,6 +218,7 @@ class _Cfg:
         i2 = ind + "    "
         self.lines.append(f"{ind}struct {key} {{")
         self.typ(f"{key}_out", lut.out_fmt, "out_t", i2)
+        self.lines.append(f"{i2}typedef {rom_ctype(lut.array())} code_t;")
         self.const("size", lut.size, i2)
         self.const("shift", lut.shift, i2)
         self.const("offset", lut.offset, i2)
@@ -181,6 +271,8 @@ class _Cfg:
         bal = ln.beta << (af - ln.b_fmt.frac)
         self.typ(f"{key}_gacc", acc_fmt(pl + min(0, int(bal.min())), ph + max(0, int(bal.max())), af), "gacc_t", i2)
         t = self.lut("rsqrt_lut", ln.rsqrt, ln.var_fmt.width + 1, i2)
+        self.lines.append(f"{i2}typedef {rom_ctype(ln.gamma)} gc_t;")
+        self.lines.append(f"{i2}typedef {rom_ctype(ln.beta)} bc_t;")
         self.lines.append(f"{ind}}};")
         return self.array(f"{key}_gamma", ln.gamma), self.array(f"{key}_beta", ln.beta), t
 
@@ -193,17 +285,55 @@ def _call(fn: str, plan: LayerPlan, args: list[str], in_t: str = "{input_t}") ->
     return f"swin::{fn}<{in_t}, {{output_t}}, config{{index}}>({a});"
 
 
-def plan_model(model: Model, reuse_factor: int = 1) -> list[LayerPlan]:
-    """Plans for every IR node (the Input node becomes hls4ml's Input layer, plan kind 'Input')."""
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _lin_depth(n_in: int) -> int:
+    """Pipeline depth of one Linear: multiply, an adder tree of n_in terms (two levels per cycle), requant."""
+    return 3 + _ceil(_log2(n_in), 2)
+
+
+def _lin_units(label: str, lin: N.Linear, x_fmt: Fmt, rf: int, calls: int) -> list[Unit]:
+    """The resource strategy's shared dense_resource instance: ``reuse`` cycles of ``mults`` products."""
+    r = max(1, min(rf, lin.n_in))
+    mults = _ceil(lin.n_in, r) * lin.n_out
+    rom = TableUse(f"{label}_w", r, mults * lin.w_fmt.width, 1, "rom")
+    return [Unit(f"{label}/Reuse", 1, r, calls, _lin_depth(_ceil(lin.n_in, r)), var_mults=mults, mult_limit=mults,
+                 mult_bits=(x_fmt.width, lin.w_fmt.width), adds=mults, tables=(rom,))]
+
+
+def _ln_counts(c: int, ln: N.LayerNorm, x_fmt: Fmt) -> tuple[int, int]:
+    """(constant, variable) products of one LayerNorm token: sum*inv, ss*inv, n*gamma; d*d, d*rs."""
+    return c + 2, 2 * c
+
+
+def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
+               layout: str = "layers", io_type: str = "io_parallel") -> list[LayerPlan]:
+    """Plans for every IR node (the Input node becomes hls4ml's Input layer, plan kind 'Input').
+
+    ``strategy`` 'latency' (hls4ml dense_latency: token loops pipelined at II = reuse, products unrolled,
+    ALLOCATION-limited) or 'resource' (hls4ml dense_resource: shared Linear instances, reshaped ROM
+    weights); ``layout`` 'flat' marks the legacy single-pipeline top (same layer C++, see :mod:`.preflight`)."""
+    if strategy not in STRATEGIES:
+        raise PlanError(f"--strategy {strategy!r} unknown; use one of {', '.join(STRATEGIES)}")
+    if layout not in LAYOUTS:
+        raise PlanError(f"HLS layout {layout!r} unknown; use one of {', '.join(LAYOUTS)}")
+    if io_type not in IO_TYPES:
+        raise PlanError(f"--io-type {io_type!r} unknown; use one of {', '.join(IO_TYPES)}")
+    st = io_type == "io_stream"
     info = model.infer()
     plans: list[LayerPlan] = []
     rf = max(1, int(reuse_factor))
+    rs = strategy == "resource"
+    sfx = "_rs" if rs else ""
     for n in model.nodes:
         ins = [hls_name(i) for i in n.inputs]
         in_fmts = [info[i].fmt for i in n.inputs]
         out = info[n.name]
         p = LayerPlan(type(n).__name__, hls_name(n.name), n.name, ins, tuple(out.shape), out.fmt, in_fmts)
         c = _Cfg(p)
+        u = p.units
         if isinstance(n, N.Input):
             p.kind = "Input"
         elif isinstance(n, N.PatchEmbed):
@@ -211,59 +341,127 @@ def plan_model(model: Model, reuse_factor: int = 1) -> list[LayerPlan]:
             p.kind = "SwinPatchEmbed"
             for k, v in (("height", h), ("width", w), ("cin", cin), ("patch", n.patch), ("reuse", rf)):
                 c.const(k, v)
-            wr, br = c.linear("lin", n.linear, in_fmts[0], rf)
-            p.call = _call("patch_embed", p, [wr, br])
+            lin = n.linear
+            wr, br = c.linear("lin", lin, in_fmts[0], rf, strategy)
+            tokens = (h // n.patch) * (w // n.patch)
+            p.function = "patch_embed" + sfx + ("_s" if st else "")
+            if st:
+                p.lag_tokens = n.patch * w
+                u.append(Unit("Bands/Read", 1, n.patch * w, h // n.patch, 2,
+                              arrays=(ArrayUse("lb", n.patch * n.patch * cin, in_fmts[0].width),)))
+            if rs:
+                u.append(Unit("Patches/Gather", 1, lin.n_in, tokens, 2))
+                u += _lin_units("lin", lin, in_fmts[0], rf, tokens)
+            else:
+                u.append(Unit("Patches", rf, tokens, 1, _lin_depth(lin.n_in), const_mults=lin.n_in * lin.n_out,
+                              mult_limit=_ceil(lin.n_in * lin.n_out, rf), mult_bits=(in_fmts[0].width, lin.w_fmt.width),
+                              adds=lin.n_in * lin.n_out))
+            p.call = _call(p.function, p, [wr, br])
         elif isinstance(n, N.WindowAttention):
             p.kind = "SwinWindowAttention"
             h, w = n.resolution
-            for k, v in (("height", h), ("width", w), ("C", n.dim), ("heads", n.heads), ("head_dim", n.head_dim),
-                         ("window", n.window), ("shift", n.shift), ("N", n.tokens), ("n_windows", n.n_windows),
-                         ("reuse", rf)):
+            nt, hd, ch = n.tokens, n.head_dim, n.dim
+            row_mults = 2 * nt * hd + nt
+            for k, v in (("height", h), ("width", w), ("C", ch), ("heads", n.heads), ("head_dim", hd),
+                         ("window", n.window), ("shift", n.shift), ("N", nt), ("n_windows", n.n_windows),
+                         ("reuse", rf), ("strategy", int(rs)), ("row_mult_limit", _ceil(row_mults, rf)),
+                         ("rows_buf", h if n.shift else n.window), ("qkv_mult_limit", _ceil(3 * ch * ch, rf))):
                 c.const(k, v)
             refs = []
             for key, lin, xf in (("q_lin", n.q, in_fmts[0]), ("k_lin", n.k, in_fmts[0]), ("v_lin", n.v, in_fmts[0]),
                                  ("p_lin", n.proj, n.attn_fmt)):
-                refs += list(c.linear(key, lin, xf, rf))
+                refs += list(c.linear(key, lin, xf, rf, strategy))
             c.typ("rel_bias", n.bias_fmt, "rel_bias_t")
+            c.lines.append(f"    typedef {rom_ctype(n.rel_bias)} rel_bias_code_t;")
             rb = c.array("rel_bias", n.rel_bias)
             af = n.q.out_fmt.frac + n.k.out_fmt.frac
             bl, bh = int(n.rel_bias.min()) << (af - n.bias_fmt.frac), int(n.rel_bias.max()) << (af - n.bias_fmt.frac)
             pl, ph = _prod_rng(_rng(n.q.out_fmt), _rng(n.k.out_fmt))
-            hd = n.head_dim
             c.typ("score_acc", acc_fmt(bl + hd * min(pl, 0), bh + hd * max(ph, 0), af), "score_acc_t")
             vf = n.v.out_fmt
             pvl, pvh = _prod_rng((0, n.softmax.prob_fmt.max_code), _rng(vf))
-            c.typ("pv_acc", acc_fmt(n.tokens * min(pvl, 0), n.tokens * max(pvh, 0), n.softmax.prob_fmt.frac + vf.frac),
+            c.typ("pv_acc", acc_fmt(nt * min(pvl, 0), nt * max(pvh, 0), n.softmax.prob_fmt.frac + vf.frac),
                   "pv_acc_t")
             c.typ("attn", n.attn_fmt, "attn_t")
             if n.softmax.score_fmt != n.score_fmt:
                 raise PlanError(f"{n.name}: softmax score format differs from score_fmt")
             e, r = c.softmax("sm", n.softmax)
-            fn = "window_attention" if rf == 1 else "window_attention_rf"
-            p.call = _call(fn, p, [*refs, rb, e, r])
+            p.function = "window_attention_s" if st else "window_attention"
+            p.call = _call(p.function, p, [*refs, rb, e, r])
+            wn, xw = n.n_windows, in_fmts[0].width
+            if st:  # line buffer of `window` rows, or (cyclic shift) the whole map: C banks each
+                rb = h if n.shift else n.window
+                p.lag_tokens = rb * w
+                u.append(Unit("Chunks/Read", 1, rb * w, h // rb, 2, arrays=(ArrayUse("xb", ch, xw),),
+                              tables=(TableUse("xb", rb * w, ch * xw, 1, "ram"),)))
+            u.append(Unit("Windows/Gather", 1, nt, wn, 3, arrays=(ArrayUse("xw", ch, xw),)))
+            if rs:
+                for key, lin in (("q_lin", n.q), ("k_lin", n.k), ("v_lin", n.v)):
+                    u += _lin_units(key, lin, in_fmts[0], rf, wn * nt)
+            else:
+                u.append(Unit("QKV", rf, nt, wn, _lin_depth(ch), const_mults=3 * ch * ch,
+                              mult_limit=_ceil(3 * ch * ch, rf), mult_bits=(xw, n.q.w_fmt.width), adds=3 * ch * ch))
+            sm = n.softmax
+            qkv_banks = tuple(ArrayUse(k, nt * hd, f.width) for k, f in (("q", n.q.out_fmt), ("k", n.k.out_fmt),
+                                                                        ("v", vf)))
+            tabs = (TableUse("exp_table", sm.exp.size, sm.exp.out_fmt.width, nt, "registers"),
+                    TableUse("rel_bias", n.rel_bias.size, n.bias_fmt.width, nt, "registers"),
+                    TableUse("recip_table", sm.recip.size, sm.recip.out_fmt.width, 1, "rom"))
+            u.append(Unit("Heads/Rows", rf, nt, wn * n.heads, 10 + _ceil(_log2(hd) + _log2(nt), 2), var_mults=row_mults,
+                          mult_limit=_ceil(row_mults, rf), mult_bits=(max(n.q.out_fmt.width, vf.width),
+                                                                      max(n.k.out_fmt.width, sm.prob_fmt.width)),
+                          adds=2 * nt * hd, tables=tabs, arrays=(*qkv_banks, ArrayUse("o", ch, n.attn_fmt.width))))
+            if rs:
+                u += _lin_units("p_lin", n.proj, n.attn_fmt, rf, wn * nt)
+            else:
+                u.append(Unit("Proj", rf, nt, wn, _lin_depth(ch), const_mults=ch * ch, mult_limit=_ceil(ch * ch, rf),
+                              mult_bits=(n.attn_fmt.width, n.proj.w_fmt.width), adds=ch * ch))
+            u.append(Unit("Windows/Scatter", 1, nt, wn, 2, arrays=(ArrayUse("yw", ch, out.fmt.width),)))
+            if st:
+                u.append(Unit("Chunks/Write", 1, rb * w, h // rb, 2, arrays=(ArrayUse("yb", ch, out.fmt.width),),
+                              tables=(TableUse("yb", rb * w, ch * out.fmt.width, 1, "ram"),)))
         elif isinstance(n, N.Mlp):
             p.kind = "SwinMlp"
             shape = info[n.src].shape
             tokens = int(np.prod(shape[:-1]))
-            for k, v in (("tokens", tokens), ("C", shape[-1]), ("gelu", int(n.act == "gelu")), ("reuse", rf)):
+            ch, hid = shape[-1], n.fc1.n_out
+            for k, v in (("tokens", tokens), ("C", ch), ("gelu", int(n.act == "gelu")), ("reuse", rf)):
                 c.const(k, v)
-            w1, b1 = c.linear("fc1", n.fc1, in_fmts[0], rf)
+            w1, b1 = c.linear("fc1", n.fc1, in_fmts[0], rf, strategy)
             c.typ("hidden", n.hidden_fmt, "hidden_t")
-            w2, b2 = c.linear("fc2", n.fc2, n.hidden_fmt, rf)
+            w2, b2 = c.linear("fc2", n.fc2, n.hidden_fmt, rf, strategy)
             if n.gelu is not None:
                 g = c.lut("gelu_lut", n.gelu, n.fc1.out_fmt.width + 1)
+                gt = (TableUse("gelu_table", n.gelu.size, n.gelu.out_fmt.width, 1 if rs else hid,
+                               "rom" if rs else "registers"),)
             else:
-                c.lines.append("    struct gelu_lut { typedef hidden_t out_t; static const int size = 1, shift = 0,"
-                               " calc_w = 2; static const long long offset = 0; };")
+                c.lines.append(f"    struct gelu_lut {{ typedef hidden_t out_t; typedef {NO_TABLE_T} code_t;"
+                               " static const int size = 1, shift = 0, calc_w = 2;"
+                               " static const long long offset = 0; };")
                 g = c.array("no_table", np.zeros(1, dtype=np.int64))
-            p.call = _call("mlp", p, [w1, b1, w2, b2, g])
+                gt = ()
+            p.function = "mlp" + sfx + ("_s" if st else "")
+            p.call = _call(p.function, p, [w1, b1, w2, b2, g])
+            if rs:
+                u += _lin_units("fc1", n.fc1, in_fmts[0], rf, tokens)
+                u.append(Unit("Tokens/Act", 1, hid, tokens, 2, tables=gt))
+                u += _lin_units("fc2", n.fc2, n.hidden_fmt, rf, tokens)
+            else:
+                k2 = 2 * ch * hid
+                u.append(Unit("Tokens", rf, tokens, 1, _lin_depth(ch) + _lin_depth(hid) + 1, const_mults=k2,
+                              mult_limit=_ceil(k2, rf), mult_bits=(max(in_fmts[0].width, n.hidden_fmt.width),
+                                                                   max(n.fc1.w_fmt.width, n.fc2.w_fmt.width)),
+                              adds=k2, tables=gt))
         elif isinstance(n, N.LayerNorm):
             p.kind = "SwinLayerNorm"
             shape = info[n.src].shape
-            c.const("tokens", int(np.prod(shape[:-1])))
+            tokens, ch = int(np.prod(shape[:-1])), shape[-1]
+            c.const("tokens", tokens)
             c.const("reuse", rf)
-            gm, bt, t = c.layernorm("ln", n, in_fmts[0], shape[-1])
-            p.call = _call("layernorm", p, [gm, bt, t])
+            gm, bt, t = c.layernorm("ln", n, in_fmts[0], ch)
+            p.function = "layernorm" + sfx + ("_s" if st else "")
+            p.call = _call(p.function, p, [gm, bt, t])
+            u += _ln_units("Tokens", n, in_fmts[0], ch, tokens, rf, rs)
         elif isinstance(n, N.PatchMerging):
             p.kind = "SwinPatchMerging"
             h, w, ch = info[n.src].shape
@@ -276,19 +474,44 @@ def plan_model(model: Model, reuse_factor: int = 1) -> list[LayerPlan]:
                 lin_in = n.norm.out_fmt
             else:
                 c.typ("cat", in_fmts[0], "cat_t")
-                c.lines.append("    struct ln { };")
+                c.lines.append(f"    struct ln {{ typedef {NO_TABLE_T} gc_t; typedef {NO_TABLE_T} bc_t;"
+                               f" struct rsqrt_lut {{ typedef {NO_TABLE_T} code_t; }}; }};")
                 gm = bt = t = c.array("no_table", np.zeros(1, dtype=np.int64))
                 lin_in = in_fmts[0]
-            wr, br = c.linear("lin", n.linear, lin_in, rf)
-            p.call = _call("patch_merging", p, [wr, br, gm, bt, t])
+            lin = n.linear
+            wr, br = c.linear("lin", lin, lin_in, rf, strategy)
+            p.function = "patch_merging" + sfx + ("_s" if st else "")
+            p.call = _call(p.function, p, [wr, br, gm, bt, t])
+            tokens = (h // 2) * (w // 2)
+            if st:
+                p.lag_tokens = 2 * w
+                u.append(Unit("Rows/Read", 1, 2 * w, h // 2, 2, arrays=(ArrayUse("rb", 4 * ch, in_fmts[0].width),)))
+            if rs:
+                u.append(Unit("Tokens/Gather", 1, 4 * ch, tokens, 2))
+                if n.norm is not None:
+                    u += _ln_units("Tokens/Norm", n.norm, in_fmts[0], 4 * ch, tokens, rf, True)
+                u += _lin_units("lin", lin, lin_in, rf, tokens)
+            else:
+                cm, vm, tabs = lin.n_in * lin.n_out, 0, ()
+                if n.norm is not None:
+                    lu = _ln_units("Tokens", n.norm, in_fmts[0], 4 * ch, tokens, rf, False)[0]
+                    cm, vm, tabs = cm + lu.const_mults, lu.var_mults, lu.tables
+                u.append(Unit("Tokens", rf, tokens, 1, _lin_depth(lin.n_in) + (8 if n.norm is not None else 0),
+                              const_mults=cm, var_mults=vm, mult_limit=_ceil(cm + vm, rf),
+                              mult_bits=(lin_in.width, lin.w_fmt.width), adds=cm + vm, tables=tabs))
         elif isinstance(n, N.Add):
             p.kind = "SwinAdd"
             fa, fb = in_fmts
             f = max(fa.frac, fb.frac)
             (al, ah), (bl, bh) = _rng(fa, f), _rng(fb, f)
+            ch = int(out.shape[-1])
             c.const("n", int(np.prod(out.shape)))
+            c.const("C", ch)
             c.typ("sum", acc_fmt(al + bl, ah + bh, f), "sum_t")
-            p.call = ("swin::add<{input_t}, {input2_t}, {output_t}, config{index}>({input}, {input2}, {output});")
+            p.function = "add_s" if st else "add"
+            p.call = (f"swin::{p.function}<{{input_t}}, {{input2_t}}, {{output_t}}, config{{index}}>"
+                      "({input}, {input2}, {output});")
+            u.append(Unit("Tokens", 1, int(np.prod(out.shape)) // ch, 1, 2, adds=ch))
         elif isinstance(n, N.Pool):
             p.kind = "SwinPool"
             shape = info[n.src].shape
@@ -300,20 +523,61 @@ def plan_model(model: Model, reuse_factor: int = 1) -> list[LayerPlan]:
             inv_w = max(1, int(n.inv_n).bit_length())
             c.typ("inv", Fmt(False, inv_w, inv_w - n.inv_frac), "inv_t")
             c.const("inv_code", n.inv_n)
-            p.call = _call("pool", p, [])
+            p.function = "pool_s" if st else "pool"
+            p.call = _call(p.function, p, [])
+            u.append(Unit("Tokens", 1, tokens, 1, 2, adds=shape[-1]))
+            u.append(Unit("Scale", 1, 1, 1, 3, const_mults=shape[-1], mult_limit=shape[-1], mult_bits=(inv_w, inv_w)))
         elif isinstance(n, N.Dense):
             p.kind = "SwinDense"
             shape = info[n.src].shape
-            c.const("rows", int(np.prod(shape[:-1])))
+            rows = int(np.prod(shape[:-1]))
+            c.const("rows", rows)
             c.const("relu", int(n.relu))
             c.const("reuse", rf)
-            wr, br = c.linear("lin", n.linear, in_fmts[0], rf)
-            p.call = _call("dense", p, [wr, br])
+            lin = n.linear
+            wr, br = c.linear("lin", lin, in_fmts[0], rf, strategy)
+            p.function = "dense" + sfx + ("_s" if st else "")
+            p.call = _call(p.function, p, [wr, br])
+            if rs:
+                u += _lin_units("lin", lin, in_fmts[0], rf, rows)
+            else:
+                u.append(Unit("Rows", rf, rows, 1, _lin_depth(lin.n_in), const_mults=lin.n_in * lin.n_out,
+                              mult_limit=_ceil(lin.n_in * lin.n_out, rf), mult_bits=(in_fmts[0].width, lin.w_fmt.width),
+                              adds=lin.n_in * lin.n_out))
         else:
             raise PlanError(f"no HLS template for IR node type {type(n).__name__}")
+        if p.kind in ("SwinPatchEmbed", "SwinMlp", "SwinLayerNorm", "SwinPatchMerging", "SwinDense"):
+            c.const("mult_limit", _latency_limit(n, in_fmts[0], info, rf))  # ALLOCATION of the token pipeline
         p.config = c.text()
         plans.append(p)
     return plans
+
+
+def _latency_limit(n: N.Node, x_fmt: Fmt, info: dict, rf: int) -> int:
+    """ALLOCATION limit of a latency-strategy token pipeline: its unrolled products / reuse (at least 1)."""
+    if isinstance(n, (N.PatchEmbed, N.Dense)):
+        k = n.linear.n_in * n.linear.n_out
+    elif isinstance(n, N.Mlp):
+        k = n.fc1.n_in * n.fc1.n_out + n.fc2.n_in * n.fc2.n_out
+    elif isinstance(n, N.LayerNorm):
+        k = sum(_ln_counts(int(info[n.src].shape[-1]), n, x_fmt))
+    else:
+        assert isinstance(n, N.PatchMerging)
+        c = int(info[n.src].shape[-1])
+        k = n.linear.n_in * n.linear.n_out + (sum(_ln_counts(4 * c, n.norm, x_fmt)) if n.norm is not None else 0)
+    return max(1, _ceil(k, rf))
+
+
+def _ln_units(label: str, ln: N.LayerNorm, x_fmt: Fmt, c: int, tokens: int, rf: int, rs: bool) -> list[Unit]:
+    cm, vm = _ln_counts(c, ln, x_fmt)
+    mb = (max(x_fmt.width, ln.norm_fmt.width), max(ln.g_fmt.width, ln.rsqrt.out_fmt.width))
+    rs_t = TableUse("rsqrt_table", ln.rsqrt.size, ln.rsqrt.out_fmt.width, 1, "rom")
+    if not rs:
+        return [Unit(label, rf, tokens, 1, 12 + 2 * _ceil(_log2(c), 2), const_mults=cm, var_mults=vm,
+                     mult_limit=_ceil(cm + vm, rf), mult_bits=mb, adds=3 * c, tables=(rs_t,))]
+    return [Unit(f"{label}/Sum", 1, c, tokens, 2, adds=1),
+            Unit(f"{label}/Var", 1, c, tokens, 4, var_mults=1, mult_limit=1, mult_bits=mb, adds=2, tables=(rs_t,)),
+            Unit(f"{label}/Out", 1, c, tokens, 5, const_mults=1, var_mults=1, mult_limit=2, mult_bits=mb, adds=1)]
 
 
 def plan_softmax(name: str, spec: SoftmaxSpec, rows: int, reuse_factor: int = 1) -> list[LayerPlan]:
@@ -331,15 +595,25 @@ def plan_softmax(name: str, spec: SoftmaxSpec, rows: int, reuse_factor: int = 1)
     return [inp, p]
 
 
+ROM_T_MACRO = """#ifndef SWIN_ROM_T
+#ifdef __SYNTHESIS__
+#define SWIN_ROM_T(AP, C) AP
+#else
+#define SWIN_ROM_T(AP, C) C
+#endif
+#endif"""
+
+
 def weights_header(plan: LayerPlan) -> str:
-    """Generated C++ header with the layer's integer code arrays (namespace ``swin_w``)."""
+    """Generated C++ header with the layer's integer code arrays (namespace ``swin_w``), each array in the
+    narrowest ap_int / ap_uint of its codes (:func:`code_ctype`, the same type its config struct names)."""
     guard = f"SWIN_W_{plan.name.upper()}_H_"
     out = [f"// generated by swinfpga from IR node {plan.ir_name!r}: integer codes (see config struct for formats)",
-           f"#ifndef {guard}", f"#define {guard}", "#include <cstdint>", "namespace swin_w {"]
-    ct = ctype_for(np.concatenate(list(plan.arrays.values()))) if plan.arrays else "int8_t"
-    for k, a in plan.arrays.items():  # one C type per layer: the templates deduce one code type per role
-        sfx = "LL" if ct == "int64_t" else ""
+           f"#ifndef {guard}", f"#define {guard}", '#include "ap_int.h"', "#include <stdint.h>", ROM_T_MACRO,
+           "namespace swin_w {"]
+    for k, a in plan.arrays.items():
+        sfx = "LL" if ctype_for(a) == "int64_t" else ""
         body = ",".join(f"{int(v)}{sfx}" for v in a)
-        out.append(f"static const {ct} {plan.name}_{k}[{a.size}] = {{{body}}};")
+        out.append(f"static const {rom_ctype(a)} {plan.name}_{k}[{a.size}] = {{{body}}};")
     out += ["}", "#endif", ""]
     return "\n".join(out)
