@@ -27,7 +27,8 @@ def _write_json(path: str | None, data: dict[str, Any]) -> None:
 def cmd_train(a: argparse.Namespace) -> int:
     from .train import train
 
-    res = train(a.model, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force, progress=_console().log)
+    res = train(a.model, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force, progress=_console().log,
+                beta=a.beta, granularity=a.granularity, qat_epochs=a.qat_epochs, init=a.init)
     print(json.dumps(res.metrics, indent=1))
     return 0
 
@@ -95,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--force", action="store_true")
+    t.add_argument("--beta", type=float, default=0.0,
+                   help="HGQ: train bit widths under this penalty per EBOP (0: fixed 8-bit formats)")
+    t.add_argument("--granularity", default="channel", choices=["channel", "weight"],
+                   help="HGQ weight bits per output channel or per weight")
+    t.add_argument("--qat-epochs", type=int, default=None, help="quantization-aware (HGQ) epochs")
+    t.add_argument("--init", default=None, help="start from this trained output directory (skip float training)")
     t.set_defaults(fn=cmd_train)
 
     c = sub.add_parser("convert", help="model -> hls4ml project + RTL + manifest")
