@@ -7,13 +7,16 @@ bench/results/hgq_swin_digits.{json,md}::
     nice -n 10 python bench/hgq/run.py --model 8-bit=swinfpga/models/swin-digits \
         --model hgq-1e-7=/tmp/hgqruns/b1e-7 [--model NAME=DIR ...]
 
-``DIR`` is a ``swinfpga train`` output directory (model.json, metrics.json, model.keras).
+``DIR`` is a ``swinfpga train`` output directory (model.json, metrics.json), or ``git:REV:PATH`` for
+one in the repository's history (e.g. the 8-bit model: ``git:824ea4e:swinfpga/models/swin-digits``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,10 +61,23 @@ def act_widths(ir: Model) -> dict[str, int]:
     return {n.name: info[n.name].fmt.width for n in ir.nodes}
 
 
-def measure(name: str, d: Path, board: str, work: Path) -> dict:
+def from_git(ref: str, work: Path) -> Path:
+    """``git:REV:PATH`` -> a directory holding that revision's model.json and metrics.json."""
+    _, rev, path = ref.split(":", 2)
+    d = Path(tempfile.mkdtemp(prefix="model-", dir=work))
+    root = Path(__file__).resolve().parents[2]
+    for f in ("model.json", "metrics.json"):
+        blob = subprocess.run(["git", "show", f"{rev}:{path}/{f}"], cwd=root, check=True, capture_output=True).stdout
+        (d / f).write_bytes(blob)
+    return d
+
+
+def measure(name: str, ref: str, board: str, work: Path) -> dict:
     from swinfpga.backends.rtl import write_rtl_project
 
     t0 = time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
+    d = from_git(ref, work) if ref.startswith("git:") else Path(ref)
     ir = Model.load(d / "model.json")
     metrics = json.loads((d / "metrics.json").read_text())
     split = digits_split()
@@ -73,7 +89,7 @@ def measure(name: str, d: Path, board: str, work: Path) -> dict:
     units = {s["name"]: {"da4ml_cost": s["da4ml_cost"], "unit_stages": s["unit_stages"],
                          "register_bits": s["register_bits"], "nodes": s["nodes"]} for s in rtl["segments"]}
     row = {
-        "name": name, "dir": str(d), "golden_accuracy": acc,
+        "name": name, "dir": ref, "golden_accuracy": acc,
         "keras_golden_mismatches": metrics.get("keras_golden_mismatches"),
         "hgq": metrics.get("hgq"), "units": units,
         "da4ml_cost_total": float(sum(u["da4ml_cost"] for u in units.values())),
@@ -90,13 +106,15 @@ def markdown(rows: list[dict], board: str) -> str:
     units = list(base["units"])
     md = [f"# HGQ-trained vs 8-bit swin-digits ({board})", "",
           "| model | golden acc | Keras vs golden mismatches | zero weights | mean CSD digits / weight | "
-          + " | ".join(f"{u} da4ml cost" for u in units) + " | total da4ml cost | vs first | latency (pred.) | II |",
-          "|---|---|---|---|---|" + "---|" * len(units) + "---|---|---|---|"]
+          + " | ".join(f"{u} da4ml cost" for u in units)
+          + " | total da4ml cost | vs first | register bits | latency (pred.) | II |",
+          "|---|---|---|---|---|" + "---|" * len(units) + "---|---|---|---|---|"]
     for r in rows:
         cells = " | ".join(f"{r['units'].get(u, {}).get('da4ml_cost', float('nan')):,.0f}" for u in units)
         md.append(f"| {r['name']} | {100 * r['golden_accuracy']:.2f}% | {r['keras_golden_mismatches']} | "
                   f"{r['zero_weights']}/{r['weights']} | {r['mean_csd_digits']:.2f} | {cells} | "
                   f"{r['da4ml_cost_total']:,.0f} | {r['da4ml_cost_total'] / base['da4ml_cost_total']:.2f}x | "
+                  f"{sum(u['register_bits'] for u in r['units'].values()):,} | "
                   f"{r['predicted_latency_cycles']} | {r['ii_cycles']} |")
     md += ["", "da4ml cost: da4ml's LUT-equivalent cost figure of each traced RTL unit (not a Yosys count).",
            "Accuracy: golden model on the 360 digits test images. HGQ rows: see `hgq` in the JSON for beta, "
@@ -114,7 +132,7 @@ def main() -> None:
     rows = []
     for spec in a.model:
         name, _, d = spec.partition("=")
-        rows.append(measure(name, Path(d), a.board, Path(a.work)))
+        rows.append(measure(name, d, a.board, Path(a.work)))
     OUT.mkdir(parents=True, exist_ok=True)
     atomic_write_text(OUT / "hgq_swin_digits.json", json.dumps({"board": a.board, "rows": rows}, indent=1))
     md = markdown(rows, a.board)
