@@ -36,7 +36,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_sweep(a: argparse.Namespace) -> int:
     from .sweep import SweepConfig, SweepPoint, sweep
 
-    pts = tuple(SweepPoint(b, g) for b in a.beta for g in (a.granularity or ["channel"]) if b > 0 or g == "channel")
+    grans = a.granularity or ["channel"]
+    pts = tuple(SweepPoint(b, g, n) for n in (a.bits or [8]) for b in a.beta for g in grans if b > 0 or g == grans[0])
     cfg = SweepConfig(a.model, pts, epochs=a.epochs, qat_epochs=a.qat_epochs, init=a.init, rtl=not a.no_rtl,
                       board=a.board, seed=a.seed)
     res = sweep(cfg, Path(a.out), scheduler=a.scheduler, workers=a.workers, progress=_console().log)
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("-o", "--out", required=True)
     w.add_argument("--beta", type=float, action="append", required=True, help="repeat: one point per beta")
     w.add_argument("--granularity", action="append", choices=["channel", "weight"], default=None)
+    w.add_argument("--bits", type=int, action="append", default=None,
+                   help="repeat: calibrated weight/activation widths per point (default 8)")
     w.add_argument("--epochs", type=int, default=None)
     w.add_argument("--qat-epochs", type=int, default=None)
     w.add_argument("--init", default=None, help="start every point from this trained output directory")

@@ -34,10 +34,12 @@ class SweepPoint:
 
     beta: float
     granularity: str = "channel"
+    bits: int = 8  # calibrated weight / activation width (the budget)
 
     @property
     def key(self) -> str:
-        return f"beta{self.beta:g}-{self.granularity}" if self.beta > 0 else "beta0-8bit"
+        k = f"beta{self.beta:g}-{self.granularity}" if self.beta > 0 else f"beta0-{self.bits}bit"
+        return k if self.beta == 0 or self.bits == 8 else f"{k}-{self.bits}bit"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ def _check(cfg: SweepConfig) -> None:
             raise SweepError(f"--beta must be >= 0, got {p.beta}")
         if p.granularity not in ("channel", "weight"):
             raise SweepError(f"--granularity {p.granularity!r} unknown; use channel or weight")
+        if not 2 <= p.bits <= 16 or (cfg.init is not None and p.bits != 8):
+            raise SweepError(f"--bits {p.bits}: must be in 2..16, and 8 with --init (it skips calibration)")
     keys = [p.key for p in cfg.points]
     if len(set(keys)) != len(keys):
         raise SweepError(f"duplicate sweep points: {', '.join(sorted(k for k in keys if keys.count(k) > 1))}")
@@ -85,7 +89,8 @@ def run_point(cfg: SweepConfig, point: SweepPoint, out_dir: str) -> dict[str, An
     pdir = Path(out_dir) / "points" / point.key
     t0 = time.perf_counter()
     spec = cfg.spec if cfg.spec is not None else get_spec(cfg.model)
-    tcfg = _config(spec.name, cfg.epochs, point.beta, point.granularity, cfg.qat_epochs)
+    tcfg = dataclasses.replace(_config(spec.name, cfg.epochs, point.beta, point.granularity, cfg.qat_epochs),
+                               bits=point.bits)
     logs: list[str] = []
     res = train_spec(spec, pdir / "model", tcfg, cfg.seed, force=True, progress=logs.append, init=cfg.init)
     m = res.metrics
@@ -181,11 +186,12 @@ def sweep(cfg: SweepConfig, out_dir: Path | str, scheduler: str | None = None, w
 
 def markdown(summary: dict[str, Any]) -> str:
     md = [f"# Sweep: {summary['model']} ({summary['board']})", "",
-          "| point | beta | granularity | golden acc | Keras vs golden | EBOPs | zero weights | da4ml cost | "
-          "latency (cycles) | II | Pareto |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| point | beta | granularity | bits | golden acc | Keras vs golden | EBOPs | zero weights | da4ml cost | "
+          "latency (cycles) | II | Pareto |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["points"]:
         cost = r.get("da4ml_cost_total")
-        md.append(f"| {r['key']} | {r['beta']:g} | {r['granularity']} | {100 * r['accuracy_golden']:.2f}% | "
+        md.append(f"| {r['key']} | {r['beta']:g} | {r['granularity']} | {r.get('bits', 8)} | "
+                  f"{100 * r['accuracy_golden']:.2f}% | "
                   f"{r['keras_golden_mismatches']} | {r['ebops'] if r['ebops'] is not None else '-'} | "
                   f"{r['zero_weights'] if r['zero_weights'] is not None else '-'} | "
                   f"{f'{cost:,.0f}' if cost is not None else '-'} | {r.get('latency_cycles', '-')} | "

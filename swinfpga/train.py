@@ -61,6 +61,7 @@ class TrainConfig:
     beta: float = 0.0  # HGQ resource penalty per EBOP (0: fixed 8-bit per-tensor formats)
     granularity: str = "channel"  # HGQ weight bits: per output channel | per weight
     finetune_epochs: int | None = None  # HGQ: fixed-format QAT after freezing (default qat_epochs // 4)
+    bits: int = 8  # calibrated weight and activation widths (the budget HGQ starts from)
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,10 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         raise TrainError(f"--beta must be >= 0, got {cfg.beta}")
     if cfg.granularity not in ("channel", "weight"):
         raise TrainError(f"--granularity {cfg.granularity!r} unknown; use channel or weight")
+    if not 2 <= cfg.bits <= 16:
+        raise TrainError(f"--bits must be in 2..16, got {cfg.bits}")
+    if init is not None and cfg.bits != 8:
+        raise TrainError("--bits sets calibration widths, but --init skips calibration: drop one of them")
 
     import keras
 
@@ -209,7 +214,9 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         progress(f"{name}: float test accuracy {acc_float:.4f}")
 
         t0 = time.perf_counter()
-        fmts = calibrate(model, xtr)
+        from .keras.model import Bits
+
+        fmts = calibrate(model, xtr, Bits(weight=cfg.bits, act=cfg.bits))
         set_quantized(model, True)
         times["calibrate"] = time.perf_counter() - t0
         progress(f"{name}: calibrated {len(fmts)} formats; quantized accuracy before QAT "

@@ -29,16 +29,25 @@ def test_pareto_keeps_only_undominated_points():
     (SweepConfig("swin-digits", (SweepPoint(-1.0),)), "--beta must be >= 0"),
     (SweepConfig("swin-digits", (SweepPoint(1e-7, "tensor"),)), "granularity 'tensor' unknown"),
     (SweepConfig("swin-digits", (SweepPoint(1e-7), SweepPoint(1e-7))), "duplicate sweep points"),
+    (SweepConfig("swin-digits", (SweepPoint(1e-7, bits=1),)), "--bits 1: must be in 2..16"),
+    (SweepConfig("swin-digits", (SweepPoint(1e-7, bits=6),), init="somewhere"), "8 with --init"),
 ])
 def test_sweep_refuses_bad_configs(cfg, msg, tmp_path):
     with pytest.raises(SweepError, match=msg):
         sweep(cfg, tmp_path / "s")
 
 
+def test_point_keys_name_beta_granularity_and_budget():
+    assert SweepPoint(0.0).key == "beta0-8bit"
+    assert SweepPoint(0.0, bits=6).key == "beta0-6bit"
+    assert SweepPoint(3e-7, "weight").key == "beta3e-07-weight"
+    assert SweepPoint(3e-7, "channel", 6).key == "beta3e-07-channel-6bit"
+
+
 def test_cli_sweep_refusal_exits_2(tmp_path):
     from swinfpga.cli import main
 
-    assert main(["sweep", "swin-digits", "-o", str(tmp_path / "s"), "--beta", "-1"]) == 2
+    assert main(["sweep", "swin-digits", "-o", str(tmp_path / "s"), "--beta=-1"]) == 2
 
 
 @pytest.mark.slow  # two tiny trainings + da4ml traces in a Dask worker: ~2-4 min on a loaded 2-core machine

@@ -164,6 +164,7 @@ def freeze(model: keras.Model) -> HGQSummary:
         layer.hgq_active = False
         for v in layer.hgq_vars():
             set_frac(v, frac_np(v))
+            v.trainable = False  # out of later fits (saving keeps the creation order)
         for site in layer.hgq_act_sites() if layer.hgq else ():
             f0 = layer.fmts[site]
             fr = int(frac_np(layer.hgq_act_var(site)))
