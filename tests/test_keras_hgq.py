@@ -98,6 +98,7 @@ def test_hgq_bits_fall_and_export_is_bitexact(norm, act, granularity, tmp_path):
             f = np.broadcast_to(frac_np(lin.fvar), ln.weight.shape).astype(np.int64)
             ib = layer.fmt(lin.prefix + "w").int_bits
             assert ln.w_fmt.int_bits == ib and ln.w_fmt.frac >= f[ib + f > 0].max(initial=0)
+            assert ln.w_fmt.width <= 8, f"{layer.name}.{lin.prefix}w: {ln.w_fmt} wider than calibrated"
             assert np.all(ln.weight[ib + f <= 0] == 0)
             live = ib + f > 0
             step = 2 ** (ln.w_fmt.frac - f[live])

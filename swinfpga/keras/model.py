@@ -184,6 +184,10 @@ def widen_saturated_weights(model: keras.Model) -> list[str]:
             if isinstance(attr, Lin):
                 w, b = attr.effective()
                 dw = fix(layer, attr.prefix + "w", as_numpy(w))
+                if dw and attr.fvar is not None:  # HGQ: keep the width, as for one format (frac - dw)
+                    from .hgq import frac_np, set_frac
+
+                    set_frac(attr.fvar, np.minimum(frac_np(attr.fvar), layer.fmts[attr.prefix + "w"].frac))
                 if b is not None:  # keep the bias within the accumulator's fraction bits
                     fix(layer, attr.prefix + "b", as_numpy(b), extra=dw)
             elif isinstance(attr, LNCore):
