@@ -221,7 +221,7 @@ def plot(rows: list[dict[str, Any]], front: list[str], path: Path, title: str) -
     ax.set_ylabel("golden accuracy (%)")
     ax.set_title(f"{title}: accuracy vs area vs latency")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
