@@ -32,9 +32,22 @@ def _write_json(path: str | None, data: dict[str, Any]) -> None:
 def cmd_train(a: argparse.Namespace) -> int:
     from .train import train
 
-    res = train(a.model, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force, progress=_console().log)
+    res = train(a.model, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force, progress=_console().log,
+                beta=a.beta, granularity=a.granularity, qat_epochs=a.qat_epochs, init=a.init)
     print(json.dumps(res.metrics, indent=1))
     return 0
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from .sweep import SweepConfig, SweepPoint, sweep
+
+    grans = a.granularity or ["channel"]
+    pts = tuple(SweepPoint(b, g, n) for n in (a.bits or [8]) for b in a.beta for g in grans if b > 0 or g == grans[0])
+    cfg = SweepConfig(a.model, pts, epochs=a.epochs, qat_epochs=a.qat_epochs, init=a.init, rtl=not a.no_rtl,
+                      board=a.board, seed=a.seed)
+    res = sweep(cfg, Path(a.out), scheduler=a.scheduler, workers=a.workers, progress=_console().log)
+    print((Path(a.out) / "sweep.md").read_text())
+    return 0 if res["points"] else 1
 
 
 def cmd_convert(a: argparse.Namespace) -> int:
@@ -127,7 +140,30 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--force", action="store_true")
+    t.add_argument("--beta", type=float, default=0.0,
+                   help="HGQ: train bit widths under this penalty per EBOP (0: fixed 8-bit formats)")
+    t.add_argument("--granularity", default="channel", choices=["channel", "weight"],
+                   help="HGQ weight bits per output channel or per weight")
+    t.add_argument("--qat-epochs", type=int, default=None, help="quantization-aware (HGQ) epochs")
+    t.add_argument("--init", default=None, help="start from this trained output directory (skip float training)")
     t.set_defaults(fn=cmd_train)
+
+    w = sub.add_parser("sweep", help="design-space sweep over HGQ beta / granularity on Dask (resumes)")
+    w.add_argument("model", help="swin-digits | swin-digits-ln | swin-free-digits")
+    w.add_argument("-o", "--out", required=True)
+    w.add_argument("--beta", type=float, action="append", required=True, help="repeat: one point per beta")
+    w.add_argument("--granularity", action="append", choices=["channel", "weight"], default=None)
+    w.add_argument("--bits", type=int, action="append", default=None,
+                   help="repeat: calibrated weight/activation widths per point (default 8)")
+    w.add_argument("--epochs", type=int, default=None)
+    w.add_argument("--qat-epochs", type=int, default=None)
+    w.add_argument("--init", default=None, help="start every point from this trained output directory")
+    w.add_argument("--no-rtl", action="store_true", help="skip the RTL trace (no da4ml cost)")
+    w.add_argument("--board", default="vu13p")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (default: local cluster)")
+    w.add_argument("--workers", type=int, default=1, help="local cluster worker processes")
+    w.set_defaults(fn=cmd_sweep)
 
     c = sub.add_parser("convert", help="model -> hls4ml project + RTL + manifest")
     c.add_argument("model", help="reference model name, IR .json, .keras, QKeras .h5, or a train output dir")

@@ -8,6 +8,13 @@ golden-model accuracy.  Writes ``model.keras``, ``model.json`` (IR) and ``metric
 
     {"accuracy": {"float": f, "quantized": f, "golden": f}, "test_samples": n, ...}
 
+HGQ (``beta > 0``): the QAT phase trains fractional bits too (per output channel or per weight,
+per tensor for the main activations) under the penalty ``beta * EBOPs`` (see
+:mod:`swinfpga.keras.hgq`), then the bits are frozen into formats and ``finetune_epochs`` more QAT
+epochs run at fixed formats; ``metrics["hgq"]`` holds beta, the granularity and the frozen bits.
+``init``: start from a trained output directory (its quantized ``model.keras``) instead of float
+pre-training and calibration.  ``beta == 0`` is the 8-bit per-tensor training of before.
+
 ``float`` is the float model before QAT (``float_after_qat``: the fine-tuned weights run in
 float mode), ``quantized`` the quantized Keras model, ``golden`` the IR
 run by :func:`swinfpga.golden.run` on the same test split (they agree bit for bit;
@@ -51,6 +58,10 @@ class TrainConfig:
     qat_lr: float = 2e-4
     weight_decay: float = 1e-4
     augment_shift: int = 1  # random +-1 pixel translation of the training images
+    beta: float = 0.0  # HGQ resource penalty per EBOP (0: fixed 8-bit per-tensor formats)
+    granularity: str = "channel"  # HGQ weight bits: per output channel | per weight
+    finetune_epochs: int | None = None  # HGQ: fixed-format QAT after freezing (default qat_epochs // 4)
+    bits: int = 8  # calibrated weight and activation widths (the budget HGQ starts from)
 
 
 @dataclass(frozen=True)
@@ -64,12 +75,15 @@ class TrainResult:
 DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=200, lr=3e-3)}
 
 
-def _config(name: str, epochs: int | None) -> TrainConfig:
-    base = DEFAULTS.get(name, TrainConfig())
-    if epochs is None:
-        return base
-    e = max(1, int(epochs))
-    return dataclasses.replace(base, float_epochs=e, qat_epochs=max(1, e // 4))
+def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str = "channel",
+            qat_epochs: int | None = None) -> TrainConfig:
+    base = dataclasses.replace(DEFAULTS.get(name, TrainConfig()), beta=float(beta), granularity=granularity)
+    if epochs is not None:
+        e = max(1, int(epochs))
+        base = dataclasses.replace(base, float_epochs=e, qat_epochs=max(1, e // 4))
+    if qat_epochs is not None:
+        base = dataclasses.replace(base, qat_epochs=max(1, int(qat_epochs)))
+    return base
 
 
 def _shift_augment(x: np.ndarray, rng: np.random.Generator, s: int) -> np.ndarray:
@@ -128,21 +142,41 @@ def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
 
 
 def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int = 0, force: bool = False,
-          progress: Callable[[str], None] = print) -> TrainResult:
+          progress: Callable[[str], None] = print, beta: float = 0.0, granularity: str = "channel",
+          qat_epochs: int | None = None, init: Path | str | None = None) -> TrainResult:
     """Train reference model ``name`` and write ``out_dir`` (see module docstring).
 
     ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 120 + 30
     (swin-digits-ln: 200 + 30 at a higher learning rate, see ``DEFAULTS``).
-    An existing ``out_dir`` is refused unless ``force``."""
+    An existing ``out_dir`` is refused unless ``force``.  ``beta``/``granularity``: HGQ (module
+    docstring); ``qat_epochs`` overrides the QAT epochs; ``init``: a trained output directory to
+    start from."""
     from .models import get_spec
 
     if name not in TRAINABLE:
         raise TrainError(f"cannot train {name!r}: trainable reference models are {', '.join(TRAINABLE)}")
-    return train_spec(get_spec(name), out_dir, _config(name, epochs), seed, force, progress)
+    return train_spec(get_spec(name), out_dir, _config(name, epochs, beta, granularity, qat_epochs), seed, force,
+                      progress, init=init)
+
+
+def _load_init(init: Path | str, spec: SwinSpec) -> Any:
+    import keras
+
+    import swinfpga.keras  # noqa: F401  (registers the layers)
+
+    p = Path(init)
+    f = p / "model.keras" if p.is_dir() else p
+    if not f.exists():
+        raise TrainError(f"--init {init}: no model.keras there (pass a `swinfpga train` output directory)")
+    model = keras.models.load_model(f, compile=False)
+    if model.name != spec.name:
+        raise TrainError(f"--init {init}: the model is {model.name!r}, not {spec.name!r}")
+    return model
 
 
 def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = None, seed: int = 0,
-               force: bool = False, progress: Callable[[str], None] = print) -> TrainResult:
+               force: bool = False, progress: Callable[[str], None] = print,
+               init: Path | str | None = None) -> TrainResult:
     """:func:`train` for any 8x8x1 digits classifier spec (e.g. a tiny one for smoke tests)."""
     name = spec.name
     cfg = cfg or TrainConfig()
@@ -150,6 +184,14 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     from .outdir import check_output_dir
 
     check_output_dir(out, force, TRAIN_MARKERS, "a `swinfpga train` output directory", error=TrainError)
+    if cfg.beta < 0:
+        raise TrainError(f"--beta must be >= 0, got {cfg.beta}")
+    if cfg.granularity not in ("channel", "weight"):
+        raise TrainError(f"--granularity {cfg.granularity!r} unknown; use channel or weight")
+    if not 2 <= cfg.bits <= 16:
+        raise TrainError(f"--bits must be in 2..16, got {cfg.bits}")
+    if init is not None and cfg.bits != 8:
+        raise TrainError("--bits sets calibration widths, but --init skips calibration: drop one of them")
 
     import keras
 
@@ -163,24 +205,50 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     d = digits_split()
     lsb = spec.in_fmt.lsb
     xtr, xte = d.x_train * lsb, d.x_test * lsb  # real pixel values (codes of ufixed<5,1>)
-    model = build_model(spec)
+    if init is None:
+        model = build_model(spec)
+        t0 = time.perf_counter()
+        progress(f"{name}: float pre-training, {cfg.float_epochs} epochs on {len(xtr)} images")
+        _fit(model, xtr, d.y_train, cfg.float_epochs, cfg.lr, cfg, seed, progress, "float")
+        times["float"] = time.perf_counter() - t0
+        acc_float = _accuracy(predict_quantized(model, xte), d.y_test)
+        progress(f"{name}: float test accuracy {acc_float:.4f}")
+
+        t0 = time.perf_counter()
+        from .keras.model import Bits
+
+        fmts = calibrate(model, xtr, Bits(weight=cfg.bits, act=cfg.bits))
+        set_quantized(model, True)
+        times["calibrate"] = time.perf_counter() - t0
+        progress(f"{name}: calibrated {len(fmts)} formats; quantized accuracy before QAT "
+                 f"{_accuracy(predict_quantized(model, xte), d.y_test):.4f}")
+    else:
+        model = _load_init(init, spec)
+        set_quantized(model, False)
+        acc_float = _accuracy(predict_quantized(model, xte), d.y_test)
+        set_quantized(model, True)
+        acc0 = _accuracy(predict_quantized(model, xte), d.y_test)
+        progress(f"{name}: starting from {init} (quantized accuracy {acc0:.4f})")
 
     t0 = time.perf_counter()
-    progress(f"{name}: float pre-training, {cfg.float_epochs} epochs on {len(xtr)} images")
-    _fit(model, xtr, d.y_train, cfg.float_epochs, cfg.lr, cfg, seed, progress, "float")
-    times["float"] = time.perf_counter() - t0
-    acc_float = _accuracy(predict_quantized(model, xte), d.y_test)
-    progress(f"{name}: float test accuracy {acc_float:.4f}")
+    hgq_info: dict[str, Any] | None = None
+    if cfg.beta > 0:
+        from .keras import hgq
 
-    t0 = time.perf_counter()
-    fmts = calibrate(model, xtr)
-    set_quantized(model, True)
-    times["calibrate"] = time.perf_counter() - t0
-    progress(f"{name}: calibrated {len(fmts)} formats; quantized accuracy before QAT "
-             f"{_accuracy(predict_quantized(model, xte), d.y_test):.4f}")
-
-    t0 = time.perf_counter()
-    _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "QAT")
+        hgq.enable(model, cfg.granularity, cfg.beta)
+        e0 = hgq.total_ebops(model)
+        progress(f"{name}: HGQ ({cfg.granularity} weight bits, beta {cfg.beta:g}): EBOPs before {e0:.0f}")
+        _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "HGQ")
+        summ = hgq.freeze(model)
+        ft = cfg.finetune_epochs if cfg.finetune_epochs is not None else max(1, cfg.qat_epochs // 4)
+        progress(f"{name}: HGQ froze: EBOPs {summ.ebops:.0f}, {summ.zero_weights}/{summ.weights} weights at 0 bits, "
+                 f"mean weight bits {summ.mean_weight_bits:.2f}; quantized accuracy "
+                 f"{_accuracy(predict_quantized(model, xte), d.y_test):.4f}; {ft} fixed-format epochs")
+        _fit(model, xtr, d.y_train, ft, cfg.qat_lr / 2, cfg, seed + 2, progress, "QAT")
+        summ = hgq.summary(model)
+        hgq_info = {"beta": cfg.beta, "granularity": cfg.granularity, "ebops_before": e0, **summ.as_dict()}
+    else:
+        _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "QAT")
     widened = widen_saturated_weights(model)
     if widened:
         progress(f"{name}: widened {len(widened)} weight formats that saturated after QAT: {'; '.join(widened)}")
@@ -208,11 +276,15 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         "keras_golden_mismatches": mism,
         "keras_golden_elements": int(res.output.size),
         "overflow": {k: v for k, v in res.overflow.items() if v},
-        "epochs": {"float": cfg.float_epochs, "qat": cfg.qat_epochs},
+        "epochs": {"float": 0 if init is not None else cfg.float_epochs, "qat": cfg.qat_epochs},
         "config": dataclasses.asdict(cfg),
         "seed": seed,
         "train_seconds": {k: round(v, 1) for k, v in times.items()},
     }
+    if hgq_info is not None:
+        metrics["hgq"] = hgq_info
+    if init is not None:
+        metrics["init"] = str(init)
     progress(f"{name}: accuracy float {acc_float:.4f} quantized {acc_q:.4f} golden {acc_g:.4f}; "
              f"keras vs golden mismatching logit codes: {mism}/{res.output.size}")
 

@@ -110,3 +110,25 @@ def test_cli_train_refuses_existing_dir(tmp_path, capsys):
 
     (tmp_path / "out").mkdir()
     assert main(["train", "swin-digits", "-o", str(tmp_path / "out")]) == 2
+
+
+def test_cli_train_rejects_negative_beta(tmp_path, capsys):
+    from swinfpga.cli import main
+
+    assert main(["train", "swin-digits", "-o", str(tmp_path / "o"), "--beta=-1e-6"]) == 2
+    assert "--beta must be >= 0" in capsys.readouterr().err
+
+
+def test_committed_swin_digits_is_hgq_trained():
+    """The committed swin-digits came from HGQ training: its record says so, and some weights are 0."""
+    metrics, ir = load("swin-digits")
+    h = metrics["hgq"]
+    assert h["beta"] > 0 and h["granularity"] in ("channel", "weight")
+    assert h["ebops"] < h["ebops_before"]
+    from swinfpga.ir import nodes as N
+
+    zero = sum(int(np.count_nonzero(n.linear.weight == 0)) for n in ir.nodes if isinstance(n, N.PatchEmbed | N.Dense))
+    zero += sum(int(np.count_nonzero(getattr(n, a).weight == 0)) for n in ir.nodes
+                if isinstance(n, N.WindowAttention) for a in ("q", "k", "v", "proj"))
+    assert zero > 0
+    assert metrics["accuracy"]["golden"] >= 0.97

@@ -8,6 +8,9 @@ Workflow (what :func:`swinfpga.train.train` does)::
     calibrate(m, x_train / 16)            # per-tensor formats from observed ranges
     set_quantized(m, True); m.fit(...)    # QAT; inference now equals the golden model bit for bit
     ir = swinfpga.frontend.keras.from_keras_model(m)
+
+HGQ (trained bit widths, :mod:`swinfpga.keras.hgq`): after calibration, ``hgq.enable(m, "channel",
+beta)``, fit, ``hgq.freeze(m)``; the frozen model exports to the same IR, bit-exact.
 """
 
 from .layers import (

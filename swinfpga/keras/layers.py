@@ -31,7 +31,18 @@ from ..errors import SwinfpgaError
 from ..fixed import Fmt, FormatError, fit_fmt
 from ..ir import nodes as N
 from ..lut import SoftmaxSpec, design_softmax, gelu_table, rsqrt_table
-from .quant import DTYPE, MASK_VALUE, as_numpy, fmts_from_config, fmts_to_config, lut_lookup, quantize, softmax_int, ste
+from .quant import (
+    DTYPE,
+    MASK_VALUE,
+    as_numpy,
+    fmts_from_config,
+    fmts_to_config,
+    lut_lookup,
+    quantize,
+    quantize_f,
+    softmax_int,
+    ste,
+)
 
 PKG = "swinfpga"
 LN_INV_FRAC = 16  # LayerNorm: inv_c = round(2**16 / C)
@@ -52,13 +63,24 @@ class QuantizationError(SwinfpgaError, ValueError):
 class QLayer(keras.layers.Layer):
     """Base: quantization sites, float/quantized mode, calibration and tap recording."""
 
-    def __init__(self, fmts: dict[str, Any] | None = None, quantized: bool = False, **kw: Any) -> None:
+    def __init__(self, fmts: dict[str, Any] | None = None, quantized: bool = False, hgq: str | None = None,
+                 **kw: Any) -> None:
         kw["dtype"] = DTYPE
         super().__init__(**kw)
         self.fmts: dict[str, Fmt] = fmts_from_config(fmts)
         self.quantized = bool(quantized)
         self.calib: dict[str, list[float]] | None = None
         self.record: dict[str, np.ndarray] | None = None
+        # HGQ (swinfpga.keras.hgq): ``hgq`` = granularity of the trainable weight bits (None: fixed
+        # formats); bit variables exist when set, and train (with the EBOPs penalty) while ``hgq_active``.
+        self.hgq = hgq
+        self.hgq_active = False
+        self.hgq_beta = 0.0
+        # plain containers, not Keras-tracked (the variables are tracked by add_weight, layers by the model)
+        object.__setattr__(self, "hgq_in", [])  # [(upstream layer, site)]
+        object.__setattr__(self, "_lins", [])
+        object.__setattr__(self, "_act_vars", {})
+        self._ntok = 1
 
     # ----- sites -----------------------------------------------------------------------------
     def fmt(self, site: str) -> Fmt:
@@ -71,7 +93,11 @@ class QLayer(keras.layers.Layer):
             ) from None
 
     def site(self, name: str, x: Any, training: Any = False) -> Any:
-        if self.quantized:
+        if self.quantized and self.hgq_active and name in self._act_vars:
+            from .hgq import round_ste
+
+            x = quantize_f(x, self.fmt(name), round_ste(self._act_vars[name], True), training)
+        elif self.quantized:
             x = quantize(x, self.fmt(name), training)
         elif self.calib is not None:
             v = as_numpy(x)
@@ -93,7 +119,105 @@ class QLayer(keras.layers.Layer):
         cfg = super().get_config()
         cfg.pop("dtype", None)
         cfg.update(fmts=fmts_to_config(self.fmts), quantized=self.quantized)
+        if self.hgq is not None:
+            cfg["hgq"] = self.hgq
         return cfg
+
+    # ----- HGQ: trainable bits ------------------------------------------------------------------
+    def lins(self) -> list[Lin]:
+        return list(self._lins)
+
+    def hgq_act_sites(self) -> list[str]:
+        """Activation sites whose fractional bits train under HGQ (per tensor)."""
+        return []
+
+    def build_hgq(self) -> None:
+        """Create the bit variables (after every other variable: the order ``.keras`` loading expects)."""
+        from .hgq import FracRange, act_range, weight_range
+
+        tracker = getattr(self, "_tracker", None)
+        if self.built and tracker is not None:  # Keras locks a built layer's state; HGQ adds to it
+            tracker.unlock()
+        for lin in self._lins:
+            if lin.fvar is None:
+                wf = self.fmt(lin.prefix + "w")
+                shape = (1, lin.n_out) if self.hgq == "channel" else (lin.n_in, lin.n_out)
+                lin.fvar = self.add_weight(name=f"{lin.prefix}wfrac", shape=shape, initializer="zeros",
+                                           constraint=FracRange(*weight_range(wf)))
+        for site in self.hgq_act_sites():
+            if site not in self._act_vars:
+                self._act_vars[site] = self.add_weight(name=f"frac_{site}", shape=(), initializer="zeros",
+                                                       constraint=FracRange(*act_range(self.fmt(site))))
+        if self.built and tracker is not None:
+            tracker.lock()
+
+    def init_hgq(self) -> None:
+        """Bit variables := the current (calibrated) fractional bits."""
+        from .hgq import set_frac
+
+        for lin in self._lins:
+            set_frac(lin.fvar, self.fmt(lin.prefix + "w").frac)
+        for site, v in self._act_vars.items():
+            set_frac(v, self.fmt(site).frac)
+
+    def hgq_vars(self) -> list[Any]:
+        return [lin.fvar for lin in self._lins if lin.fvar is not None] + list(self._act_vars.values())
+
+    def hgq_act_var(self, site: str) -> Any:
+        return self._act_vars[site]
+
+    def site_bits(self, site: str) -> Any:
+        """Width of ``site`` as a tensor (trainable under active HGQ)."""
+        f = self.fmt(site)
+        if self.hgq_active and site in self._act_vars:
+            from .hgq import round_ste
+
+            return ops.maximum(f.int_bits + round_ste(self._act_vars[site], True), 0.0)
+        return ops.convert_to_tensor(float(f.width), dtype=DTYPE)
+
+    def in_fmt(self, src: str | None) -> Fmt:
+        """Format of the layer's input (``src`` None) or of its own site ``src``."""
+        if src is not None:
+            return self.fmt(src)
+        if not self.hgq_in:
+            raise QuantizationError(f"layer {self.name!r}: input not linked (swinfpga.keras.hgq.link_inputs)")
+        up, site = self.hgq_in[0]
+        return up.fmt(site)
+
+    def in_bits(self, src: str | None) -> Any:
+        if src is not None:
+            return self.site_bits(src)
+        if not self.hgq_in:
+            raise QuantizationError(f"layer {self.name!r}: input not linked (swinfpga.keras.hgq.link_inputs)")
+        up, site = self.hgq_in[0]
+        return up.site_bits(site)
+
+    def has_ebops(self) -> bool:
+        return any(lin.fvar is not None for lin in self._lins) or (self.hgq is not None and self._ln() is not None)
+
+    def _ln(self) -> LNCore | None:
+        return getattr(self, "core", None) or getattr(self, "ln", None)
+
+    def lin_tokens(self, lin: Lin) -> int:
+        """Token positions per sample each linear runs on."""
+        return self._ntok
+
+    def ebops(self) -> Any:
+        """HGQ2-style effective bit operations of this layer per sample (see :mod:`swinfpga.keras.hgq`)."""
+        e = ops.convert_to_tensor(0.0, dtype=DTYPE)
+        for lin in self._lins:
+            if lin.fvar is not None:
+                e = e + lin.ebops() * float(self.lin_tokens(lin))
+        ln = self._ln()
+        if ln is not None and self.hgq is not None:  # LayerNorm on the input: (x - mean)**2 per element
+            b = self.in_bits(None)
+            e = e + b * b * float(ln.c * self._ln_tokens)
+        return e
+
+    def hgq_penalty(self, training: Any) -> None:
+        """Add ``beta * EBOPs`` to the training loss (HGQ training only)."""
+        if training and self.hgq_active and self.hgq_beta > 0 and self.has_ebops():
+            self.add_loss(ops.cast(self.ebops() * self.hgq_beta, keras.config.floatx()))
 
     # ----- formats ----------------------------------------------------------------------------
     def stat(self, name: str) -> tuple[float, float]:
@@ -139,6 +263,9 @@ class Lin:
         self.kernel = layer.add_weight(name=f"{prefix}kernel", shape=(n_in, n_out), initializer="glorot_uniform")
         self.bias = layer.add_weight(name=f"{prefix}bias", shape=(n_out,), initializer="zeros") if bias else None
         self.pre_bn, self.post_bn = pre_bn, post_bn
+        self.src: str | None = None  # input: the layer's input (None) or one of its sites
+        self.fvar: Any = None  # HGQ fractional bits per channel (1, n_out) or per weight (n_in, n_out)
+        layer._lins.append(self)
 
     @property
     def has_bias(self) -> bool:
@@ -168,9 +295,20 @@ class Lin:
             y = y + self.bias
         return y * self.scale if self.scale != 1.0 else y
 
+    def weight_frac(self, train: bool = False) -> Any:
+        """HGQ fractional bits of each weight (rounded; straight-through when ``train``)."""
+        from .hgq import round_ste
+
+        return round_ste(self.fvar, train)
+
     def quant_weights(self, training: Any = False) -> tuple[Any, Any | None]:
         w, b = self.effective()
-        wq = quantize(w, self.layer.fmt(self.prefix + "w"), training)
+        wf = self.layer.fmt(self.prefix + "w")
+        if self.fvar is None:
+            wq = quantize(w, wf, training)
+        else:  # HGQ: own fraction per channel / weight; zero bits (I + f <= 0) -> 0
+            f = self.weight_frac(bool(training) and self.layer.hgq_active)
+            wq = ops.where(wf.int_bits + f > 0, quantize_f(w, wf, f, training), 0.0)
         bq = None if b is None else quantize(b, self.layer.fmt(self.prefix + "b"), training)
         return wq, bq
 
@@ -183,6 +321,30 @@ class Lin:
 
     def sites(self) -> list[str]:
         return [self.prefix + "w", self.prefix + "out"] + ([self.prefix + "b"] if self.has_bias else [])
+
+    def in_fmt(self) -> Fmt:
+        return self.layer.in_fmt(self.src)
+
+    def export_w_fmt(self) -> Fmt:
+        """The weights' one IR format: calibrated integer bits, the widest trained fraction (HGQ)."""
+        wf = self.layer.fmt(self.prefix + "w")
+        if self.fvar is None:
+            return wf
+        from .hgq import frac_np
+
+        f = frac_np(self.fvar)
+        live = f[wf.int_bits + f > 0]
+        frac = max(int(live.max()) if live.size else 0, 2 - wf.int_bits)
+        return Fmt(True, wf.int_bits + frac, wf.int_bits, wf.rounding, wf.overflow)
+
+    def ebops(self) -> Any:
+        """``bits_in * sum(bits_w)`` for one token (HGQ2's dense EBOPs)."""
+        from .hgq import weight_bits
+
+        train = self.layer.hgq_active
+        wq, _ = self.quant_weights(False)
+        f = ops.broadcast_to(self.weight_frac(train), (self.n_in, self.n_out))
+        return self.layer.in_bits(self.src) * ops.sum(weight_bits(wq, f))
 
     # ----- formats / export -----------------------------------------------------------------
     def assign_formats(self, in_fmt: Fmt, act_bits: int = 8, weight_bits: int = 8, bias_bits: int = 12,
@@ -198,7 +360,7 @@ class Lin:
     def to_ir(self) -> N.Linear:
         """Quantized IR Linear (codes computed by the same Keras ops as the forward pass)."""
         w, b = self.effective()
-        wf = self.layer.fmt(self.prefix + "w")
+        wf = self.export_w_fmt()
         check_weight_range(as_numpy(w), wf, f"{self.layer.name}: {self.prefix or ''}weight")
         wq, bq = self.quant_weights(False)
         wc = to_codes(wq, wf)
@@ -299,8 +461,15 @@ class QPatchEmbed(QLayer):
         if self.bn is not None:
             _build_bn(self.bn, self.embed)
         self.lin = Lin(self, "", self.patch * self.patch * c, self.embed, post_bn=self.bn)
+        self._ntok = (h // self.patch) * (w // self.patch)
+        if self.hgq:
+            self.build_hgq()
+
+    def hgq_act_sites(self) -> list[str]:
+        return ["out"]
 
     def call(self, x: Any, training: Any = None) -> Any:
+        self.hgq_penalty(training)
         p = _patches(x, self.patch)
         if self.quantized:
             return self.lin.quant_call(p, training)
@@ -378,6 +547,10 @@ class QWindowAttention(QLayer):
             initializer=keras.initializers.TruncatedNormal(stddev=0.02),
         )
         self.proj = Lin(self, "proj.", c, c)
+        self.proj.src = "attn"
+        self._ntok = h * w
+        if self.hgq:
+            self.build_hgq()
         self.rel_index = N.relative_position_index(win).reshape(-1)
         self.valid = N.shift_valid_mask((h, w), win, shift)  # nW, N, N
         self._softmax: SoftmaxSpec | None = None
@@ -393,7 +566,16 @@ class QWindowAttention(QLayer):
         nw, nt = t.shape[1], t.shape[2]
         return ops.transpose(ops.reshape(t, (-1, nw, nt, self.heads, self.head_dim)), (0, 1, 3, 2, 4))
 
+    def hgq_act_sites(self) -> list[str]:
+        return ["v.out", "attn", "proj.out"]
+
+    def ebops(self) -> Any:
+        """Linears plus the ``probs @ v`` products (probabilities: the softmax's output width)."""
+        pv = self._ntok * self.win * self.win * self.dim * self.softmax_spec.prob_fmt.width
+        return super().ebops() + self.site_bits("v.out") * float(pv)
+
     def call(self, x: Any, training: Any = None) -> Any:
+        self.hgq_penalty(training)
         h, w = self.res
         s, win, nt = self.eff_shift, self.win, self.win * self.win
         qm = self.quantized
@@ -482,6 +664,13 @@ class QMlp(QLayer):
             _build_bn(self.bn, c)
         self.fc1 = Lin(self, "fc1.", c, self.hidden, pre_bn=self.bn)
         self.fc2 = Lin(self, "fc2.", self.hidden, c)
+        self.fc2.src = "hidden"
+        self._ntok = int(np.prod(input_shape[1:-1]))
+        if self.hgq:
+            self.build_hgq()
+
+    def hgq_act_sites(self) -> list[str]:
+        return ["fc1.out", "hidden", "fc2.out"] if self.act == "relu" else ["fc2.out"]
 
     @property
     def gelu_lut(self) -> Any:
@@ -491,6 +680,7 @@ class QMlp(QLayer):
         return self._gelu
 
     def call(self, x: Any, training: Any = None) -> Any:
+        self.hgq_penalty(training)
         if self.quantized:
             h = self.fc1.quant_call(x, training)
             if self.act == "relu":
@@ -599,9 +789,12 @@ class QLayerNorm(QLayer):
 
     def build(self, input_shape: Any) -> None:
         self.core = LNCore(self, "", int(input_shape[-1]))
+        self._ln_tokens = int(np.prod(input_shape[1:-1]))
 
     def call(self, x: Any, training: Any = None) -> Any:
+        self.hgq_penalty(training)
         return self.core.call(x, training)
+
 
     def required_sites(self) -> list[str]:
         return self.core.sites()
@@ -636,8 +829,17 @@ class QPatchMerging(QLayer):
             _build_bn(self.bn, 4 * c)
         self.ln = LNCore(self, "norm.", 4 * c) if self.norm == "ln" else None
         self.lin = Lin(self, "", 4 * c, self.out_dim, bias=False, pre_bn=self.bn)
+        self.lin.src = "norm.out" if self.ln is not None else None
+        self._ntok = (h // 2) * (w // 2)
+        self._ln_tokens = self._ntok
+        if self.hgq:
+            self.build_hgq()
+
+    def hgq_act_sites(self) -> list[str]:
+        return ["out"]
 
     def call(self, x: Any, training: Any = None) -> Any:
+        self.hgq_penalty(training)
         x0, x1, x2, x3 = x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]
         cat = ops.concatenate([x0, x1, x2, x3], axis=-1)
         if self.ln is not None:
@@ -670,6 +872,13 @@ class QPatchMerging(QLayer):
 class QAdd(QLayer):
     """Residual add ``[a, b]`` -> requant to ``out`` (exact sum of the aligned operands)."""
 
+    def build(self, input_shape: Any) -> None:
+        if self.hgq:
+            self.build_hgq()
+
+    def hgq_act_sites(self) -> list[str]:
+        return ["out"]
+
     def call(self, inputs: Any, training: Any = None) -> Any:
         a, b = inputs
         return self.site("out", a + b, training)
@@ -697,6 +906,11 @@ class QPool(QLayer):
     def build(self, input_shape: Any) -> None:
         self.npos = int(input_shape[1]) * int(input_shape[2])
         self.inv_n, self.inv_frac = pool_constants(self.npos)
+        if self.hgq:
+            self.build_hgq()
+
+    def hgq_act_sites(self) -> list[str]:
+        return ["out"]
 
     def call(self, x: Any, training: Any = None) -> Any:
         if self.quantized:
@@ -728,8 +942,11 @@ class QDense(QLayer):
         if self.bn is not None:
             _build_bn(self.bn, c)
         self.lin = Lin(self, "", c, self.units, pre_bn=self.bn)
+        if self.hgq:
+            self.build_hgq()
 
     def call(self, x: Any, training: Any = None) -> Any:
+        self.hgq_penalty(training)
         if self.quantized:
             return self.lin.quant_call(x, training)
         if self.bn is not None:

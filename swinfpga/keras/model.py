@@ -127,12 +127,19 @@ def calibrate(model: keras.Model, x: np.ndarray, bits: Bits | None = None, batch
     return {f"{ly.name}.{k}": v for ly in layers for k, v in ly.fmts.items()}
 
 
-def output_fmt(layer: QLayer) -> Fmt:
+def output_site(layer: QLayer) -> str:
+    """The site holding ``layer``'s output."""
     if isinstance(layer, QWindowAttention):
-        return layer.fmt("proj.out")
+        return "proj.out"
     if isinstance(layer, QMlp):
-        return layer.fmt("fc2.out")
-    return layer.fmt("out")
+        return "fc2.out"
+    if isinstance(layer, QLayerNorm):
+        return layer.core.prefix + "out"
+    return "out"
+
+
+def output_fmt(layer: QLayer) -> Fmt:
+    return layer.fmt(output_site(layer))
 
 
 def predict_quantized(model: keras.Model, x: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -177,6 +184,10 @@ def widen_saturated_weights(model: keras.Model) -> list[str]:
             if isinstance(attr, Lin):
                 w, b = attr.effective()
                 dw = fix(layer, attr.prefix + "w", as_numpy(w))
+                if dw and attr.fvar is not None:  # HGQ: keep the width, as for one format (frac - dw)
+                    from .hgq import frac_np, set_frac
+
+                    set_frac(attr.fvar, np.minimum(frac_np(attr.fvar), layer.fmts[attr.prefix + "w"].frac))
                 if b is not None:  # keep the bias within the accumulator's fraction bits
                     fix(layer, attr.prefix + "b", as_numpy(b), extra=dw)
             elif isinstance(attr, LNCore):

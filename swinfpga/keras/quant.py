@@ -39,6 +39,16 @@ def quantize(x: Any, fmt: Fmt, training: bool | None = False) -> Any:
     return q(x, kk, ii, ff, training=bool(training))
 
 
+def quantize_f(x: Any, fmt: Fmt, f: Any, training: bool | None = False) -> Any:
+    """:func:`quantize` with ``fmt``'s sign and integer bits but fractional bits ``f`` (a tensor that
+    broadcasts against ``x``: per channel / per weight / per tensor; HGQ training)."""
+    k, i, _ = fmt.kif
+    q = _quantizer(fmt.rounding, fmt.overflow)
+    x = ops.convert_to_tensor(x)
+    kk, ii = (ops.convert_to_tensor(float(v), dtype=x.dtype) for v in (k, i))
+    return q(x, kk, ii, ops.cast(f, x.dtype), training=bool(training))
+
+
 def codes(x: Any, fmt: Fmt) -> Any:
     """Values already in ``fmt`` -> integer-valued float64 codes."""
     return x * (2.0**fmt.frac)

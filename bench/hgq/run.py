@@ -1,0 +1,144 @@
+"""HGQ-trained vs 8-bit per-tensor swin-digits: golden accuracy, EBOPs, zero weights, da4ml cost per RTL unit.
+
+Traces every model's RTL (da4ml, content-hash cached; the first trace of a model takes minutes),
+runs the golden model on the 360 digits test images, and writes
+bench/results/hgq_swin_digits.{json,md}::
+
+    nice -n 10 python bench/hgq/run.py --model 8-bit=swinfpga/models/swin-digits \
+        --model hgq-1e-7=/tmp/hgqruns/b1e-7 [--model NAME=DIR ...]
+
+``DIR`` is a ``swinfpga train`` output directory (model.json, metrics.json), or ``git:REV:PATH`` for
+one in the repository's history (e.g. the 8-bit model: ``git:824ea4e:swinfpga/models/swin-digits``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from swinfpga import golden
+from swinfpga.boards import load_board
+from swinfpga.data import digits_split
+from swinfpga.ir import Model, atomic_write_text
+
+OUT = Path(__file__).resolve().parents[1] / "results"
+LIN_ATTRS = {"PatchEmbed": ["linear"], "Dense": ["linear"], "PatchMerging": ["linear"],
+             "WindowAttention": ["q", "k", "v", "proj"], "Mlp": ["fc1", "fc2"]}
+
+
+def weight_stats(ir: Model) -> dict[str, float]:
+    """Weights at code 0, and mean nonzero-digit count (canonical signed digits) of the weight codes."""
+    zero = total = 0
+    digits = 0
+    for n in ir.nodes:
+        for attr in LIN_ATTRS.get(type(n).__name__, []):
+            w = np.asarray(getattr(n, attr).weight, dtype=np.int64).ravel()
+            zero += int(np.count_nonzero(w == 0))
+            total += w.size
+            digits += sum(csd_digits(int(v)) for v in w)
+    return {"weights": total, "zero_weights": zero, "mean_csd_digits": digits / max(total, 1)}
+
+
+def csd_digits(v: int) -> int:
+    """Nonzero digits of ``v`` in canonical signed-digit form (what a constant multiplier's adders follow)."""
+    v, n = abs(v), 0
+    while v:
+        if v & 1:
+            n += 1
+            v -= 1 if (v & 3) == 1 else -1
+        v >>= 1
+    return n
+
+
+def act_widths(ir: Model) -> dict[str, int]:
+    info = ir.infer()
+    return {n.name: info[n.name].fmt.width for n in ir.nodes}
+
+
+def from_git(ref: str, work: Path) -> Path:
+    """``git:REV:PATH`` -> a directory holding that revision's model.json and metrics.json."""
+    _, rev, path = ref.split(":", 2)
+    d = Path(tempfile.mkdtemp(prefix="model-", dir=work))
+    root = Path(__file__).resolve().parents[2]
+    for f in ("model.json", "metrics.json"):
+        blob = subprocess.run(["git", "show", f"{rev}:{path}/{f}"], cwd=root, check=True, capture_output=True).stdout
+        (d / f).write_bytes(blob)
+    return d
+
+
+def measure(name: str, ref: str, board: str, work: Path) -> dict:
+    from swinfpga.backends.rtl import write_rtl_project
+
+    t0 = time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
+    d = from_git(ref, work) if ref.startswith("git:") else Path(ref)
+    ir = Model.load(d / "model.json")
+    metrics = json.loads((d / "metrics.json").read_text())
+    split = digits_split()
+    res = golden.run(ir, split.x_test)
+    acc = float(np.mean(res.output.argmax(-1) == split.y_test))
+    out = work / name
+    write_rtl_project(ir, load_board(board), out, progress=print)
+    rtl = json.loads((out / "rtl.json").read_text())
+    units = {s["name"]: {"da4ml_cost": s["da4ml_cost"], "unit_stages": s["unit_stages"],
+                         "register_bits": s["register_bits"], "nodes": s["nodes"]} for s in rtl["segments"]}
+    row = {
+        "name": name, "dir": ref, "golden_accuracy": acc,
+        "keras_golden_mismatches": metrics.get("keras_golden_mismatches"),
+        "hgq": metrics.get("hgq"), "units": units,
+        "da4ml_cost_total": float(sum(u["da4ml_cost"] for u in units.values())),
+        "predicted_latency_cycles": rtl["predicted"]["latency_cycles"], "ii_cycles": rtl["predicted"]["ii_cycles"],
+        "act_widths": act_widths(ir), **weight_stats(ir),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    print(f"{name}: golden {acc:.4f}, da4ml cost {row['da4ml_cost_total']:.0f} ({row['seconds']} s)")
+    return row
+
+
+def markdown(rows: list[dict], board: str) -> str:
+    base = rows[0]
+    units = list(base["units"])
+    md = [f"# HGQ-trained vs 8-bit swin-digits ({board})", "",
+          "| model | golden acc | Keras vs golden mismatches | zero weights | mean CSD digits / weight | "
+          + " | ".join(f"{u} da4ml cost" for u in units)
+          + " | total da4ml cost | vs first | register bits | latency (pred.) | II |",
+          "|---|---|---|---|---|" + "---|" * len(units) + "---|---|---|---|---|"]
+    for r in rows:
+        cells = " | ".join(f"{r['units'].get(u, {}).get('da4ml_cost', float('nan')):,.0f}" for u in units)
+        md.append(f"| {r['name']} | {100 * r['golden_accuracy']:.2f}% | {r['keras_golden_mismatches']} | "
+                  f"{r['zero_weights']}/{r['weights']} | {r['mean_csd_digits']:.2f} | {cells} | "
+                  f"{r['da4ml_cost_total']:,.0f} | {r['da4ml_cost_total'] / base['da4ml_cost_total']:.2f}x | "
+                  f"{sum(u['register_bits'] for u in r['units'].values()):,} | "
+                  f"{r['predicted_latency_cycles']} | {r['ii_cycles']} |")
+    md += ["", "da4ml cost: da4ml's LUT-equivalent cost figure of each traced RTL unit (not a Yosys count).",
+           "Accuracy: golden model on the 360 digits test images. HGQ rows: see `hgq` in the JSON for beta, "
+           "granularity, EBOPs and widths.", "", "Command: `nice -n 10 python bench/hgq/run.py "
+           + " ".join(f"--model {r['name']}={r['dir']}" for r in rows) + "`"]
+    return "\n".join(md) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", action="append", required=True, help="NAME=DIR (a swinfpga train output directory)")
+    ap.add_argument("--board", default="vu13p")
+    ap.add_argument("--work", default="/tmp/swinfpga-bench-hgq")
+    a = ap.parse_args()
+    rows = []
+    for spec in a.model:
+        name, _, d = spec.partition("=")
+        rows.append(measure(name, d, a.board, Path(a.work)))
+    OUT.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(OUT / "hgq_swin_digits.json", json.dumps({"board": a.board, "rows": rows}, indent=1))
+    md = markdown(rows, a.board)
+    atomic_write_text(OUT / "hgq_swin_digits.md", md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

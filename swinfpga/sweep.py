@@ -1,0 +1,230 @@
+"""``swinfpga sweep``: a design-space sweep over HGQ ``beta`` and weight-bit granularity on Dask.
+
+Each point trains the model (:func:`swinfpga.train.train_spec`, HGQ when ``beta > 0``), checks
+Keras == golden, traces the RTL with da4ml (optional) and records golden accuracy, da4ml's cost
+figure (LUT-equivalents) and the predicted latency / II.  Points run as Dask tasks: a
+``distributed.LocalCluster`` by default, or an existing cluster given by its scheduler address.
+Finished points are kept (``OUT/points/<key>/point.json``) and skipped when the sweep is re-run.
+Writes ``OUT/sweep.json``, ``OUT/sweep.md`` and ``OUT/pareto.png`` (accuracy vs cost, latency as colour).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import SwinfpgaError
+from .ir import atomic_write_text
+
+POINT_JSON = "point.json"
+
+
+class SweepError(SwinfpgaError, ValueError):
+    """The sweep is misconfigured (unknown model, no points, bad beta / granularity)."""
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One design point: HGQ penalty ``beta`` per EBOP (0: 8-bit per-tensor) and weight-bit granularity."""
+
+    beta: float
+    granularity: str = "channel"
+    bits: int = 8  # calibrated weight / activation width (the budget)
+
+    @property
+    def key(self) -> str:
+        k = f"beta{self.beta:g}-{self.granularity}" if self.beta > 0 else f"beta0-{self.bits}bit"
+        return k if self.beta == 0 or self.bits == 8 else f"{k}-{self.bits}bit"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What every point shares: the model (a trainable reference name, or ``spec`` for any digits
+    classifier), epochs (None: the model's defaults), a trained directory to start from, the board,
+    and whether to trace the RTL (da4ml cost; minutes per point for swin-digits)."""
+
+    model: str
+    points: tuple[SweepPoint, ...]
+    epochs: int | None = None
+    qat_epochs: int | None = None
+    init: str | None = None
+    rtl: bool = True
+    board: str = "vu13p"
+    seed: int = 0
+    spec: Any = None  # swinfpga.models.SwinSpec overriding ``model`` (tests: tiny models)
+
+
+def _check(cfg: SweepConfig) -> None:
+    from .models import SPECS
+    from .train import TRAINABLE
+
+    if cfg.spec is None and cfg.model not in TRAINABLE:
+        raise SweepError(f"cannot sweep {cfg.model!r}: trainable reference models are {', '.join(TRAINABLE)}")
+    if cfg.spec is None and cfg.model not in SPECS:
+        raise SweepError(f"unknown model {cfg.model!r}")
+    if not cfg.points:
+        raise SweepError("the sweep has no points: give at least one --beta")
+    for p in cfg.points:
+        if p.beta < 0:
+            raise SweepError(f"--beta must be >= 0, got {p.beta}")
+        if p.granularity not in ("channel", "weight"):
+            raise SweepError(f"--granularity {p.granularity!r} unknown; use channel or weight")
+        if not 2 <= p.bits <= 16 or (cfg.init is not None and p.bits != 8):
+            raise SweepError(f"--bits {p.bits}: must be in 2..16, and 8 with --init (it skips calibration)")
+    keys = [p.key for p in cfg.points]
+    if len(set(keys)) != len(keys):
+        raise SweepError(f"duplicate sweep points: {', '.join(sorted(k for k in keys if keys.count(k) > 1))}")
+
+
+def run_point(cfg: SweepConfig, point: SweepPoint, out_dir: str) -> dict[str, Any]:
+    """Train, check and count one point (runs inside a Dask worker); writes and returns its record."""
+    from .models import get_spec
+    from .train import _config, train_spec
+
+    pdir = Path(out_dir) / "points" / point.key
+    t0 = time.perf_counter()
+    spec = cfg.spec if cfg.spec is not None else get_spec(cfg.model)
+    tcfg = dataclasses.replace(_config(spec.name, cfg.epochs, point.beta, point.granularity, cfg.qat_epochs),
+                               bits=point.bits)
+    logs: list[str] = []
+    res = train_spec(spec, pdir / "model", tcfg, cfg.seed, force=True, progress=logs.append, init=cfg.init)
+    m = res.metrics
+    rec: dict[str, Any] = {
+        "key": point.key, **dataclasses.asdict(point),
+        "accuracy_golden": m["accuracy"]["golden"], "accuracy_quantized": m["accuracy"]["quantized"],
+        "keras_golden_mismatches": m["keras_golden_mismatches"],
+        "ebops": (m.get("hgq") or {}).get("ebops"), "zero_weights": (m.get("hgq") or {}).get("zero_weights"),
+        "train_seconds": m["train_seconds"],
+    }
+    if cfg.rtl:
+        from .backends.rtl import write_rtl_project
+        from .boards import load_board
+        from .ir import Model
+
+        t1 = time.perf_counter()
+        ir = Model.load(pdir / "model" / "model.json")
+        write_rtl_project(ir, load_board(cfg.board), pdir / "rtl", progress=logs.append)
+        rtl = json.loads((pdir / "rtl" / "rtl.json").read_text())
+        rec.update(
+            da4ml_cost={s["name"]: s["da4ml_cost"] for s in rtl["segments"]},
+            da4ml_cost_total=float(sum(s["da4ml_cost"] for s in rtl["segments"])),
+            latency_cycles=rtl["predicted"]["latency_cycles"], ii_cycles=rtl["predicted"]["ii_cycles"],
+            clock_mhz=rtl["clock_mhz"], rtl_seconds=round(time.perf_counter() - t1, 1),
+        )
+    rec["seconds"] = round(time.perf_counter() - t0, 1)
+    atomic_write_text(pdir / POINT_JSON, json.dumps(rec, indent=1))
+    return rec
+
+
+def load_points(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Finished points in ``out_dir`` by key."""
+    recs = {}
+    for f in sorted((Path(out_dir) / "points").glob(f"*/{POINT_JSON}")):
+        r = json.loads(f.read_text())
+        recs[r["key"]] = r
+    return recs
+
+
+def pareto(rows: list[dict[str, Any]]) -> list[str]:
+    """Keys of the points no other point beats on accuracy (higher) and cost (lower) at once."""
+    pts = [r for r in rows if r.get("da4ml_cost_total") is not None]
+    front = []
+    for r in pts:
+        a, c = r["accuracy_golden"], r["da4ml_cost_total"]
+        dominated = any(
+            o is not r and o["accuracy_golden"] >= a and o["da4ml_cost_total"] <= c
+            and (o["accuracy_golden"] > a or o["da4ml_cost_total"] < c)
+            for o in pts)
+        if not dominated:
+            front.append(r["key"])
+    return front
+
+
+def sweep(cfg: SweepConfig, out_dir: Path | str, scheduler: str | None = None, workers: int = 1,
+          progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every unfinished point of ``cfg`` on Dask and write the summary files (module docstring)."""
+    _check(cfg)
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    done = load_points(out)
+    todo = [p for p in cfg.points if p.key not in done]
+    progress(f"sweep: {len(cfg.points)} points, {len(cfg.points) - len(todo)} already done, {len(todo)} to run")
+    if todo:
+        from distributed import Client, LocalCluster, as_completed
+
+        cluster = None if scheduler else LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+                                                      processes=True, dashboard_address=None)
+        try:
+            with Client(scheduler or cluster) as client:
+                futs = [client.submit(run_point, cfg, p, str(out), key=f"swinfpga-sweep-{p.key}-{time.time_ns()}",
+                                      pure=False) for p in todo]
+                for fut in as_completed(futs):
+                    r = fut.result()
+                    done[r["key"]] = r
+                    progress(f"sweep: {r['key']}: golden {r['accuracy_golden']:.4f}"
+                             + (f", da4ml cost {r['da4ml_cost_total']:.0f}" if "da4ml_cost_total" in r else "")
+                             + f" ({r['seconds']} s)")
+        finally:
+            if cluster is not None:
+                cluster.close()
+    rows = [done[p.key] for p in cfg.points]
+    front = pareto(rows)
+    summary = {"model": cfg.spec.name if cfg.spec is not None else cfg.model, "board": cfg.board,
+               "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("spec", "points")},
+               "points": rows, "pareto": front}
+    atomic_write_text(out / "sweep.json", json.dumps(summary, indent=1))
+    atomic_write_text(out / "sweep.md", markdown(summary))
+    if any(r.get("da4ml_cost_total") is not None for r in rows):
+        plot(rows, front, out / "pareto.png", summary["model"])
+    return summary
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    md = [f"# Sweep: {summary['model']} ({summary['board']})", "",
+          "| point | beta | granularity | bits | golden acc | Keras vs golden | EBOPs | zero weights | da4ml cost | "
+          "latency (cycles) | II | Pareto |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in summary["points"]:
+        cost = r.get("da4ml_cost_total")
+        md.append(f"| {r['key']} | {r['beta']:g} | {r['granularity']} | {r.get('bits', 8)} | "
+                  f"{100 * r['accuracy_golden']:.2f}% | "
+                  f"{r['keras_golden_mismatches']} | {r['ebops'] if r['ebops'] is not None else '-'} | "
+                  f"{r['zero_weights'] if r['zero_weights'] is not None else '-'} | "
+                  f"{f'{cost:,.0f}' if cost is not None else '-'} | {r.get('latency_cycles', '-')} | "
+                  f"{r.get('ii_cycles', '-')} | {'yes' if r['key'] in summary['pareto'] else ''} |")
+    md += ["", "da4ml cost: LUT-equivalents of the traced RTL units (da4ml's figure, not Yosys); latency: "
+           "predicted by the RTL schedule. Accuracy: golden model on the 360 digits test images."]
+    return "\n".join(md) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], front: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [r for r in rows if r.get("da4ml_cost_total") is not None]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    sc = ax.scatter([r["da4ml_cost_total"] for r in pts], [100 * r["accuracy_golden"] for r in pts],
+                    c=[r.get("latency_cycles", 0) for r in pts], cmap="viridis", s=40, zorder=3)
+    fig.colorbar(sc, ax=ax, label="latency (cycles)")
+    fr = sorted((r for r in pts if r["key"] in front), key=lambda r: r["da4ml_cost_total"])
+    ax.plot([r["da4ml_cost_total"] for r in fr], [100 * r["accuracy_golden"] for r in fr], "r--", label="Pareto front")
+    for r in pts:
+        ax.annotate(r["key"], (r["da4ml_cost_total"], 100 * r["accuracy_golden"]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("da4ml cost (LUT-equivalents)")
+    ax.set_ylabel("golden accuracy (%)")
+    ax.set_title(f"{title}: accuracy vs area vs latency")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+__all__ = ["SweepConfig", "SweepPoint", "SweepError", "sweep", "run_point", "load_points", "pareto"]

@@ -1,0 +1,133 @@
+"""HGQ training (swinfpga.keras.hgq): bits train under the EBOPs penalty, freeze into the existing IR,
+and the quantized Keras model then equals the golden model bit for bit (logits and every layer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import require_module
+
+keras = require_module("keras")
+tf = require_module("tensorflow")
+require_module("quantizers")
+
+from swinfpga import golden  # noqa: E402
+from swinfpga.fixed import Fmt  # noqa: E402
+from swinfpga.ir import Model  # noqa: E402
+from swinfpga.ir import nodes as N  # noqa: E402
+from swinfpga.models import StageSpec, SwinSpec  # noqa: E402
+
+IN_FMT = Fmt(False, 5, 1)
+
+
+def tiny(norm: str, act: str) -> SwinSpec:
+    return SwinSpec(name=f"tiny-hgq-{norm}", img=(8, 8, 1), patch=2, embed=8,
+                    stages=(StageSpec(2, 2, 2, 1), StageSpec(1, 2, 2, 0, merge=True)), act=act, norm=norm,
+                    classes=4)
+
+
+def trained(norm: str, act: str, granularity: str, steps: int = 6):
+    """A tiny model calibrated, HGQ-trained for a few eager steps with a strong penalty, and frozen."""
+    from swinfpga.keras import hgq
+    from swinfpga.keras.model import build_model, calibrate, set_quantized, widen_saturated_weights
+
+    keras.utils.set_random_seed(0)
+    m = build_model(tiny(norm, act))
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 17, (48, 8, 8, 1))
+    x, y = codes * IN_FMT.lsb, rng.integers(0, 4, 48)
+    calibrate(m, x)
+    set_quantized(m, True)
+    hgq.enable(m, granularity, beta=0.0)
+    e0 = hgq.total_ebops(m)
+    for ly in m.layers:
+        if hasattr(ly, "hgq_beta"):
+            ly.hgq_beta = 3.0 / e0  # penalty ~3 at the start: bits must fall
+    opt = keras.optimizers.Adam(0.02)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    bit_vars = [v for v in m.trainable_variables if "frac" in v.path]
+    assert bit_vars
+    for step in range(steps):
+        with tf.GradientTape() as tape:
+            logits = m(x, training=True)
+            penalty = tf.add_n(m.losses)
+            loss = loss_fn(y, logits) + tf.cast(penalty, loss_fn(y, logits).dtype)
+        grads = tape.gradient(loss, m.trainable_variables)
+        if step == 0:
+            got = {v.path for v, g in zip(m.trainable_variables, grads, strict=True) if g is not None and np.any(g)}
+            lacking = [v.path for v in bit_vars if v.path not in got]
+            assert not lacking, f"no gradient for bit variables {lacking}"
+        opt.apply(grads, m.trainable_variables)
+    summ = hgq.freeze(m)
+    widen_saturated_weights(m)  # as swinfpga train does: weights that grew past their integer bits
+    return m, codes, e0, summ
+
+
+@pytest.mark.parametrize("norm,act,granularity", [("bn", "relu", "channel"), ("ln", "gelu", "weight")])
+def test_hgq_bits_fall_and_export_is_bitexact(norm, act, granularity, tmp_path):
+    from swinfpga.frontend.keras import from_keras_model
+    from swinfpga.keras import predict_quantized
+    from swinfpga.keras.hgq import frac_np
+
+    m, codes, e0, summ = trained(norm, act, granularity)
+    assert summ.ebops < 0.9 * e0, (summ.ebops, e0)
+    ir = from_keras_model(m)
+    info = ir.infer()
+    # logits and every layer output: Keras == golden
+    g = golden.run(ir, codes)
+    out_fmt = info[ir.output].fmt
+    kc = np.ldexp(predict_quantized(m, codes * IN_FMT.lsb), out_fmt.frac)
+    assert np.array_equal(kc, np.round(kc))
+    np.testing.assert_array_equal(kc.astype(np.int64), g.output, err_msg="logits")
+    names = [n.name for n in ir.nodes[1:]]
+    sub = keras.Model(m.inputs[0], [m.get_layer(n).output for n in names])
+    bad = []
+    for n, o in zip(names, sub(codes * IN_FMT.lsb, training=False), strict=True):
+        c = np.ldexp(np.asarray(o), info[n].fmt.frac)
+        if not np.array_equal(c.astype(np.int64), g.outputs[n]):
+            bad.append(f"{n}: {int(np.count_nonzero(c.astype(np.int64) != g.outputs[n]))} of {c.size} codes differ")
+    assert not bad, "; ".join(bad)
+    # one format per tensor: a weight with f < F fraction bits has F - f trailing zero bits; 0 bits -> code 0
+    checked = 0
+    for layer in m.layers:
+        for lin in getattr(layer, "lins", lambda: [])():
+            node = ir.node(layer.name)
+            irl = {"q.": "q", "k.": "k", "v.": "v", "proj.": "proj", "fc1.": "fc1", "fc2.": "fc2"}.get(lin.prefix)
+            ln: N.Linear = getattr(node, irl) if irl else node.linear
+            f = np.broadcast_to(frac_np(lin.fvar), ln.weight.shape).astype(np.int64)
+            ib = layer.fmt(lin.prefix + "w").int_bits
+            assert ln.w_fmt.int_bits == ib and ln.w_fmt.frac >= f[ib + f > 0].max(initial=0)
+            assert ln.w_fmt.width <= 8, f"{layer.name}.{lin.prefix}w: {ln.w_fmt} wider than calibrated"
+            assert np.all(ln.weight[ib + f <= 0] == 0)
+            live = ib + f > 0
+            step = 2 ** (ln.w_fmt.frac - f[live])
+            assert np.all(ln.weight[live] % step == 0)
+            checked += 1
+    assert checked >= 5
+    assert summ.zero_weights > 0
+    # the frozen model saves, reloads and exports the same IR
+    p = tmp_path / "m.keras"
+    m.save(p)
+    m2 = keras.models.load_model(p, compile=False)
+    a, b = from_keras_model(m2).to_json(), ir.to_json()
+    assert a == b
+    assert Model.from_json(a).to_json() == b
+
+
+def test_hgq_rejects_bad_arguments():
+    from swinfpga.keras import QuantizationError, hgq
+    from swinfpga.keras.model import build_model
+
+    m = build_model(tiny("bn", "relu"))
+    with pytest.raises(QuantizationError, match="granularity 'tensor' unknown"):
+        hgq.enable(m, "tensor", 1e-6)
+    with pytest.raises(QuantizationError, match="beta must be >= 0"):
+        hgq.enable(m, "channel", -1.0)
+
+
+def test_train_rejects_negative_beta(tmp_path):
+    from swinfpga.train import TrainError, train
+
+    with pytest.raises(TrainError, match="--beta must be >= 0"):
+        train("swin-digits", tmp_path / "o", epochs=1, beta=-1e-6)

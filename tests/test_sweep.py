@@ -1,0 +1,87 @@
+"""`swinfpga sweep`: Pareto selection, refusals, and a 2-point run of a tiny model on a Dask local
+cluster (train -> Keras == golden -> da4ml trace -> JSON/Markdown/PNG) that resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from swinfpga.sweep import SweepConfig, SweepError, SweepPoint, pareto, sweep
+from tests.conftest import require_module
+
+
+def test_pareto_keeps_only_undominated_points():
+    rows = [
+        {"key": "a", "accuracy_golden": 0.99, "da4ml_cost_total": 100.0},
+        {"key": "b", "accuracy_golden": 0.98, "da4ml_cost_total": 50.0},
+        {"key": "c", "accuracy_golden": 0.97, "da4ml_cost_total": 60.0},  # b is better on both
+        {"key": "d", "accuracy_golden": 0.99, "da4ml_cost_total": 120.0},  # a: same accuracy, cheaper
+        {"key": "e", "accuracy_golden": 0.90, "da4ml_cost_total": 10.0},
+        {"key": "f", "accuracy_golden": 0.95},  # no RTL: not on the plot
+    ]
+    assert pareto(rows) == ["a", "b", "e"]
+
+
+@pytest.mark.parametrize("cfg,msg", [
+    (SweepConfig("swin-t-stage1", (SweepPoint(1e-7),)), "trainable reference models"),
+    (SweepConfig("swin-digits", ()), "no points"),
+    (SweepConfig("swin-digits", (SweepPoint(-1.0),)), "--beta must be >= 0"),
+    (SweepConfig("swin-digits", (SweepPoint(1e-7, "tensor"),)), "granularity 'tensor' unknown"),
+    (SweepConfig("swin-digits", (SweepPoint(1e-7), SweepPoint(1e-7))), "duplicate sweep points"),
+    (SweepConfig("swin-digits", (SweepPoint(1e-7, bits=1),)), "--bits 1: must be in 2..16"),
+    (SweepConfig("swin-digits", (SweepPoint(1e-7, bits=6),), init="somewhere"), "8 with --init"),
+])
+def test_sweep_refuses_bad_configs(cfg, msg, tmp_path):
+    with pytest.raises(SweepError, match=msg):
+        sweep(cfg, tmp_path / "s")
+
+
+def test_point_keys_name_beta_granularity_and_budget():
+    assert SweepPoint(0.0).key == "beta0-8bit"
+    assert SweepPoint(0.0, bits=6).key == "beta0-6bit"
+    assert SweepPoint(3e-7, "weight").key == "beta3e-07-weight"
+    assert SweepPoint(3e-7, "channel", 6).key == "beta3e-07-channel-6bit"
+
+
+def test_cli_sweep_refusal_exits_2(tmp_path):
+    from swinfpga.cli import main
+
+    assert main(["sweep", "swin-digits", "-o", str(tmp_path / "s"), "--beta=-1"]) == 2
+
+
+@pytest.mark.slow  # two tiny trainings + da4ml traces in a Dask worker: ~2-4 min on a loaded 2-core machine
+def test_sweep_two_points_on_local_dask_cluster_and_resume(tmp_path):
+    require_module("distributed")
+    require_module("keras")
+    require_module("quantizers")
+    require_module("da4ml")
+    from swinfpga.models import StageSpec, SwinSpec
+
+    tiny = SwinSpec(name="tiny-sweep", img=(8, 8, 1), patch=4, embed=8,
+                    stages=(StageSpec(1, 1, 2, 0), StageSpec(1, 1, 1, 0, merge=True)), mlp_ratio=1)
+    cfg = SweepConfig("tiny-sweep", (SweepPoint(0.0), SweepPoint(1e-4, "weight")), epochs=2, qat_epochs=2,
+                      spec=tiny)
+    out = tmp_path / "sweep"
+    logs: list[str] = []
+    res = sweep(cfg, out, progress=logs.append)
+    assert [p["key"] for p in res["points"]] == ["beta0-8bit", "beta0.0001-weight"]
+    for p in res["points"]:
+        assert p["keras_golden_mismatches"] == 0
+        assert p["da4ml_cost_total"] > 0 and p["latency_cycles"] > 0
+        assert (out / "points" / p["key"] / "model" / "model.json").exists()
+    hgq_pt = res["points"][1]
+    assert hgq_pt["ebops"] > 0 and hgq_pt["zero_weights"] >= 0
+    assert res["points"][0]["ebops"] is None
+    assert set(res["pareto"]) <= {"beta0-8bit", "beta0.0001-weight"} and res["pareto"]
+    assert json.loads((out / "sweep.json").read_text()) == res
+    md = (out / "sweep.md").read_text()
+    assert "beta0.0001-weight" in md and "da4ml cost" in md
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    # resume: nothing re-runs, the finished records are kept as they were
+    stamps = {p: (out / "points" / p / "point.json").stat().st_mtime_ns for p in ("beta0-8bit", "beta0.0001-weight")}
+    logs.clear()
+    again = sweep(cfg, out, progress=logs.append)
+    assert again["points"] == res["points"]
+    assert any("2 already done, 0 to run" in s for s in logs)
+    assert stamps == {p: (out / "points" / p / "point.json").stat().st_mtime_ns for p in stamps}
