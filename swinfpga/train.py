@@ -33,7 +33,7 @@ from .errors import SwinfpgaError
 if TYPE_CHECKING:
     from .models import SwinSpec
 
-TRAINABLE = ("swin-digits", "swin-digits-ln", "swin-free-digits")
+TRAINABLE = ("swin-digits", "swin-digits-ln", "swin-free-digits", "seq-digits")
 
 
 class TrainError(SwinfpgaError, RuntimeError):
@@ -61,7 +61,8 @@ class TrainResult:
 
 
 # LayerNorm + GELU converges more slowly on digits than folded BatchNorm + ReLU
-DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=200, lr=3e-3)}
+DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=200, lr=3e-3),
+                                     "seq-digits": TrainConfig(float_epochs=150, qat_epochs=40, augment_shift=0)}
 
 
 def _config(name: str, epochs: int | None) -> TrainConfig:
@@ -141,9 +142,27 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
     return train_spec(get_spec(name), out_dir, _config(name, epochs), seed, force, progress)
 
 
-def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = None, seed: int = 0,
+def train_arch(arch: Path | str, data: Path | str, out_dir: Path | str, epochs: int | None = None, seed: int = 0,
                force: bool = False, progress: Callable[[str], None] = print) -> TrainResult:
-    """:func:`train` for any 8x8x1 digits classifier spec (e.g. a tiny one for smoke tests)."""
+    """Train the architecture file ``arch`` (:mod:`swinfpga.arch`) on the user's ``.npz``
+    (``x_train, y_train, x_test, y_test``; see :func:`swinfpga.data.load_user_data`)."""
+    from .arch import load_arch
+    from .data import load_user_data
+
+    spec = load_arch(arch)
+    if not spec.classes:
+        raise TrainError(f"{arch}: training needs a classifier; set classes (> 0) in the architecture file")
+    d = load_user_data(data, spec)
+    return train_spec(spec, out_dir, _config(spec.name, epochs), seed, force, progress, data=d,
+                      data_name=f"{Path(data).name} ({len(d.y_train)} train / {len(d.y_test)} test)")
+
+
+def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = None, seed: int = 0,
+               force: bool = False, progress: Callable[[str], None] = print, data: Any = None,
+               data_name: str | None = None) -> TrainResult:
+    """:func:`train` for any digits classifier spec (e.g. a tiny one for smoke tests), or for any
+    spec on ``data`` (a :class:`swinfpga.data.Split` of input codes, e.g. from
+    :func:`swinfpga.data.load_user_data`; ``data_name`` goes into the metadata)."""
     name = spec.name
     cfg = cfg or TrainConfig()
     out = Path(out_dir).resolve()
@@ -159,7 +178,16 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
 
     times: dict[str, float] = {}
     keras.utils.set_random_seed(seed)
-    d = digits_split()
+    if data is not None:
+        d = data
+    elif spec.seq:
+        from .data import digits_seq_split
+
+        d = digits_seq_split()
+    else:
+        d = digits_split()
+    if spec.seq or spec.img[1] < 2 * cfg.augment_shift + 1 or data is not None:
+        cfg = dataclasses.replace(cfg, augment_shift=0)  # pixel shifts only for digits images
     lsb = spec.in_fmt.lsb
     xtr, xte = d.x_train * lsb, d.x_test * lsb  # real pixel values (codes of ufixed<5,1>)
     model = build_model(spec)
@@ -192,7 +220,7 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     set_quantized(model, True)
     ir = from_keras_model(model, name=name)
     ir = type(ir)(ir.name, ir.nodes, ir.output, {**ir.meta, "spec": name, "seed": seed,
-                                                   "data": "sklearn digits, stratified 80/20, seed 0"})
+                                                   "data": data_name or "sklearn digits, stratified 80/20, seed 0"})
     t0 = time.perf_counter()
     res = golden.run(ir, d.x_test)
     times["golden"] = time.perf_counter() - t0
@@ -230,4 +258,4 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     return TrainResult(out, metrics, times)
 
 
-__all__ = ["train", "train_spec", "TrainResult", "TrainConfig", "TrainError", "TRAINABLE"]
+__all__ = ["train", "train_arch", "train_spec", "TrainResult", "TrainConfig", "TrainError", "TRAINABLE"]

@@ -63,7 +63,7 @@ def patch_embed(n: N.PatchEmbed, x: np.ndarray, x_fmt: Fmt, taps: Taps) -> np.nd
 
 def window_attention(n: N.WindowAttention, x: np.ndarray, x_fmt: Fmt, taps: Taps) -> np.ndarray:
     b, h, w, c = x.shape
-    s, win, heads, hd = n.shift, n.window, n.heads, n.head_dim
+    s, win, heads, hd = n.shift, n.window_hw, n.heads, n.head_dim
     if s:
         x = np.roll(x, (-s, -s), axis=(1, 2))
     xw = N.window_partition(x, win)  # B, nW, N, C

@@ -96,14 +96,16 @@ def random_model(spec: SwinSpec, seed: int = 0, formats: BlockFormats | None = N
                 nodes.append(_layer_norm(f"{pre}.norm1", cur, c, rng, f.act))
                 src = f"{pre}.norm1"
             hd = c // st.heads
-            nt = st.window * st.window
+            wh, ww = spec.stage_window(si)
+            nt = wh * ww
             sm = design_softmax(f"{pre}_attn_softmax", f.score, nt)
+            q = _lin(rng, c, c, f.act, f, scale=hd**-0.5 * 2.0)
+            k = _lin(rng, c, c, f.act, f)
+            v = _lin(rng, c, c, f.act, f)
+            rb = f.rel_bias.from_float(rng.normal(0, 0.5, ((2 * wh - 1) * (2 * ww - 1), st.heads)))
             attn = N.WindowAttention(
-                f"{pre}.attn", src, (h, w), c, st.heads, st.window, shift,
-                q=_lin(rng, c, c, f.act, f, scale=hd**-0.5 * 2.0),
-                k=_lin(rng, c, c, f.act, f),
-                v=_lin(rng, c, c, f.act, f),
-                rel_bias=f.rel_bias.from_float(rng.normal(0, 0.5, ((2 * st.window - 1) ** 2, st.heads))),
+                f"{pre}.attn", src, (h, w), c, st.heads, wh if wh == ww else (wh, ww), shift,
+                q=q, k=k, v=v, rel_bias=rb if spec.rel_bias else None,
                 bias_fmt=f.rel_bias, score_fmt=f.score, softmax=sm, attn_fmt=f.act,
                 proj=_lin(rng, c, c, f.act, f),
             )

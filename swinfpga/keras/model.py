@@ -41,12 +41,17 @@ class Bits:
         return {"weight": self.weight, "act": self.act, "score": self.score, "bias": self.bias, "logit": self.logit}
 
 
-def swin_block(x: Any, pre: str, heads: int, window: int, shift: int, mlp_ratio: int, act: str, norm: str) -> Any:
-    """One Swin block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))`` (``norm``: bn folded | ln)."""
+def swin_block(x: Any, pre: str, heads: int, window: Any, shift: int, mlp_ratio: int, act: str, norm: str,
+               rel_bias: bool = True) -> Any:
+    """One Swin block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))`` (``norm``: bn folded | ln).
+    ``window``: int | [wh, ww] | "global" (see :class:`QWindowAttention`)."""
     c = x.shape[-1]
     bn = norm == "bn"
     h = QLayerNorm(name=f"{pre}.norm1")(x) if not bn else x
-    a = QWindowAttention(heads, window, shift, pre_bn=bn, name=f"{pre}.attn")(h)
+    if isinstance(window, tuple):
+        window = list(window)
+    a = QWindowAttention(heads, window, shift, pre_bn=bn, name=f"{pre}.attn",
+                         **({} if rel_bias else {"rel_bias": False}))(h)
     x = QAdd(name=f"{pre}.add1")([x, a])
     h = QLayerNorm(name=f"{pre}.norm2")(x) if not bn else x
     m = QMlp(c * mlp_ratio, act, pre_bn=bn, name=f"{pre}.mlp")(h)
@@ -68,7 +73,7 @@ def build_model(spec: SwinSpec) -> keras.Model:
             x = QPatchMerging(c, norm=spec.norm, name=f"s{si}.merge")(x)
         for bi in range(st.depth):
             x = swin_block(x, f"s{si}b{bi}", st.heads, st.window, spec.block_shift(si, bi), spec.mlp_ratio,
-                           spec.act, spec.norm)
+                           spec.act, spec.norm, spec.rel_bias)
     if spec.classes:
         if not bn:
             x = QLayerNorm(name="norm")(x)
@@ -182,6 +187,6 @@ def widen_saturated_weights(model: keras.Model) -> list[str]:
             elif isinstance(attr, LNCore):
                 fix(layer, attr.prefix + "gamma", as_numpy(attr.gamma))
                 fix(layer, attr.prefix + "beta", as_numpy(attr.beta))
-        if isinstance(layer, QWindowAttention):
+        if isinstance(layer, QWindowAttention) and layer.rel_bias is not None:
             fix(layer, "rel_bias", as_numpy(layer.rel_bias))
     return changed
