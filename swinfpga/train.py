@@ -62,7 +62,7 @@ class TrainResult:
 
 # LayerNorm + GELU converges more slowly on digits than folded BatchNorm + ReLU
 DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=200, lr=3e-3),
-                                     "seq-digits": TrainConfig(float_epochs=150, qat_epochs=40, augment_shift=0)}
+                                     "seq-digits": TrainConfig(float_epochs=200, qat_epochs=40)}
 
 
 def _config(name: str, epochs: int | None) -> TrainConfig:
@@ -74,9 +74,12 @@ def _config(name: str, epochs: int | None) -> TrainConfig:
 
 
 def _shift_augment(x: np.ndarray, rng: np.random.Generator, s: int) -> np.ndarray:
-    """Random integer translation by up to ``s`` pixels (zero fill), per image."""
+    """Random integer translation by up to ``s`` pixels (zero fill), per image.  A sequence of
+    image rows ``(n, rows, 1, cols)`` (seq-digits) is shifted as the image it came from."""
     if s <= 0:
         return x
+    if x.ndim == 4 and x.shape[2] == 1 and x.shape[3] > 1:
+        return _shift_augment(x.transpose(0, 1, 3, 2), rng, s).transpose(0, 1, 3, 2)
     out = np.zeros_like(x)
     h, w = x.shape[1:3]
     dy = rng.integers(-s, s + 1, len(x))
@@ -186,8 +189,8 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         d = digits_seq_split()
     else:
         d = digits_split()
-    if spec.seq or spec.img[1] < 2 * cfg.augment_shift + 1 or data is not None:
-        cfg = dataclasses.replace(cfg, augment_shift=0)  # pixel shifts only for digits images
+    if data is not None:
+        cfg = dataclasses.replace(cfg, augment_shift=0)  # pixel shifts only for the digits images
     lsb = spec.in_fmt.lsb
     xtr, xte = d.x_train * lsb, d.x_test * lsb  # real pixel values (codes of ufixed<5,1>)
     model = build_model(spec)
