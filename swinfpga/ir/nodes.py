@@ -138,7 +138,7 @@ class WindowAttention(Node):
         h, w = self.resolution
         if h % wh or w % ww:
             raise IRError(
-                f"{self.name}: window {wh}x{ww} does not divide the resolution {h}x{w}; "
+                f"{self.name}: window {wh if wh == ww else f'{wh}x{ww}'} does not divide the resolution {h}x{w}; "
                 "pick a window size that divides both sides (or pad the input)"
             )
         if self.dim % self.heads:

@@ -381,7 +381,7 @@ class QWindowAttention(QLayer):
                 shift = 0
         if h % wh or w % ww:
             raise ValueError(
-                f"{self.name}: window {wh}x{ww} does not divide the resolution {h}x{w}; "
+                f"{self.name}: window {wh if wh == ww else f'{wh}x{ww}'} does not divide the resolution {h}x{w}; "
                 "pick a window size that divides both sides (or pad the input)"
             )
         if c % self.heads:
