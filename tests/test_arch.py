@@ -156,8 +156,24 @@ _arch = st.fixed_dictionaries(
               "rel_bias": _scalar, "extra": _value})
 
 
+# near-valid architectures (most load): small sequences and images, every window form
+_near_stage = st.fixed_dictionaries(
+    {"depth": st.integers(1, 2), "heads": st.sampled_from([1, 2, 4]),
+     "window": st.sampled_from(["global", 1, 2, 4, [2, 1], [1, 2], [2, 2], [4, 1], [3, 1]])},
+    optional={"shift": st.integers(0, 2), "merge": st.booleans()})
+_near = st.fixed_dictionaries(
+    {"name": st.just("near"),
+     "input": st.fixed_dictionaries({"shape": st.one_of(
+         st.tuples(st.sampled_from([4, 8, 12, 15, 16]), st.integers(1, 4)).map(list),
+         st.tuples(st.sampled_from([2, 4, 8]), st.sampled_from([2, 4, 8]), st.sampled_from([1, 3, 8])).map(list))}),
+     "embed": st.sampled_from([4, 8]),
+     "stages": st.lists(_near_stage, min_size=1, max_size=2)},
+    optional={"patch": st.sampled_from([0, 1, 2]), "act": st.sampled_from(["relu", "gelu"]),
+              "norm": st.sampled_from(["ln", "bn"]), "classes": st.integers(0, 3), "rel_bias": st.booleans()})
+
+
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(d=st.one_of(_arch, _value))
+@given(d=st.one_of(_near, _arch, _value))
 def test_fuzz_every_input_loads_or_raises_arch_error(d) -> None:
     try:
         spec = spec_from_dict(d, "fuzz.yaml")
