@@ -52,7 +52,8 @@ class SwinSpec:
         """``(wh, ww)`` of a stage's attention window at that stage's resolution.
 
         ``global`` is the whole map; an int window on a map not larger than it shrinks to
-        ``min(H, W)`` (Swin's rule, images); ``(wh, ww)`` is used as given."""
+        ``min(H, W)`` (Swin's rule, images; on a sequence an int ``n`` is ``(n, 1)``, never
+        shrunk); ``(wh, ww)`` is used as given."""
         st = self.stages[stage]
         (h, w), _ = self.stage_dims()[stage]
         if st.window == GLOBAL:
@@ -60,6 +61,8 @@ class SwinSpec:
         if isinstance(st.window, tuple | list):
             return int(st.window[0]), int(st.window[1])
         win = int(st.window)
+        if self.seq:  # a sequence: an int window is that many consecutive tokens, never shrunk
+            return win, 1
         if min(h, w) <= win:
             win = min(h, w)
         return win, win

@@ -40,6 +40,8 @@ def to_codes(v: np.ndarray, frac: int) -> np.ndarray:
              in_fmt=Fmt(True, 8, 3, "RND", "SAT"), seq=True, rel_bias=False),
     SwinSpec("seq-w", (12, 1, 3), 1, 8, (StageSpec(1, 2, (4, 1), 0),), norm="bn", classes=3,
              in_fmt=Fmt(True, 8, 3, "RND", "SAT"), seq=True, rel_bias=True),
+    SwinSpec("seq-int", (8, 1, 3), 1, 8, (StageSpec(1, 2, 4, 0),), norm="ln", act="gelu", classes=2,
+             in_fmt=Fmt(True, 8, 3, "RND", "SAT"), seq=True, rel_bias=True),  # int window on a sequence: 4x1
     SwinSpec("rect", (4, 8, 8), 0, 8, (StageSpec(2, 2, (2, 4), 1),), norm="bn", classes=3,
              in_fmt=Fmt(True, 8, 3, "RND", "SAT")),
 ], ids=lambda s: s.name)

@@ -72,7 +72,8 @@ def build_model(spec: SwinSpec) -> keras.Model:
         if st.merge:
             x = QPatchMerging(c, norm=spec.norm, name=f"s{si}.merge")(x)
         for bi in range(st.depth):
-            x = swin_block(x, f"s{si}b{bi}", st.heads, st.window, spec.block_shift(si, bi), spec.mlp_ratio,
+            win = list(spec.stage_window(si)) if spec.seq and isinstance(st.window, int) else st.window
+            x = swin_block(x, f"s{si}b{bi}", st.heads, win, spec.block_shift(si, bi), spec.mlp_ratio,
                            spec.act, spec.norm, spec.rel_bias)
     if spec.classes:
         if not bn:
