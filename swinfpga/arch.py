@@ -16,6 +16,8 @@ Example (a 16-token x 3-feature sequence, global attention)::
 
 Optional keys: ``input.fmt`` (input fixed-point type, default ``fixed<8,3,RND,SAT>``),
 ``rel_bias`` (relative position bias; default true for images, false for sequences),
+``pad_mask`` (sequences: tokens whose input features are all 0 are padding, neither attended to
+nor pooled; default false),
 per stage ``shift`` (default 0) and ``merge`` (default false).  A sequence of N tokens is held as
 an ``(N, 1)`` token map (``SwinSpec.seq``) with a patch-1 embedding (a Dense on each token).
 Windows are used as given: a window that does not fit the map is an error, never shrunk.
@@ -31,7 +33,8 @@ from .fixed import Fmt, FormatError
 from .models import GLOBAL, StageSpec, SwinSpec
 
 DEFAULT_IN_FMT = Fmt(True, 8, 3, "RND", "SAT")
-TOP_KEYS = {"name", "input", "patch", "embed", "stages", "mlp_ratio", "act", "norm", "classes", "rel_bias"}
+TOP_KEYS = {"name", "input", "patch", "embed", "stages", "mlp_ratio", "act", "norm", "classes", "rel_bias",
+            "pad_mask"}
 REQUIRED = ("name", "input", "embed", "stages")
 STAGE_KEYS = {"depth", "heads", "window", "shift", "merge"}
 INPUT_KEYS = {"shape", "fmt"}
@@ -104,6 +107,10 @@ def spec_from_dict(d: Any, where: str = "architecture") -> SwinSpec:
     norm = _choice(d.get("norm", "ln"), "norm", where, ("ln", "bn"))
     classes = _int(d.get("classes", 0), "classes", where)
     rel_bias = _bool(d.get("rel_bias", not seq), "rel_bias", where)
+    pad_mask = _bool(d.get("pad_mask", False), "pad_mask", where)
+    if pad_mask and not seq:
+        raise ArchError(f"{where}: pad_mask is for sequences (a token whose features are all 0 is padding); "
+                        "remove it for an image input")
     if seq:
         if patch != 0:
             raise ArchError(f"{where}: patch must be 0 for a sequence input (a Dense embedding per token), got {patch}")
@@ -171,7 +178,7 @@ def spec_from_dict(d: Any, where: str = "architecture") -> SwinSpec:
                                 f"than the window (window {wh}x{ww}, map {h}x{w}); use shift 0")
         stages.append(StageSpec(depth=depth, heads=heads, window=window, shift=shift, merge=merge))
     return SwinSpec(name=name.strip(), img=img, patch=p, embed=embed, stages=tuple(stages), mlp_ratio=mlp_ratio,
-                    act=act, norm=norm, classes=classes, in_fmt=in_fmt, seq=seq, rel_bias=rel_bias)
+                    act=act, norm=norm, classes=classes, in_fmt=in_fmt, seq=seq, rel_bias=rel_bias, pad_mask=pad_mask)
 
 
 def load_arch(path: str | Path) -> SwinSpec:

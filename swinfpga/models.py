@@ -47,6 +47,7 @@ class SwinSpec:
     in_fmt: Fmt = field(default_factory=lambda: Fmt(False, 5, 1))
     seq: bool = False  # the input is a token sequence (tokens, features), held as an (N, 1, F) map
     rel_bias: bool = True  # relative position bias in attention (sequences: usually off)
+    pad_mask: bool = False  # sequences: tokens whose input features are all 0 are padding (not attended/pooled)
 
     def stage_window(self, stage: int) -> tuple[int, int]:
         """``(wh, ww)`` of a stage's attention window at that stage's resolution.

@@ -102,6 +102,8 @@ def _with(**kw):
     (_with(norm="rms"), "norm must be one of ln | bn"),
     (_with(classes=-1), "classes must be >= 0"),
     (_with(rel_bias="yes"), "rel_bias must be true or false"),
+    (_with(pad_mask=1), "pad_mask must be true or false"),
+    (_with(input={"shape": [4, 4, 16]}, pad_mask=True), "pad_mask is for sequences"),
     (_with(stages=[]), "stages must be a non-empty list"),
     (_with(stages=[{"depth": 1, "heads": 2}]), r"missing required key 'stages\[0\].window'"),
     (_with(stages=[{"depth": 1, "heads": 2, "window": "local"}]), r"stages\[0\].window must be global"),
@@ -169,7 +171,8 @@ _near = st.fixed_dictionaries(
      "embed": st.sampled_from([4, 8]),
      "stages": st.lists(_near_stage, min_size=1, max_size=2)},
     optional={"patch": st.sampled_from([0, 1, 2]), "act": st.sampled_from(["relu", "gelu"]),
-              "norm": st.sampled_from(["ln", "bn"]), "classes": st.integers(0, 3), "rel_bias": st.booleans()})
+              "norm": st.sampled_from(["ln", "bn"]), "classes": st.integers(0, 3), "rel_bias": st.booleans(),
+              "pad_mask": st.booleans()})
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])

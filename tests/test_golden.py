@@ -27,9 +27,10 @@ def region(pos: int, size: int, window: int, shift: int) -> int:
     return 1 if pos < size - shift else 2
 
 
-def attention_reference(n: N.WindowAttention, x: np.ndarray, x_fmt: Fmt) -> np.ndarray:
+def attention_reference(n: N.WindowAttention, x: np.ndarray, x_fmt: Fmt, real: np.ndarray | None = None) -> np.ndarray:
     """One sample, written from the Swin semantics with explicit loops over windows and tokens
-    (window ``wh x ww``; token t of a window at row t // ww, column t % ww)."""
+    (window ``wh x ww``; token t of a window at row t // ww, column t % ww).  ``real`` (H, W)
+    bool: padded keys are excluded (a window of padding only attends over all of it)."""
     h, w, c = x.shape
     (wh, ww), s, heads, hd = n.window_hw, n.shift, n.heads, n.head_dim
     nt = wh * ww
@@ -44,6 +45,9 @@ def attention_reference(n: N.WindowAttention, x: np.ndarray, x_fmt: Fmt) -> np.n
             # token t of this window sits at rolled position (wy*wh + t//ww, wx*ww + t%ww); rolled[p] = x[p + s]
             pos = [((wy * wh + t // ww), (wx * ww + t % ww)) for t in range(nt)]
             toks = np.array([x[(py + s) % h, (px + s) % w] for py, px in pos])
+            kv = [True] * nt if real is None else [bool(real[(py + s) % h, (px + s) % w]) for py, px in pos]
+            if not any(kv):
+                kv = [True] * nt
 
             def lin(L: N.Linear, v: np.ndarray, f: Fmt) -> np.ndarray:
                 af = f.frac + L.w_fmt.frac
@@ -73,6 +77,7 @@ def attention_reference(n: N.WindowAttention, x: np.ndarray, x_fmt: Fmt) -> np.n
                             ri = (region(pos[i][0], h, wh, s), region(pos[i][1], w, ww, s))
                             rj = (region(pos[j][0], h, wh, s), region(pos[j][1], w, ww, s))
                             valid[i, j] = ri == rj
+                        valid[i, j] &= kv[j]
                 p = softmax_codes(n.softmax, sc, valid)
                 pf = n.softmax.prob_fmt.frac + n.v.out_fmt.frac
                 for i in range(nt):
@@ -224,3 +229,43 @@ def test_bad_inputs_give_clear_errors() -> None:
     with pytest.raises(FormatError, match="does not fit"):
         golden.run(m, np.full((1, 8, 8, 1), 99, np.int64))
     assert merge.linear.n_in == 64
+
+
+@pytest.mark.parametrize("res,window", [((12, 1), "global"), ((12, 1), (4, 1)), ((4, 4), 2)])
+def test_padding_mask_matches_loop_reference(res, window) -> None:
+    """Padded tokens (all input codes 0) are neither attended to nor pooled."""
+    dim = 8
+    spec = SwinSpec("m", (res[0], res[1], dim), 0, dim, (StageSpec(2, 2, window, 0),), classes=3,
+                    in_fmt=Fmt(True, 8, 3, "RND", "SAT"), seq=res[1] == 1, rel_bias=True, pad_mask=True)
+    m = random_model(spec, seed=5)
+    x = random_input(m, 4, seed=3)
+    x[0, 5:] = 0  # sample 0: the last 7 tokens (or rows) are padding
+    x[1, :, :1] = 0  # sample 1: one column / a scattered pattern
+    x[2, ::3] = 0
+    x[3] = 0  # all padding: pools to 0
+    r = golden.run(m, x)
+    real = r.outputs["mask"][..., 0] != 0
+    assert not real[0, 5:].any() and real[0, :5].all() and not real[3].any()
+    info = m.infer()
+    for attn in m.of_type(N.WindowAttention):
+        xin = r.outputs[attn.src]
+        for b in range(x.shape[0]):
+            np.testing.assert_array_equal(r.outputs[attn.name][b],
+                                          attention_reference(attn, xin[b], info[attn.src].fmt, real[b]))
+    pool = m.node("pool")
+    xin = r.outputs[pool.src].reshape(4, -1, dim)
+    pf = info[pool.src].fmt.frac + pool.inv_frac
+    for b in range(4):
+        cnt = int(real[b].sum())
+        want = [rq(pool.out_fmt, int(xin[b][real[b].reshape(-1), c].sum()) * int(pool.inv_table[cnt]), pf)
+                for c in range(dim)]
+        np.testing.assert_array_equal(r.outputs["pool"][b], want)
+    np.testing.assert_array_equal(r.outputs["pool"][3], 0)
+    # without the mask the padded tokens change the result (the mask is not a no-op)
+    nm = random_model(dataclasses.replace(spec, pad_mask=False), seed=5)
+    assert not np.array_equal(golden.predict(nm, x[:3]), r.output[:3])
+    # JSON round trip keeps the mask; the back ends refuse it by name
+    m2 = Model.from_json(m.to_json())
+    np.testing.assert_array_equal(golden.predict(m2, x), r.output)
+    with pytest.raises(IRError, match="mask: the RTL back end has no padding mask"):
+        N.require_square_windows(m, "RTL")

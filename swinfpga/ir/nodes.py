@@ -127,6 +127,7 @@ class WindowAttention(Node):
     softmax: SoftmaxSpec
     attn_fmt: Fmt
     proj: Linear
+    mask: str | None = None  # a TokenMask node: padded tokens are not attended to (keys excluded)
 
     def __post_init__(self) -> None:
         wh, ww = _window_hw(self.window, self.name)
@@ -164,7 +165,7 @@ class WindowAttention(Node):
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return (self.src,)
+        return (self.src,) if self.mask is None else (self.src, self.mask)
 
     @property
     def window_hw(self) -> tuple[int, int]:
@@ -221,10 +222,12 @@ def _window_hw(window: int | tuple[int, int] | list[int], where: str) -> tuple[i
 
 
 def require_square_windows(model: object, backend: str) -> None:
-    """Raise :class:`IRError` naming the first attention layer a square-window-only back end
-    (``backend``, e.g. ``"hls4ml"`` / ``"rtl"``) cannot build: a rectangular window (this includes
-    a 1-D sequence) or an absent relative position bias table."""
+    """Raise :class:`IRError` naming the first layer a square-window-only back end (``backend``,
+    e.g. ``"hls4ml"`` / ``"rtl"``) cannot build: a rectangular window (this includes a 1-D
+    sequence), an absent relative position bias table, or a padding mask."""
     for n in getattr(model, "nodes", ()):
+        if isinstance(n, TokenMask):
+            raise IRError(f"{n.name}: the {backend} back end has no padding mask yet; run with --no-hls --no-rtl")
         if isinstance(n, WindowAttention):
             wh, ww = n.window_hw
             if wh != ww:
@@ -233,6 +236,8 @@ def require_square_windows(model: object, backend: str) -> None:
                     f"{wh}x{ww} window on a {n.resolution[0]}x{n.resolution[1]} map (a sequence or a rectangular "
                     "window); run with --no-hls --no-rtl (golden only) or use a square window"
                 )
+            if n.mask is not None:
+                raise IRError(f"{n.name}: the {backend} back end has no padding mask yet; run with --no-hls --no-rtl")
             if n.rel_bias is None:
                 raise IRError(
                     f"{n.name}: the {backend} back end needs a relative position bias table; this layer has none "
@@ -333,16 +338,43 @@ class Add(Node):
 @dataclass(frozen=True, eq=False)
 class Pool(Node):
     """Global average over tokens: ``requant(sum(x) * inv_n, x.frac + inv_frac, out_fmt)``,
-    ``inv_n = round(2**inv_frac / (H*W))`` (exact when H*W is a power of two)."""
+    ``inv_n = round(2**inv_frac / (H*W))`` (exact when H*W is a power of two).
+
+    With ``mask`` (a :class:`TokenMask` node) only real tokens are summed and ``inv_n`` is
+    ``inv_table[count]``, ``inv_table[k] = round(2**inv_frac / k)`` (``inv_table[0] = 0``: an
+    all-padding sample pools to 0)."""
 
     src: str
     inv_n: int
     inv_frac: int
     out_fmt: Fmt
+    mask: str | None = None
+    inv_table: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.mask is not None:
+            if self.inv_table is None:
+                raise IRError(f"{self.name}: a masked pool needs inv_table (one entry per token count)")
+            object.__setattr__(self, "inv_table", np.asarray(self.inv_table, dtype=np.int64))
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.src,) if self.mask is None else (self.src, self.mask)
+
+
+@dataclass(frozen=True, eq=False)
+class TokenMask(Node):
+    """Padding mask of the model input: ``(H, W, C)`` codes -> ``(H, W, 1)`` codes of
+    ``ufixed<1,1>``, 1 for a real token, 0 for padding (a token whose C input codes are all 0)."""
+
+    src: str
 
     @property
     def inputs(self) -> tuple[str, ...]:
         return (self.src,)
+
+
+MASK_FMT = Fmt(False, 1, 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -359,7 +391,8 @@ class Dense(Node):
 
 
 NODE_TYPES: dict[str, type[Node]] = {
-    c.__name__: c for c in (Input, PatchEmbed, WindowAttention, Mlp, LayerNorm, PatchMerging, Add, Pool, Dense)
+    c.__name__: c for c in (Input, PatchEmbed, WindowAttention, Mlp, LayerNorm, PatchMerging, Add, Pool, Dense,
+                            TokenMask)
 }
 
 
@@ -423,6 +456,7 @@ def node_field_names(node: Node) -> list[str]:
 
 __all__ = [
     "IRError", "FormatError", "Linear", "Node", "Input", "PatchEmbed", "WindowAttention", "Mlp",
-    "LayerNorm", "PatchMerging", "Add", "Pool", "Dense", "NODE_TYPES", "relative_position_index",
+    "LayerNorm", "PatchMerging", "Add", "Pool", "Dense", "TokenMask", "MASK_FMT", "NODE_TYPES",
+    "relative_position_index",
     "window_partition", "window_reverse", "shift_region_ids", "shift_valid_mask", "field", "require_square_windows",
 ]

@@ -61,6 +61,11 @@ def swin_block(x: Any, pre: str, heads: int, window: Any, shift: int, mlp_ratio:
 def build_model(spec: SwinSpec) -> keras.Model:
     """Keras model of ``spec`` (float mode).  Input: real pixel values ``code * 2**-in_fmt.frac``
     of shape ``spec.img``; output: logits (or the token map when ``classes == 0``)."""
+    if spec.pad_mask:
+        from ..errors import SwinfpgaError
+
+        raise SwinfpgaError(f"{spec.name}: training with a padding mask (pad_mask) is not supported yet; "
+                            "remove pad_mask from the architecture (golden and --random convert support it)")
     inp = keras.Input(spec.img, name="image", dtype=DTYPE)
     x = QInput(fmt=spec.in_fmt.to_json(), name="input")(inp)
     bn = spec.norm == "bn"
