@@ -42,11 +42,14 @@ def to_codes(v: np.ndarray, frac: int) -> np.ndarray:
              in_fmt=Fmt(True, 8, 3, "RND", "SAT"), seq=True, rel_bias=True),
     SwinSpec("seq-int", (8, 1, 3), 1, 8, (StageSpec(1, 2, 4, 0),), norm="ln", act="gelu", classes=2,
              in_fmt=Fmt(True, 8, 3, "RND", "SAT"), seq=True, rel_bias=True),  # int window on a sequence: 4x1
+    SwinSpec("seq-mask", (12, 1, 3), 1, 8, (StageSpec(2, 2, (4, 1), 0),), norm="ln", classes=3,
+             in_fmt=Fmt(True, 8, 3, "RND", "SAT"), seq=True, rel_bias=True, pad_mask=True),
     SwinSpec("rect", (4, 8, 8), 0, 8, (StageSpec(2, 2, (2, 4), 1),), norm="bn", classes=3,
              in_fmt=Fmt(True, 8, 3, "RND", "SAT")),
 ], ids=lambda s: s.name)
-def test_keras_sequences_and_rectangular_windows_equal_golden(spec) -> None:
-    """Calibrated (untrained) quantized Keras model == its IR through golden, every layer."""
+def test_keras_sequences_and_rectangular_windows_equal_golden(spec, tmp_path) -> None:
+    """Calibrated (untrained) quantized Keras model == its IR through golden, every layer; the
+    model survives a .keras save / load."""
     from swinfpga.frontend.keras import from_keras_model
     from swinfpga.keras import build_model, calibrate, set_quantized
 
@@ -55,12 +58,17 @@ def test_keras_sequences_and_rectangular_windows_equal_golden(spec) -> None:
     rng = np.random.default_rng(0)
     fmt = spec.in_fmt
     x = rng.integers(fmt.min_code, fmt.max_code + 1, size=(64, *spec.img))
+    if spec.pad_mask:  # padding: trailing tokens all zero, a different number per sample (all: sample 0)
+        for i in range(64):
+            x[i, 12 - i % 13:] = 0
     calibrate(km, x * fmt.lsb)
     set_quantized(km, True)
     ir = from_keras_model(km, name=spec.name)
     attn = ir.of_type(N.WindowAttention)
     assert [a.window_hw for a in attn] == [spec.stage_window(0)] * len(attn)
     assert all((a.rel_bias is None) == (not spec.rel_bias) for a in attn)
+    assert all(a.mask == ("mask" if spec.pad_mask else None) for a in attn)
+    assert (ir.node("pool").mask is not None) == spec.pad_mask
     info = ir.infer()
     names = [n.name for n in ir.nodes[1:]]
     sub = keras.Model(km.inputs[0], [km.get_layer(n).output for n in names])
@@ -70,6 +78,9 @@ def test_keras_sequences_and_rectangular_windows_equal_golden(spec) -> None:
         c = to_codes(np.asarray(o), info[n].fmt.frac)
         bad = np.argwhere(c != g.outputs[n])
         assert not len(bad), f"{n}: {len(bad)} codes differ, first at {tuple(bad[0])}"
+    km.save(tmp_path / "m.keras")
+    km2 = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_array_equal(np.asarray(km2(x * fmt.lsb)), np.asarray(km(x * fmt.lsb)))
     # the IR survives a JSON round trip bit for bit (rectangular windows become tuples)
     ir2 = Model.from_json(json.loads(json.dumps(ir.to_json())))
     np.testing.assert_array_equal(golden.predict(ir2, x), g.output)

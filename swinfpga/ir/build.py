@@ -143,8 +143,7 @@ def random_model(spec: SwinSpec, seed: int = 0, formats: BlockFormats | None = N
         if mask is None:
             nodes.append(N.Pool("pool", cur, round(2**inv_frac / npos), inv_frac, f.act))
         else:
-            inv_frac = max(0, math.ceil(math.log2(npos))) + 12
-            table = np.array([0] + [round(2**inv_frac / k) for k in range(1, npos + 1)], dtype=np.int64)
+            inv_frac, table = N.masked_pool_table(npos)
             nodes.append(N.Pool("pool", cur, round(2**inv_frac / npos), inv_frac, f.act, mask=mask, inv_table=table))
         nodes.append(N.Dense("head", "pool", _lin(rng, c, spec.classes, f.logits, f)))
         cur = "head"

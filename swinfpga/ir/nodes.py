@@ -7,6 +7,7 @@ All ``np.ndarray`` fields hold ``int64`` codes in the format named next to them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -377,6 +378,13 @@ class TokenMask(Node):
 MASK_FMT = Fmt(False, 1, 1)
 
 
+def masked_pool_table(npos: int) -> tuple[int, np.ndarray]:
+    """``(inv_frac, inv_table)`` of a masked :class:`Pool` over ``npos`` token positions:
+    ``inv_table[k] = round(2**inv_frac / k)``, ``inv_table[0] = 0``, ``inv_frac = ceil(log2 npos) + 12``."""
+    inv_frac = max(0, math.ceil(math.log2(npos))) + 12
+    return inv_frac, np.array([0] + [round(2**inv_frac / k) for k in range(1, npos + 1)], dtype=np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class Dense(Node):
     """Linear on the last axis, optional ReLU fused after the requant (ReLU of the output code)."""
@@ -456,7 +464,7 @@ def node_field_names(node: Node) -> list[str]:
 
 __all__ = [
     "IRError", "FormatError", "Linear", "Node", "Input", "PatchEmbed", "WindowAttention", "Mlp",
-    "LayerNorm", "PatchMerging", "Add", "Pool", "Dense", "TokenMask", "MASK_FMT", "NODE_TYPES",
+    "LayerNorm", "PatchMerging", "Add", "Pool", "Dense", "TokenMask", "MASK_FMT", "NODE_TYPES", "masked_pool_table",
     "relative_position_index",
     "window_partition", "window_reverse", "shift_region_ids", "shift_valid_mask", "field", "require_square_windows",
 ]

@@ -355,7 +355,7 @@ class QWindowAttention(QLayer):
     q, k, v when quantized.  ``rel_bias``: learn a relative position bias table (else none)."""
 
     def __init__(self, heads: int, window: int | list[int] | str, shift: int = 0, pre_bn: bool = False,
-                 rel_bias: bool = True, **kw: Any) -> None:
+                 rel_bias: bool = True, masked: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         if isinstance(window, str):
             if window != "global":
@@ -366,8 +366,11 @@ class QWindowAttention(QLayer):
             window = int(window)
         self.heads, self.window, self.shift, self.pre_bn = int(heads), window, int(shift), bool(pre_bn)
         self.use_rel_bias = bool(rel_bias)
+        self.masked = bool(masked)  # called on [x, mask]: padded keys are excluded (QTokenMask)
 
     def build(self, input_shape: Any) -> None:
+        if self.masked:
+            input_shape = input_shape[0]
         _, h, w, c = input_shape
         shift = self.shift
         if self.window == "global":
@@ -420,6 +423,9 @@ class QWindowAttention(QLayer):
         return ops.transpose(ops.reshape(t, (-1, nw, nt, self.heads, self.head_dim)), (0, 1, 3, 2, 4))
 
     def call(self, x: Any, training: Any = None) -> Any:
+        mk = None
+        if self.masked:
+            x, mk = x
         h, w = self.res
         s, win, nt = self.eff_shift, self.win, self.win_hw[0] * self.win_hw[1]
         qm = self.quantized
@@ -443,7 +449,16 @@ class QWindowAttention(QLayer):
             scores = scores + bias[None, None]
         scores = self.site("scores", scores, training)
         valid = self.valid[None, :, None]
-        masked = scores + np.where(valid, 0.0, MASK_VALUE)
+        if mk is not None:
+            if s:
+                mk = ops.roll(mk, (-s, -s), axis=(1, 2))
+            keys = k_window_partition(mk, win)[..., 0] > 0.5  # B, nW, N
+            keys = ops.logical_or(keys, ops.logical_not(ops.any(keys, axis=-1, keepdims=True)))
+            valid = ops.logical_and(ops.convert_to_tensor(valid), keys[:, :, None, None, :])
+        if mk is None:
+            masked = scores + np.where(valid, 0.0, MASK_VALUE)
+        else:
+            masked = scores + ops.cast(ops.where(valid, 0.0, MASK_VALUE), scores.dtype)
         p_float = ops.softmax(masked, axis=-1) if nt > 1 else ops.ones_like(masked)
         if qm:
             probs = ste(softmax_int(self.softmax_spec, scores, valid), p_float)
@@ -467,6 +482,8 @@ class QWindowAttention(QLayer):
                "pre_bn": self.pre_bn}
         if not self.use_rel_bias:  # only when off: configs of existing models stay as they were
             cfg["rel_bias"] = False
+        if self.masked:
+            cfg["masked"] = True
         return cfg
 
     def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
@@ -495,6 +512,7 @@ class QWindowAttention(QLayer):
             self.name, srcs[0], self.res, self.dim, self.heads, self.win, self.eff_shift,
             q=self.q.to_ir(), k=self.k.to_ir(), v=self.v.to_ir(), rel_bias=rb, bias_fmt=rb_fmt,
             score_fmt=self.fmt("scores"), softmax=self.softmax_spec, attn_fmt=self.fmt("attn"), proj=self.proj.to_ir(),
+            mask=srcs[1] if self.masked else None,
         )
 
 
@@ -726,18 +744,59 @@ def pool_constants(npos: int) -> tuple[int, int]:
 
 
 @keras.saving.register_keras_serializable(package=PKG)
+class QTokenMask(QLayer):
+    """Padding mask (the IR ``TokenMask``): (B, H, W, C) input -> (B, H, W, 1), 1.0 for a real
+    token, 0.0 for padding (all C features 0).  Read it from the QInput output."""
+
+    def build(self, input_shape: Any) -> None:
+        self.fmts["out"] = N.MASK_FMT
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        return ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1, keepdims=True), x.dtype)
+
+    def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
+        self.fmts["out"] = N.MASK_FMT
+
+    def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        return N.TokenMask(self.name, srcs[0])
+
+
+@keras.saving.register_keras_serializable(package=PKG)
 class QPool(QLayer):
     """Global average pool over tokens: (B, H, W, C) -> (B, C); quantized: sum * inv_n requant."""
 
+    def __init__(self, masked: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.masked = bool(masked)  # called on [x, mask]: the mean over real tokens only
+
     def build(self, input_shape: Any) -> None:
+        if self.masked:
+            input_shape = input_shape[0]
         self.npos = int(input_shape[1]) * int(input_shape[2])
         self.inv_n, self.inv_frac = pool_constants(self.npos)
+        if self.masked:
+            self.inv_frac, self.inv_table = N.masked_pool_table(self.npos)
 
     def call(self, x: Any, training: Any = None) -> Any:
+        if self.masked:
+            x, mk = x
+            s = ops.sum(x * mk, axis=(1, 2))
+            cnt = ops.sum(mk, axis=(1, 2))  # B, 1
+            if self.quantized:
+                inv = ops.take(ops.convert_to_tensor(self.inv_table.astype(np.float64), dtype=x.dtype),
+                               ops.cast(cnt, "int32"), axis=0)
+                return self.site("out", s * (inv * 2.0**-self.inv_frac), training)
+            return self.site("out", s / ops.maximum(cnt, 1.0))
         if self.quantized:
             s = ops.sum(x, axis=(1, 2))
             return self.site("out", s * (self.inv_n * 2.0**-self.inv_frac), training)
         return self.site("out", ops.mean(x, axis=(1, 2)))
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        if self.masked:
+            cfg["masked"] = True
+        return cfg
 
     def required_sites(self) -> list[str]:
         return ["out"]
@@ -746,6 +805,9 @@ class QPool(QLayer):
         self.fmts["out"] = fit_fmt(self.stat("out"), bits["act"], signed=in_fmts[0].signed)
 
     def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        if self.masked:
+            return N.Pool(self.name, srcs[0], self.inv_n, self.inv_frac, self.fmt("out"), mask=srcs[1],
+                          inv_table=self.inv_table)
         return N.Pool(self.name, srcs[0], self.inv_n, self.inv_frac, self.fmt("out"))
 
 
@@ -784,4 +846,5 @@ class QDense(QLayer):
         return N.Dense(self.name, srcs[0], self.lin.to_ir())
 
 
-SUPPORTED = (QInput, QPatchEmbed, QWindowAttention, QMlp, QLayerNorm, QPatchMerging, QAdd, QPool, QDense)
+SUPPORTED = (QInput, QPatchEmbed, QWindowAttention, QMlp, QLayerNorm, QPatchMerging, QAdd, QPool, QDense,
+             QTokenMask)

@@ -22,6 +22,7 @@ from .layers import (
     QPatchEmbed,
     QPatchMerging,
     QPool,
+    QTokenMask,
     QWindowAttention,
 )
 from .quant import DTYPE
@@ -42,7 +43,7 @@ class Bits:
 
 
 def swin_block(x: Any, pre: str, heads: int, window: Any, shift: int, mlp_ratio: int, act: str, norm: str,
-               rel_bias: bool = True) -> Any:
+               rel_bias: bool = True, mask: Any = None) -> Any:
     """One Swin block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))`` (``norm``: bn folded | ln).
     ``window``: int | [wh, ww] | "global" (see :class:`QWindowAttention`)."""
     c = x.shape[-1]
@@ -50,8 +51,10 @@ def swin_block(x: Any, pre: str, heads: int, window: Any, shift: int, mlp_ratio:
     h = QLayerNorm(name=f"{pre}.norm1")(x) if not bn else x
     if isinstance(window, tuple):
         window = list(window)
-    a = QWindowAttention(heads, window, shift, pre_bn=bn, name=f"{pre}.attn",
-                         **({} if rel_bias else {"rel_bias": False}))(h)
+    kw: dict[str, Any] = {} if rel_bias else {"rel_bias": False}
+    if mask is not None:
+        kw["masked"] = True
+    a = QWindowAttention(heads, window, shift, pre_bn=bn, name=f"{pre}.attn", **kw)(h if mask is None else [h, mask])
     x = QAdd(name=f"{pre}.add1")([x, a])
     h = QLayerNorm(name=f"{pre}.norm2")(x) if not bn else x
     m = QMlp(c * mlp_ratio, act, pre_bn=bn, name=f"{pre}.mlp")(h)
@@ -61,13 +64,9 @@ def swin_block(x: Any, pre: str, heads: int, window: Any, shift: int, mlp_ratio:
 def build_model(spec: SwinSpec) -> keras.Model:
     """Keras model of ``spec`` (float mode).  Input: real pixel values ``code * 2**-in_fmt.frac``
     of shape ``spec.img``; output: logits (or the token map when ``classes == 0``)."""
-    if spec.pad_mask:
-        from ..errors import SwinfpgaError
-
-        raise SwinfpgaError(f"{spec.name}: training with a padding mask (pad_mask) is not supported yet; "
-                            "remove pad_mask from the architecture (golden and --random convert support it)")
     inp = keras.Input(spec.img, name="image", dtype=DTYPE)
     x = QInput(fmt=spec.in_fmt.to_json(), name="input")(inp)
+    mask = QTokenMask(name="mask")(x) if spec.pad_mask else None
     bn = spec.norm == "bn"
     if spec.patch:
         x = QPatchEmbed(spec.patch, spec.embed, post_bn=bn, name="patch_embed")(x)
@@ -79,11 +78,11 @@ def build_model(spec: SwinSpec) -> keras.Model:
         for bi in range(st.depth):
             win = list(spec.stage_window(si)) if spec.seq and isinstance(st.window, int) else st.window
             x = swin_block(x, f"s{si}b{bi}", st.heads, win, spec.block_shift(si, bi), spec.mlp_ratio,
-                           spec.act, spec.norm, spec.rel_bias)
+                           spec.act, spec.norm, spec.rel_bias, mask)
     if spec.classes:
         if not bn:
             x = QLayerNorm(name="norm")(x)
-        x = QPool(name="pool")(x)
+        x = QPool(name="pool")(x) if mask is None else QPool(masked=True, name="pool")([x, mask])
         x = QDense(spec.classes, pre_bn=bn, name="head")(x)
     return keras.Model(inp, x, name=spec.name)
 
