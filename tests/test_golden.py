@@ -140,6 +140,8 @@ def test_square_windows_stay_ints_and_old_json_loads(tmp_path) -> None:
             assert isinstance(nd["window"], int)
     m2 = Model.from_json(d)
     assert all(type(a.window) is int for a in m2.of_type(N.WindowAttention))
+    # unset new optional fields are left out (JSON and build-cache hashes of existing models unchanged)
+    assert all("mask" not in nd and "inv_table" not in nd for nd in d["nodes"])
     spec = SwinSpec("r", (4, 8, 8), 0, 8, (StageSpec(1, 2, (2, 4), 0),), classes=3, in_fmt=Fmt(True, 8, 3))
     r = random_model(spec)
     r.save(tmp_path / "r.json")

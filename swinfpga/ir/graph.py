@@ -186,6 +186,11 @@ def _infer_node(n: N.Node, ins: list[TensorInfo]) -> TensorInfo:
 
 
 # ----- generic (de)serialization ---------------------------------------------------------------------
+# optional fields added after schema 1 shipped: left out while unset, so the JSON (and the content
+# hashes of the RTL / C-sim build cache) of existing models stay byte for byte as they were
+_OMIT_IF_NONE = frozenset({"mask", "inv_table"})
+
+
 def _encode(v: Any) -> Any:
     if isinstance(v, Fmt):
         return {"__fmt__": v.to_json()}
@@ -196,7 +201,8 @@ def _encode(v: Any) -> Any:
     if isinstance(v, np.ndarray):
         return {"__codes__": v.astype(np.int64).tolist(), "shape": list(v.shape)}
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        d = {f.name: _encode(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        d = {f.name: _encode(getattr(v, f.name)) for f in dataclasses.fields(v)
+             if not (f.name in _OMIT_IF_NONE and getattr(v, f.name) is None)}
         d["__type__"] = type(v).__name__
         return d
     if isinstance(v, tuple | list):
