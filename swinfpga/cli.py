@@ -30,8 +30,19 @@ def _write_json(path: str | None, data: dict[str, Any]) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .train import train
+    from .arch import is_arch_file
+    from .train import TrainError, train, train_arch
 
+    if is_arch_file(a.model):
+        if not a.data:
+            raise TrainError(f"training the architecture file {a.model} needs --data DATA.npz "
+                             "(x_train, y_train, x_test, y_test)")
+        res = train_arch(a.model, a.data, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force,
+                         progress=_console().log, beta=a.beta, granularity=a.granularity, qat_epochs=a.qat_epochs)
+        print(json.dumps(res.metrics, indent=1))
+        return 0
+    if a.data:
+        raise TrainError(f"--data is for architecture files (.yaml); {a.model!r} trains on sklearn digits")
     res = train(a.model, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force, progress=_console().log,
                 beta=a.beta, granularity=a.granularity, qat_epochs=a.qat_epochs, init=a.init)
     print(json.dumps(res.metrics, indent=1))
@@ -135,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a reference model on sklearn digits")
-    t.add_argument("model", help="swin-digits | swin-digits-ln | swin-free-digits")
+    t.add_argument("model", help="swin-digits | swin-digits-ln | swin-free-digits | seq-digits | ARCH.yaml")
+    t.add_argument("--data", default=None, help="with ARCH.yaml: .npz with x_train, y_train, x_test, y_test")
     t.add_argument("-o", "--out", required=True)
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
@@ -166,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(fn=cmd_sweep)
 
     c = sub.add_parser("convert", help="model -> hls4ml project + RTL + manifest")
-    c.add_argument("model", help="reference model name, IR .json, .keras, QKeras .h5, or a train output dir")
+    c.add_argument("model", help="reference model name, IR .json, .keras, QKeras .h5, a train output dir, "
+                   "or an architecture file ARCH.yaml (with --random)")
     c.add_argument("--board", default="vu13p", help="vu13p | vcu118 | zcu102 | u250 | kv260")
     c.add_argument("-o", "--out", required=True)
     c.add_argument("--force", action="store_true", help="replace an existing output directory")

@@ -7,15 +7,20 @@ from dataclasses import dataclass, field
 
 from .fixed import Fmt
 
+GLOBAL = "global"
+
 
 @dataclass(frozen=True)
 class StageSpec:
     """One Swin stage: ``depth`` blocks; odd blocks use ``shift`` (0 = never shifted).
-    ``merge`` puts a PatchMerging before the stage."""
+    ``merge`` puts a PatchMerging before the stage.
+
+    ``window``: an int (square; shrinks to the map on small maps, Swin's rule), ``(wh, ww)``
+    (rectangular; used exactly as given) or ``"global"`` (one window over the whole map)."""
 
     depth: int
     heads: int
-    window: int
+    window: int | tuple[int, int] | str
     shift: int
     merge: bool = False
 
@@ -40,6 +45,28 @@ class SwinSpec:
     norm: str = "bn"
     classes: int = 10
     in_fmt: Fmt = field(default_factory=lambda: Fmt(False, 5, 1))
+    seq: bool = False  # the input is a token sequence (tokens, features), held as an (N, 1, F) map
+    rel_bias: bool = True  # relative position bias in attention (sequences: usually off)
+    pad_mask: bool = False  # sequences: tokens whose input features are all 0 are padding (not attended/pooled)
+
+    def stage_window(self, stage: int) -> tuple[int, int]:
+        """``(wh, ww)`` of a stage's attention window at that stage's resolution.
+
+        ``global`` is the whole map; an int window on a map not larger than it shrinks to
+        ``min(H, W)`` (Swin's rule, images; on a sequence an int ``n`` is ``(n, 1)``, never
+        shrunk); ``(wh, ww)`` is used as given."""
+        st = self.stages[stage]
+        (h, w), _ = self.stage_dims()[stage]
+        if st.window == GLOBAL:
+            return h, w
+        if isinstance(st.window, tuple | list):
+            return int(st.window[0]), int(st.window[1])
+        win = int(st.window)
+        if self.seq:  # a sequence: an int window is that many consecutive tokens, never shrunk
+            return win, 1
+        if min(h, w) <= win:
+            win = min(h, w)
+        return win, win
 
     def stage_dims(self) -> list[tuple[tuple[int, int], int]]:
         """((H, W), C) at each stage."""
@@ -56,7 +83,8 @@ class SwinSpec:
         """Shift of a block: odd blocks shift, and only when the resolution exceeds the window."""
         st = self.stages[stage]
         (h, w), _ = self.stage_dims()[stage]
-        if block % 2 == 0 or min(h, w) <= st.window:
+        wh, ww = self.stage_window(stage)
+        if block % 2 == 0 or h <= wh or w <= ww:
             return 0
         return st.shift
 
@@ -111,7 +139,24 @@ SWIN_T_STAGE1 = SwinSpec(
     in_fmt=Fmt(True, 8, 3, "RND", "SAT"),
 )
 
-SPECS: dict[str, SwinSpec] = {s.name: s for s in (SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_FREE_DIGITS, SWIN_T_STAGE1)}
+# Each digits image as a sequence of 8 row tokens of 8 pixels, one global attention window over the 8 tokens.
+# The relative position bias (a (15, heads) table along the sequence) is the only source of token order.
+SEQ_DIGITS = SwinSpec(
+    name="seq-digits",
+    img=(8, 1, 8),
+    patch=1,
+    embed=16,
+    stages=(StageSpec(depth=2, heads=2, window=GLOBAL, shift=0),),
+    mlp_ratio=2,
+    act="relu",
+    norm="bn",
+    seq=True,
+    rel_bias=True,
+)
+
+SPECS: dict[str, SwinSpec] = {
+    s.name: s for s in (SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_FREE_DIGITS, SWIN_T_STAGE1, SEQ_DIGITS)
+}
 
 
 def get_spec(name: str) -> SwinSpec:

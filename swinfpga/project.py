@@ -68,6 +68,15 @@ def resolve_model(ref: str, random_ok: bool = False) -> Model:
         raise ConvertError(f"{p} has no model.json (expected a `swinfpga train` output directory)")
     if not p.exists():
         raise ConvertError(f"{ref!r} is neither a reference model ({', '.join(SPECS)}) nor an existing file")
+    if p.suffix.lower() in (".yaml", ".yml"):
+        from .arch import load_arch
+
+        if not random_ok:
+            raise ConvertError(f"{p.name} is an architecture file (no weights): pass --random for random weights, "
+                               f"or train it first (`swinfpga train {p} --data DATA.npz -o DIR`) and convert DIR")
+        from .ir.build import random_model
+
+        return random_model(load_arch(p))
     if p.suffix == ".json":
         return Model.load(p)
     if p.suffix == ".keras":
@@ -89,6 +98,12 @@ def test_vectors(model: Model, n: int, seed: int = 0) -> tuple[np.ndarray, str]:
         x = digits_split().x_test
         if model.input.fmt.contains(x):
             return x[:n], "sklearn digits test split (stratified 80/20, seed 0)"
+    if tuple(model.input.shape) == (8, 1, 8):  # seq-digits: 8 row tokens of 8 pixels
+        from .data import digits_seq_split
+
+        x = digits_seq_split().x_test
+        if model.input.fmt.contains(x):
+            return x[:n], "sklearn digits test split as 8 row tokens (stratified 80/20, seed 0)"
     from .ir.build import random_input
 
     return random_input(model, n, seed), f"uniform random input codes (seed {seed})"
@@ -156,6 +171,10 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
     (the files the model was read from); see :mod:`swinfpga.outdir`."""
     out = check_output_dir(out_dir, opts.force, (MANIFEST,), "a swinfpga project", inputs, ConvertError)
     board: Board = load_board(opts.board)
+    if opts.hls or opts.rtl:  # back ends: square windows with a bias table only (for now)
+        from .ir.nodes import require_square_windows
+
+        require_square_windows(model, "hls4ml" if opts.hls else "RTL")
     stage = make_stage(out)
     times: dict[str, float] = {}
     try:

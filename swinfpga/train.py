@@ -39,7 +39,7 @@ from .errors import SwinfpgaError
 if TYPE_CHECKING:
     from .models import SwinSpec
 
-TRAINABLE = ("swin-digits", "swin-digits-ln", "swin-free-digits")
+TRAINABLE = ("swin-digits", "swin-digits-ln", "swin-free-digits", "seq-digits")
 TRAIN_MARKERS = ("metrics.json",)  # what marks a `swinfpga train` output directory (for --force)
 
 
@@ -72,7 +72,8 @@ class TrainResult:
 
 
 # LayerNorm + GELU converges more slowly on digits than folded BatchNorm + ReLU
-DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=200, lr=3e-3)}
+DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=200, lr=3e-3),
+                                     "seq-digits": TrainConfig(float_epochs=200, qat_epochs=40)}
 
 
 def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str = "channel",
@@ -87,9 +88,12 @@ def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str =
 
 
 def _shift_augment(x: np.ndarray, rng: np.random.Generator, s: int) -> np.ndarray:
-    """Random integer translation by up to ``s`` pixels (zero fill), per image."""
+    """Random integer translation by up to ``s`` pixels (zero fill), per image.  A sequence of
+    image rows ``(n, rows, 1, cols)`` (seq-digits) is shifted as the image it came from."""
     if s <= 0:
         return x
+    if x.ndim == 4 and x.shape[2] == 1 and x.shape[3] > 1:
+        return _shift_augment(x.transpose(0, 1, 3, 2), rng, s).transpose(0, 1, 3, 2)
     out = np.zeros_like(x)
     h, w = x.shape[1:3]
     dy = rng.integers(-s, s + 1, len(x))
@@ -174,10 +178,30 @@ def _load_init(init: Path | str, spec: SwinSpec) -> Any:
     return model
 
 
+def train_arch(arch: Path | str, data: Path | str, out_dir: Path | str, epochs: int | None = None, seed: int = 0,
+               force: bool = False, progress: Callable[[str], None] = print, beta: float = 0.0,
+               granularity: str = "channel", qat_epochs: int | None = None) -> TrainResult:
+    """Train the architecture file ``arch`` (:mod:`swinfpga.arch`) on the user's ``.npz``
+    (``x_train, y_train, x_test, y_test``; see :func:`swinfpga.data.load_user_data`)."""
+    from .arch import load_arch
+    from .data import load_user_data
+
+    spec = load_arch(arch)
+    if not spec.classes:
+        raise TrainError(f"{arch}: training needs a classifier; set classes (> 0) in the architecture file")
+    d = load_user_data(data, spec)
+    return train_spec(spec, out_dir, _config(spec.name, epochs, beta, granularity, qat_epochs), seed, force, progress,
+                      data=d,
+                      data_name=f"{Path(data).name} ({len(d.y_train)} train / {len(d.y_test)} test)")
+
+
 def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = None, seed: int = 0,
-               force: bool = False, progress: Callable[[str], None] = print,
-               init: Path | str | None = None) -> TrainResult:
-    """:func:`train` for any 8x8x1 digits classifier spec (e.g. a tiny one for smoke tests)."""
+               force: bool = False, progress: Callable[[str], None] = print, init: Path | str | None = None,
+               data: Any = None, data_name: str | None = None) -> TrainResult:
+    """:func:`train` for any digits classifier spec (e.g. a tiny one for smoke tests), or for any
+    spec on ``data`` (a :class:`swinfpga.data.Split` of input codes, e.g. from
+    :func:`swinfpga.data.load_user_data`; ``data_name`` goes into the metadata); ``init`` starts from
+    a trained output directory (HGQ fine-tuning)."""
     name = spec.name
     cfg = cfg or TrainConfig()
     out = Path(out_dir).resolve()
@@ -202,7 +226,16 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
 
     times: dict[str, float] = {}
     keras.utils.set_random_seed(seed)
-    d = digits_split()
+    if data is not None:
+        d = data
+    elif spec.seq:
+        from .data import digits_seq_split
+
+        d = digits_seq_split()
+    else:
+        d = digits_split()
+    if data is not None:
+        cfg = dataclasses.replace(cfg, augment_shift=0)  # pixel shifts only for the digits images
     lsb = spec.in_fmt.lsb
     xtr, xte = d.x_train * lsb, d.x_test * lsb  # real pixel values (codes of ufixed<5,1>)
     if init is None:
@@ -261,7 +294,7 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     set_quantized(model, True)
     ir = from_keras_model(model, name=name)
     ir = type(ir)(ir.name, ir.nodes, ir.output, {**ir.meta, "spec": name, "seed": seed,
-                                                   "data": "sklearn digits, stratified 80/20, seed 0"})
+                                                   "data": data_name or "sklearn digits, stratified 80/20, seed 0"})
     t0 = time.perf_counter()
     res = golden.run(ir, d.x_test)
     times["golden"] = time.perf_counter() - t0
@@ -303,4 +336,4 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     return TrainResult(out, metrics, times)
 
 
-__all__ = ["train", "train_spec", "TrainResult", "TrainConfig", "TrainError", "TRAINABLE"]
+__all__ = ["train", "train_arch", "train_spec", "TrainResult", "TrainConfig", "TrainError", "TRAINABLE"]

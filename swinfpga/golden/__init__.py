@@ -44,7 +44,7 @@ def run(model: Model, x: np.ndarray, taps: bool = False, until: str | None = Non
         if isinstance(n, N.PatchEmbed):
             y = ops.patch_embed(n, ins[0], fm[0], t)
         elif isinstance(n, N.WindowAttention):
-            y = ops.window_attention(n, ins[0], fm[0], t)
+            y = ops.window_attention(n, ins[0], fm[0], t, ins[1] if n.mask is not None else None)
         elif isinstance(n, N.Mlp):
             y = ops.mlp(n, ins[0], fm[0], t)
         elif isinstance(n, N.LayerNorm):
@@ -54,7 +54,9 @@ def run(model: Model, x: np.ndarray, taps: bool = False, until: str | None = Non
         elif isinstance(n, N.Add):
             y = ops.add(n, ins[0], fm[0], ins[1], fm[1], t)
         elif isinstance(n, N.Pool):
-            y = ops.pool(n, ins[0], fm[0], t)
+            y = ops.pool(n, ins[0], fm[0], t, ins[1] if n.mask is not None else None)
+        elif isinstance(n, N.TokenMask):
+            y = ops.token_mask(n, ins[0], t)
         elif isinstance(n, N.Dense):
             y = ops.dense(n, ins[0], fm[0], t)
         else:  # pragma: no cover - graph validation rejects these

@@ -61,11 +61,16 @@ def patch_embed(n: N.PatchEmbed, x: np.ndarray, x_fmt: Fmt, taps: Taps) -> np.nd
     return linear(n.linear, patches, x_fmt, taps, n.name)
 
 
-def window_attention(n: N.WindowAttention, x: np.ndarray, x_fmt: Fmt, taps: Taps) -> np.ndarray:
+def window_attention(n: N.WindowAttention, x: np.ndarray, x_fmt: Fmt, taps: Taps,
+                     mask: np.ndarray | None = None) -> np.ndarray:
+    """``mask``: (B, H, W, 1) 1 = real token; padded keys are excluded from every softmax row (a
+    window of padding only attends over all its tokens: its outputs are never pooled)."""
     b, h, w, c = x.shape
-    s, win, heads, hd = n.shift, n.window, n.heads, n.head_dim
+    s, win, heads, hd = n.shift, n.window_hw, n.heads, n.head_dim
     if s:
         x = np.roll(x, (-s, -s), axis=(1, 2))
+        if mask is not None:
+            mask = np.roll(mask, (-s, -s), axis=(1, 2))
     xw = N.window_partition(x, win)  # B, nW, N, C
     taps.put(f"{n.name}.windows", xw)
     q = linear(n.q, xw, x_fmt, taps, f"{n.name}.q")
@@ -82,6 +87,10 @@ def window_attention(n: N.WindowAttention, x: np.ndarray, x_fmt: Fmt, taps: Taps
     acc = acc + align(n.bias_matrix(), n.bias_fmt.frac, af)[None, None]
     scores = taps.requant(f"{n.name}.scores", acc, af, n.score_fmt)
     valid = n.valid_mask()[None, :, None]  # 1, nW, 1, N, N
+    if mask is not None:
+        keys = N.window_partition(mask, win)[..., 0] != 0  # B, nW, N
+        keys = keys | ~np.any(keys, axis=-1, keepdims=True)
+        valid = valid & keys[:, :, None, None, :]
     probs = softmax_codes(n.softmax, scores, valid)
     taps.put(f"{n.name}.probs", probs)
     pv = np.einsum("bwhij,bwhjd->bwhid", probs, vh, dtype=np.int64)
@@ -138,9 +147,21 @@ def add(n: N.Add, a: np.ndarray, a_fmt: Fmt, b: np.ndarray, b_fmt: Fmt, taps: Ta
     return taps.requant(n.name, align(a, a_fmt.frac, f) + align(b, b_fmt.frac, f), f, n.out_fmt)
 
 
-def pool(n: N.Pool, x: np.ndarray, x_fmt: Fmt, taps: Taps) -> np.ndarray:
-    s = np.sum(x.reshape(x.shape[0], -1, x.shape[-1]), axis=1, dtype=np.int64)
-    return taps.requant(n.name, s * n.inv_n, x_fmt.frac + n.inv_frac, n.out_fmt)
+def pool(n: N.Pool, x: np.ndarray, x_fmt: Fmt, taps: Taps, mask: np.ndarray | None = None) -> np.ndarray:
+    if mask is None:
+        s = np.sum(x.reshape(x.shape[0], -1, x.shape[-1]), axis=1, dtype=np.int64)
+        return taps.requant(n.name, s * n.inv_n, x_fmt.frac + n.inv_frac, n.out_fmt)
+    m = mask.reshape(x.shape[0], -1, 1)
+    s = np.sum(x.reshape(x.shape[0], -1, x.shape[-1]) * m, axis=1, dtype=np.int64)
+    assert n.inv_table is not None
+    inv = n.inv_table[np.sum(m[..., 0], axis=1)][:, None]  # B, 1
+    return taps.requant(n.name, s * inv, x_fmt.frac + n.inv_frac, n.out_fmt)
+
+
+def token_mask(n: N.TokenMask, x: np.ndarray, taps: Taps) -> np.ndarray:
+    y = np.any(x != 0, axis=-1, keepdims=True).astype(np.int64)
+    taps.put(n.name, y)
+    return y
 
 
 def dense(n: N.Dense, x: np.ndarray, x_fmt: Fmt, taps: Taps) -> np.ndarray:

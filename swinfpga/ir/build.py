@@ -76,6 +76,12 @@ def random_model(spec: SwinSpec, seed: int = 0, formats: BlockFormats | None = N
     rng = np.random.default_rng(seed)
     nodes: list[N.Node] = [N.Input("input", tuple(spec.img), spec.in_fmt)]
     cur = "input"
+    mask = None
+    if spec.pad_mask:
+        if spec.patch > 1 or any(st.merge for st in spec.stages):
+            raise N.IRError(f"{spec.name}: a padding mask needs one token per input position (patch <= 1, no merge)")
+        nodes.append(N.TokenMask("mask", "input"))
+        mask = "mask"
     if spec.patch:
         p = spec.patch
         nodes.append(N.PatchEmbed("patch_embed", cur, p, _lin(rng, p * p * spec.img[2], spec.embed, f.act, f)))
@@ -96,14 +102,16 @@ def random_model(spec: SwinSpec, seed: int = 0, formats: BlockFormats | None = N
                 nodes.append(_layer_norm(f"{pre}.norm1", cur, c, rng, f.act))
                 src = f"{pre}.norm1"
             hd = c // st.heads
-            nt = st.window * st.window
+            wh, ww = spec.stage_window(si)
+            nt = wh * ww
             sm = design_softmax(f"{pre}_attn_softmax", f.score, nt)
+            q = _lin(rng, c, c, f.act, f, scale=hd**-0.5 * 2.0)
+            k = _lin(rng, c, c, f.act, f)
+            v = _lin(rng, c, c, f.act, f)
+            rb = f.rel_bias.from_float(rng.normal(0, 0.5, ((2 * wh - 1) * (2 * ww - 1), st.heads)))
             attn = N.WindowAttention(
-                f"{pre}.attn", src, (h, w), c, st.heads, st.window, shift,
-                q=_lin(rng, c, c, f.act, f, scale=hd**-0.5 * 2.0),
-                k=_lin(rng, c, c, f.act, f),
-                v=_lin(rng, c, c, f.act, f),
-                rel_bias=f.rel_bias.from_float(rng.normal(0, 0.5, ((2 * st.window - 1) ** 2, st.heads))),
+                f"{pre}.attn", src, (h, w), c, st.heads, wh if wh == ww else (wh, ww), shift,
+                q=q, k=k, v=v, rel_bias=rb if spec.rel_bias else None, mask=mask,
                 bias_fmt=f.rel_bias, score_fmt=f.score, softmax=sm, attn_fmt=f.act,
                 proj=_lin(rng, c, c, f.act, f),
             )
@@ -132,7 +140,11 @@ def random_model(spec: SwinSpec, seed: int = 0, formats: BlockFormats | None = N
             cur = "norm"
         npos = h * w
         inv_frac = max(0, math.ceil(math.log2(npos))) + (0 if npos & (npos - 1) == 0 else 12)
-        nodes.append(N.Pool("pool", cur, round(2**inv_frac / npos), inv_frac, f.act))
+        if mask is None:
+            nodes.append(N.Pool("pool", cur, round(2**inv_frac / npos), inv_frac, f.act))
+        else:
+            inv_frac, table = N.masked_pool_table(npos)
+            nodes.append(N.Pool("pool", cur, round(2**inv_frac / npos), inv_frac, f.act, mask=mask, inv_table=table))
         nodes.append(N.Dense("head", "pool", _lin(rng, c, spec.classes, f.logits, f)))
         cur = "head"
     return Model(spec.name, tuple(nodes), cur, {"spec": spec.name, "weights": f"random(seed={seed})"})

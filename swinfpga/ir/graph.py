@@ -224,7 +224,13 @@ def _infer_node(n: N.Node, ins: list[TensorInfo]) -> TensorInfo:
         for lin in (n.q, n.k, n.v):
             lin.check_input(x.fmt, n.name)
         n.proj.check_input(n.attn_fmt, n.name)
+        if n.mask is not None and ins[1].shape != (*n.resolution, 1):
+            raise IRError(f"{n.name}: mask {n.mask!r} shape {ins[1].shape} != {(*n.resolution, 1)}")
         return TensorInfo(x.shape, n.proj.out_fmt)
+    if isinstance(n, N.TokenMask):
+        if len(x.shape) != 3:
+            raise IRError(f"{n.name}: a token mask needs an (H, W, C) input, got {x.shape}")
+        return TensorInfo((*x.shape[:2], 1), N.MASK_FMT)
     if isinstance(n, N.Mlp):
         if n.fc1.n_in != x.shape[-1] or n.fc2.n_in != n.fc1.n_out or n.fc2.n_out != x.shape[-1]:
             raise IRError(f"{n.name}: MLP shapes {n.fc1.n_in}->{n.fc1.n_out}->{n.fc2.n_out} vs C={x.shape[-1]}")
@@ -255,6 +261,13 @@ def _infer_node(n: N.Node, ins: list[TensorInfo]) -> TensorInfo:
             raise IRError(f"{n.name}: cannot add shapes {a.shape} and {b.shape}")
         return TensorInfo(a.shape, n.out_fmt)
     if isinstance(n, N.Pool):
+        if n.mask is not None:
+            ntok = int(np.prod(x.shape[:-1]))
+            if ins[1].shape != (*x.shape[:-1], 1):
+                raise IRError(f"{n.name}: mask {n.mask!r} shape {ins[1].shape} != {(*x.shape[:-1], 1)}")
+            assert n.inv_table is not None
+            if n.inv_table.shape != (ntok + 1,):
+                raise IRError(f"{n.name}: inv_table shape {n.inv_table.shape} != ({ntok + 1},)")
         return TensorInfo((x.shape[-1],), n.out_fmt)
     if isinstance(n, N.Dense):
         if n.linear.n_in != x.shape[-1]:
@@ -299,6 +312,11 @@ def _hint_name(t: Any) -> str:
 
 
 # ----- generic (de)serialization ---------------------------------------------------------------------
+# optional fields added after schema 1 shipped: left out while unset, so the JSON (and the content
+# hashes of the RTL / C-sim build cache) of existing models stay byte for byte as they were
+_OMIT_IF_NONE = frozenset({"mask", "inv_table"})
+
+
 def _encode(v: Any) -> Any:
     if isinstance(v, Fmt):
         return {"__fmt__": v.to_json()}
@@ -309,7 +327,8 @@ def _encode(v: Any) -> Any:
     if isinstance(v, np.ndarray):
         return {"__codes__": v.astype(np.int64).tolist(), "shape": list(v.shape)}
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        d = {f.name: _encode(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        d = {f.name: _encode(getattr(v, f.name)) for f in dataclasses.fields(v)
+             if not (f.name in _OMIT_IF_NONE and getattr(v, f.name) is None)}
         d["__type__"] = type(v).__name__
         return d
     if isinstance(v, tuple | list):

@@ -7,6 +7,7 @@ All ``np.ndarray`` fields hold ``int64`` codes in the format named next to them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,48 +103,60 @@ class WindowAttention(Node):
 
     roll(-shift) -> window partition (row-major windows, row-major tokens) -> q, k, v Linear
     (q's weights/bias already carry ``head_dim**-0.5``) -> scores = q k^T + relative position bias
-    (``rel_bias`` table ``((2w-1)**2, heads)`` codes of ``bias_fmt``, indexed as in Swin) ->
-    requant to ``score_fmt`` -> integer softmax (cross-region pairs of shifted windows excluded)
-    -> p v requant to ``attn_fmt`` -> proj Linear -> window reverse -> roll(+shift).
-    Channel ``c`` of q/k/v belongs to head ``c // head_dim``.
+    (``rel_bias`` table ``((2wh-1)*(2ww-1), heads)`` codes of ``bias_fmt``, indexed as in Swin;
+    ``None`` = no bias) -> requant to ``score_fmt`` -> integer softmax (cross-region pairs of
+    shifted windows excluded) -> p v requant to ``attn_fmt`` -> proj Linear -> window reverse ->
+    roll(+shift).  Channel ``c`` of q/k/v belongs to head ``c // head_dim``.
+
+    ``window`` is an int for a square window (as before) or ``(wh, ww)`` for a rectangular one;
+    :attr:`window_hw` always gives ``(wh, ww)``.  A window equal to the resolution is global
+    attention; a 1-D sequence of N tokens is an ``(N, 1)`` map with window ``(N, 1)``.
     """
 
     src: str
     resolution: tuple[int, int]
     dim: int
     heads: int
-    window: int
+    window: int | tuple[int, int]
     shift: int
     q: Linear
     k: Linear
     v: Linear
-    rel_bias: np.ndarray
+    rel_bias: np.ndarray | None
     bias_fmt: Fmt
     score_fmt: Fmt
     softmax: SoftmaxSpec
     attn_fmt: Fmt
     proj: Linear
+    mask: str | None = None  # a TokenMask node: padded tokens are not attended to (keys excluded)
 
     def __post_init__(self) -> None:
+        wh, ww = _window_hw(self.window, self.name)
+        if wh == ww:
+            object.__setattr__(self, "window", wh)  # square windows stay ints (back ends read an int)
+        else:
+            object.__setattr__(self, "window", (wh, ww))
+        object.__setattr__(self, "resolution", tuple(int(v) for v in self.resolution))
         h, w = self.resolution
-        if h % self.window or w % self.window:
+        if h % wh or w % ww:
             raise IRError(
-                f"{self.name}: window {self.window} does not divide the resolution {h}x{w}; "
+                f"{self.name}: window {wh if wh == ww else f'{wh}x{ww}'} does not divide the resolution {h}x{w}; "
                 "pick a window size that divides both sides (or pad the input)"
             )
         if self.dim % self.heads:
             raise IRError(f"{self.name}: dim {self.dim} not divisible by {self.heads} heads")
-        if not 0 <= self.shift < self.window:
-            raise IRError(f"{self.name}: shift {self.shift} must be in [0, window={self.window})")
-        if self.shift and min(h, w) <= self.window:
+        if not 0 <= self.shift < min(wh, ww):
+            raise IRError(f"{self.name}: shift {self.shift} must be in [0, min(window)={min(wh, ww)})")
+        if self.shift and (h <= wh or w <= ww):
             raise IRError(f"{self.name}: shift must be 0 when the resolution is not larger than the window")
-        nb = (2 * self.window - 1) ** 2
-        rb = self.bias_fmt.check_codes(np.asarray(self.rel_bias), f"{self.name} relative position bias")
-        if rb.shape != (nb, self.heads):
-            raise IRError(f"{self.name}: rel_bias shape {rb.shape} != ({nb}, {self.heads})")
-        object.__setattr__(self, "rel_bias", rb)
-        if self.softmax.n != self.window * self.window:
-            raise IRError(f"{self.name}: softmax row length {self.softmax.n} != window**2")
+        if self.rel_bias is not None:
+            nb = (2 * wh - 1) * (2 * ww - 1)
+            rb = self.bias_fmt.check_codes(np.asarray(self.rel_bias), f"{self.name} relative position bias")
+            if rb.shape != (nb, self.heads):
+                raise IRError(f"{self.name}: rel_bias shape {rb.shape} != ({nb}, {self.heads})")
+            object.__setattr__(self, "rel_bias", rb)
+        if self.softmax.n != wh * ww:
+            raise IRError(f"{self.name}: softmax row length {self.softmax.n} != window tokens {wh * ww}")
         if self.softmax.score_fmt != self.score_fmt:
             raise IRError(f"{self.name}: softmax designed for {self.softmax.score_fmt}, scores are {self.score_fmt}")
         for nm, lin, (ni, no) in (("q", self.q, (self.dim, self.dim)), ("k", self.k, (self.dim, self.dim)),
@@ -153,7 +166,22 @@ class WindowAttention(Node):
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return (self.src,)
+        return (self.src,) if self.mask is None else (self.src, self.mask)
+
+    @property
+    def window_hw(self) -> tuple[int, int]:
+        """``(wh, ww)`` of the window (square windows: ``(window, window)``)."""
+        return _window_hw(self.window, self.name)
+
+    @property
+    def is_square(self) -> bool:
+        wh, ww = self.window_hw
+        return wh == ww
+
+    @property
+    def is_global(self) -> bool:
+        """One window over the whole map."""
+        return self.window_hw == tuple(self.resolution)
 
     @property
     def head_dim(self) -> int:
@@ -161,20 +189,61 @@ class WindowAttention(Node):
 
     @property
     def tokens(self) -> int:
-        return self.window * self.window
+        wh, ww = self.window_hw
+        return wh * ww
 
     @property
     def n_windows(self) -> int:
-        return (self.resolution[0] // self.window) * (self.resolution[1] // self.window)
+        wh, ww = self.window_hw
+        return (self.resolution[0] // wh) * (self.resolution[1] // ww)
 
     def bias_matrix(self) -> np.ndarray:
-        """(heads, N, N) bias codes gathered with Swin's relative position index."""
-        idx = relative_position_index(self.window)
+        """(heads, N, N) bias codes gathered with Swin's relative position index (zeros without a table)."""
+        if self.rel_bias is None:
+            return np.zeros((self.heads, self.tokens, self.tokens), dtype=np.int64)
+        idx = relative_position_index(self.window_hw)
         return self.rel_bias[idx.reshape(-1)].reshape(self.tokens, self.tokens, self.heads).transpose(2, 0, 1)
 
     def valid_mask(self) -> np.ndarray:
         """(n_windows, N, N) bool: False for cross-region pairs of the shifted-window mask."""
-        return shift_valid_mask(self.resolution, self.window, self.shift)
+        return shift_valid_mask(self.resolution, self.window_hw, self.shift)
+
+
+def _window_hw(window: int | tuple[int, int] | list[int], where: str) -> tuple[int, int]:
+    if isinstance(window, int | np.integer) and not isinstance(window, bool):
+        wh = ww = int(window)
+    elif isinstance(window, tuple | list) and len(window) == 2 and all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in window):
+        wh, ww = int(window[0]), int(window[1])
+    else:
+        raise IRError(f"{where}: window {window!r} must be an int or a pair (wh, ww) of ints")
+    if wh < 1 or ww < 1:
+        raise IRError(f"{where}: window {window!r} must be positive")
+    return wh, ww
+
+
+def require_square_windows(model: object, backend: str) -> None:
+    """Raise :class:`IRError` naming the first layer a square-window-only back end (``backend``,
+    e.g. ``"hls4ml"`` / ``"rtl"``) cannot build: a rectangular window (this includes a 1-D
+    sequence), an absent relative position bias table, or a padding mask."""
+    for n in getattr(model, "nodes", ()):
+        if isinstance(n, TokenMask):
+            raise IRError(f"{n.name}: the {backend} back end has no padding mask yet; run with --no-hls --no-rtl")
+        if isinstance(n, WindowAttention):
+            wh, ww = n.window_hw
+            if wh != ww:
+                raise IRError(
+                    f"{n.name}: the {backend} back end supports square windows only; this layer has a "
+                    f"{wh}x{ww} window on a {n.resolution[0]}x{n.resolution[1]} map (a sequence or a rectangular "
+                    "window); run with --no-hls --no-rtl (golden only) or use a square window"
+                )
+            if n.mask is not None:
+                raise IRError(f"{n.name}: the {backend} back end has no padding mask yet; run with --no-hls --no-rtl")
+            if n.rel_bias is None:
+                raise IRError(
+                    f"{n.name}: the {backend} back end needs a relative position bias table; this layer has none "
+                    "(rel_bias: false); run with --no-hls --no-rtl or enable the bias"
+                )
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,16 +339,50 @@ class Add(Node):
 @dataclass(frozen=True, eq=False)
 class Pool(Node):
     """Global average over tokens: ``requant(sum(x) * inv_n, x.frac + inv_frac, out_fmt)``,
-    ``inv_n = round(2**inv_frac / (H*W))`` (exact when H*W is a power of two)."""
+    ``inv_n = round(2**inv_frac / (H*W))`` (exact when H*W is a power of two).
+
+    With ``mask`` (a :class:`TokenMask` node) only real tokens are summed and ``inv_n`` is
+    ``inv_table[count]``, ``inv_table[k] = round(2**inv_frac / k)`` (``inv_table[0] = 0``: an
+    all-padding sample pools to 0)."""
 
     src: str
     inv_n: int
     inv_frac: int
     out_fmt: Fmt
+    mask: str | None = None
+    inv_table: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.mask is not None:
+            if self.inv_table is None:
+                raise IRError(f"{self.name}: a masked pool needs inv_table (one entry per token count)")
+            object.__setattr__(self, "inv_table", np.asarray(self.inv_table, dtype=np.int64))
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.src,) if self.mask is None else (self.src, self.mask)
+
+
+@dataclass(frozen=True, eq=False)
+class TokenMask(Node):
+    """Padding mask of the model input: ``(H, W, C)`` codes -> ``(H, W, 1)`` codes of
+    ``ufixed<1,1>``, 1 for a real token, 0 for padding (a token whose C input codes are all 0)."""
+
+    src: str
 
     @property
     def inputs(self) -> tuple[str, ...]:
         return (self.src,)
+
+
+MASK_FMT = Fmt(False, 1, 1)
+
+
+def masked_pool_table(npos: int) -> tuple[int, np.ndarray]:
+    """``(inv_frac, inv_table)`` of a masked :class:`Pool` over ``npos`` token positions:
+    ``inv_table[k] = round(2**inv_frac / k)``, ``inv_table[0] = 0``, ``inv_frac = ceil(log2 npos) + 12``."""
+    inv_frac = max(0, math.ceil(math.log2(npos))) + 12
+    return inv_frac, np.array([0] + [round(2**inv_frac / k) for k in range(1, npos + 1)], dtype=np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -296,49 +399,58 @@ class Dense(Node):
 
 
 NODE_TYPES: dict[str, type[Node]] = {
-    c.__name__: c for c in (Input, PatchEmbed, WindowAttention, Mlp, LayerNorm, PatchMerging, Add, Pool, Dense)
+    c.__name__: c for c in (Input, PatchEmbed, WindowAttention, Mlp, LayerNorm, PatchMerging, Add, Pool, Dense,
+                            TokenMask)
 }
 
 
 # ----- Swin window helpers ---------------------------------------------------------------------
-def relative_position_index(window: int) -> np.ndarray:
-    """(N, N) index into the ((2w-1)**2, heads) bias table, as in microsoft/Swin-Transformer."""
-    coords = np.stack(np.meshgrid(np.arange(window), np.arange(window), indexing="ij"))  # 2, w, w
+def _hw(window: int | tuple[int, int]) -> tuple[int, int]:
+    return (int(window), int(window)) if isinstance(window, int | np.integer) else (int(window[0]), int(window[1]))
+
+
+def relative_position_index(window: int | tuple[int, int]) -> np.ndarray:
+    """(N, N) index into the ((2wh-1)*(2ww-1), heads) bias table, as in microsoft/Swin-Transformer."""
+    wh, ww = _hw(window)
+    coords = np.stack(np.meshgrid(np.arange(wh), np.arange(ww), indexing="ij"))  # 2, wh, ww
     flat = coords.reshape(2, -1)
     rel = flat[:, :, None] - flat[:, None, :]  # 2, N, N
-    rel = rel.transpose(1, 2, 0) + (window - 1)
-    return rel[:, :, 0] * (2 * window - 1) + rel[:, :, 1]
+    rel = rel.transpose(1, 2, 0) + np.array([wh - 1, ww - 1])
+    return rel[:, :, 0] * (2 * ww - 1) + rel[:, :, 1]
 
 
-def window_partition(x: np.ndarray, window: int) -> np.ndarray:
-    """(B, H, W, C) -> (B, nW, w*w, C), windows and tokens row-major."""
+def window_partition(x: np.ndarray, window: int | tuple[int, int]) -> np.ndarray:
+    """(B, H, W, C) -> (B, nW, wh*ww, C), windows and tokens row-major."""
+    wh, ww = _hw(window)
     b, h, w, c = x.shape
-    x = x.reshape(b, h // window, window, w // window, window, c).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, (h // window) * (w // window), window * window, c)
+    x = x.reshape(b, h // wh, wh, w // ww, ww, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, (h // wh) * (w // ww), wh * ww, c)
 
 
-def window_reverse(x: np.ndarray, window: int, h: int, w: int) -> np.ndarray:
-    """(B, nW, w*w, C) -> (B, H, W, C); inverse of :func:`window_partition`."""
+def window_reverse(x: np.ndarray, window: int | tuple[int, int], h: int, w: int) -> np.ndarray:
+    """(B, nW, wh*ww, C) -> (B, H, W, C); inverse of :func:`window_partition`."""
+    wh, ww = _hw(window)
     b, c = x.shape[0], x.shape[-1]
-    x = x.reshape(b, h // window, w // window, window, window, c).transpose(0, 1, 3, 2, 4, 5)
+    x = x.reshape(b, h // wh, w // ww, wh, ww, c).transpose(0, 1, 3, 2, 4, 5)
     return x.reshape(b, h, w, c)
 
 
-def shift_region_ids(resolution: tuple[int, int], window: int, shift: int) -> np.ndarray:
+def shift_region_ids(resolution: tuple[int, int], window: int | tuple[int, int], shift: int) -> np.ndarray:
     """(H, W) region label of each (already rolled) position, as Swin's ``img_mask``."""
+    wh, ww = _hw(window)
     h, w = resolution
     ids = np.zeros((h, w), dtype=np.int64)
     if shift == 0:
         return ids
     cnt = 0
-    for hs in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
-        for ws in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+    for hs in (slice(0, -wh), slice(-wh, -shift), slice(-shift, None)):
+        for ws in (slice(0, -ww), slice(-ww, -shift), slice(-shift, None)):
             ids[hs, ws] = cnt
             cnt += 1
     return ids
 
 
-def shift_valid_mask(resolution: tuple[int, int], window: int, shift: int) -> np.ndarray:
+def shift_valid_mask(resolution: tuple[int, int], window: int | tuple[int, int], shift: int) -> np.ndarray:
     ids = shift_region_ids(resolution, window, shift)
     win = window_partition(ids[None, :, :, None], window)[0, :, :, 0]  # nW, N
     return win[:, :, None] == win[:, None, :]
@@ -352,6 +464,7 @@ def node_field_names(node: Node) -> list[str]:
 
 __all__ = [
     "IRError", "FormatError", "Linear", "Node", "Input", "PatchEmbed", "WindowAttention", "Mlp",
-    "LayerNorm", "PatchMerging", "Add", "Pool", "Dense", "NODE_TYPES", "relative_position_index",
-    "window_partition", "window_reverse", "shift_region_ids", "shift_valid_mask", "field",
+    "LayerNorm", "PatchMerging", "Add", "Pool", "Dense", "TokenMask", "MASK_FMT", "NODE_TYPES", "masked_pool_table",
+    "relative_position_index",
+    "window_partition", "window_reverse", "shift_region_ids", "shift_valid_mask", "field", "require_square_windows",
 ]

@@ -24,6 +24,7 @@ from .layers import (
     QPatchEmbed,
     QPatchMerging,
     QPool,
+    QTokenMask,
     QuantizationError,
     QWindowAttention,
 )
@@ -31,6 +32,6 @@ from .model import Bits, build_model, calibrate, inbound, predict_quantized, set
 
 __all__ = [
     "SUPPORTED", "QAdd", "QDense", "QInput", "QLayer", "QLayerNorm", "QMlp", "QPatchEmbed", "QPatchMerging",
-    "QPool", "QuantizationError", "QWindowAttention", "Bits", "build_model", "calibrate", "inbound",
+    "QPool", "QTokenMask", "QuantizationError", "QWindowAttention", "Bits", "build_model", "calibrate", "inbound",
     "predict_quantized", "set_quantized", "swin_block",
 ]

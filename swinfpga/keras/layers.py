@@ -492,17 +492,23 @@ class QPatchEmbed(QLayer):
 
 
 # ----- window helpers (Keras ops) -------------------------------------------------------------
-def k_window_partition(x: Any, w: int) -> Any:
-    """(B, H, W, C) -> (B, nW, w*w, C), windows and tokens row-major."""
+def _k_hw(w: int | tuple[int, int]) -> tuple[int, int]:
+    return (w, w) if isinstance(w, int) else (int(w[0]), int(w[1]))
+
+
+def k_window_partition(x: Any, w: int | tuple[int, int]) -> Any:
+    """(B, H, W, C) -> (B, nW, wh*ww, C), windows and tokens row-major."""
+    wh, ww = _k_hw(w)
     _, h, wd, c = x.shape
-    x = ops.reshape(x, (-1, h // w, w, wd // w, w, c))
+    x = ops.reshape(x, (-1, h // wh, wh, wd // ww, ww, c))
     x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
-    return ops.reshape(x, (-1, (h // w) * (wd // w), w * w, c))
+    return ops.reshape(x, (-1, (h // wh) * (wd // ww), wh * ww, c))
 
 
-def k_window_reverse(x: Any, w: int, h: int, wd: int) -> Any:
+def k_window_reverse(x: Any, w: int | tuple[int, int], h: int, wd: int) -> Any:
+    wh, ww = _k_hw(w)
     c = x.shape[-1]
-    x = ops.reshape(x, (-1, h // w, wd // w, w, w, c))
+    x = ops.reshape(x, (-1, h // wh, wd // ww, wh, ww, c))
     x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
     return ops.reshape(x, (-1, h, wd, c))
 
@@ -510,30 +516,53 @@ def k_window_reverse(x: Any, w: int, h: int, wd: int) -> Any:
 @keras.saving.register_keras_serializable(package=PKG)
 class QWindowAttention(QLayer):
     """(Shifted-)window multi-head self-attention, Swin semantics (see
-    :class:`swinfpga.ir.nodes.WindowAttention`).  When ``min(H, W) <= window`` the window shrinks
-    to ``min(H, W)`` and the shift is 0, as in microsoft/Swin-Transformer.  q, k and v are separate
-    ``dim x dim`` linears; ``head_dim**-0.5`` is folded into q's weights and bias.  ``pre_bn``: a
-    BatchNorm on the input (the block's norm1), folded into q, k, v when quantized."""
+    :class:`swinfpga.ir.nodes.WindowAttention`).  ``window``: an int (square; when
+    ``min(H, W) <= window`` it shrinks to ``min(H, W)`` and the shift is 0, as in
+    microsoft/Swin-Transformer), ``[wh, ww]`` (used exactly as given) or ``"global"`` (the whole
+    map, shift 0).  q, k and v are separate ``dim x dim`` linears; ``head_dim**-0.5`` is folded into
+    q's weights and bias.  ``pre_bn``: a BatchNorm on the input (the block's norm1), folded into
+    q, k, v when quantized.  ``rel_bias``: learn a relative position bias table (else none)."""
 
-    def __init__(self, heads: int, window: int, shift: int = 0, pre_bn: bool = False, **kw: Any) -> None:
+    def __init__(self, heads: int, window: int | list[int] | str, shift: int = 0, pre_bn: bool = False,
+                 rel_bias: bool = True, masked: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
-        self.heads, self.window, self.shift, self.pre_bn = int(heads), int(window), int(shift), bool(pre_bn)
+        if isinstance(window, str):
+            if window != "global":
+                raise ValueError(f"window {window!r}: use an int, [wh, ww] or 'global'")
+        elif isinstance(window, list | tuple):
+            window = [int(window[0]), int(window[1])]
+        else:
+            window = int(window)
+        self.heads, self.window, self.shift, self.pre_bn = int(heads), window, int(shift), bool(pre_bn)
+        self.use_rel_bias = bool(rel_bias)
+        self.masked = bool(masked)  # called on [x, mask]: padded keys are excluded (QTokenMask)
 
     def build(self, input_shape: Any) -> None:
+        if self.masked:
+            input_shape = input_shape[0]
         _, h, w, c = input_shape
-        win, shift = self.window, self.shift
-        if min(h, w) <= win:
-            win, shift = min(h, w), 0
-        if h % win or w % win:
+        shift = self.shift
+        if self.window == "global":
+            (wh, ww), shift = (h, w), 0
+        elif isinstance(self.window, list):
+            wh, ww = self.window
+        else:
+            wh = ww = self.window
+            if min(h, w) <= wh:
+                wh = ww = min(h, w)
+                shift = 0
+        if h % wh or w % ww:
             raise ValueError(
-                f"{self.name}: window {win} does not divide the resolution {h}x{w}; "
+                f"{self.name}: window {wh if wh == ww else f'{wh}x{ww}'} does not divide the resolution {h}x{w}; "
                 "pick a window size that divides both sides (or pad the input)"
             )
         if c % self.heads:
             raise ValueError(f"{self.name}: dim {c} is not divisible by {self.heads} heads")
-        if not 0 <= shift < win:
-            raise ValueError(f"{self.name}: shift {shift} must be in [0, window={win})")
+        if not 0 <= shift < min(wh, ww):
+            raise ValueError(f"{self.name}: shift {shift} must be in [0, window={min(wh, ww)})")
+        win = wh if wh == ww else (wh, ww)
         self.res, self.dim, self.win, self.eff_shift = (h, w), c, win, shift
+        self.win_hw = (wh, ww)
         self.head_dim = c // self.heads
         self.bn = _bn("bn") if self.pre_bn else None
         if self.bn is not None:
@@ -543,9 +572,9 @@ class QWindowAttention(QLayer):
         self.k = Lin(self, "k.", c, c, pre_bn=self.bn)
         self.v = Lin(self, "v.", c, c, pre_bn=self.bn)
         self.rel_bias = self.add_weight(
-            name="rel_bias", shape=((2 * win - 1) ** 2, self.heads),
+            name="rel_bias", shape=((2 * wh - 1) * (2 * ww - 1), self.heads),
             initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-        )
+        ) if self.use_rel_bias else None
         self.proj = Lin(self, "proj.", c, c)
         self.proj.src = "attn"
         self._ntok = h * w
@@ -559,7 +588,7 @@ class QWindowAttention(QLayer):
     def softmax_spec(self) -> SoftmaxSpec:
         if self._softmax is None or self._softmax.score_fmt != self.fmt("scores"):
             self._softmax = design_softmax(f"{self.name.replace('.', '_')}_softmax", self.fmt("scores"),
-                                           self.win * self.win)
+                                           self.win_hw[0] * self.win_hw[1])
         return self._softmax
 
     def _heads(self, t: Any) -> Any:  # B, nW, N, C -> B, nW, h, N, d
@@ -571,13 +600,16 @@ class QWindowAttention(QLayer):
 
     def ebops(self) -> Any:
         """Linears plus the ``probs @ v`` products (probabilities: the softmax's output width)."""
-        pv = self._ntok * self.win * self.win * self.dim * self.softmax_spec.prob_fmt.width
+        pv = self._ntok * self.win_hw[0] * self.win_hw[1] * self.dim * self.softmax_spec.prob_fmt.width
         return super().ebops() + self.site_bits("v.out") * float(pv)
 
     def call(self, x: Any, training: Any = None) -> Any:
         self.hgq_penalty(training)
+        mk = None
+        if self.masked:
+            x, mk = x
         h, w = self.res
-        s, win, nt = self.eff_shift, self.win, self.win * self.win
+        s, win, nt = self.eff_shift, self.win, self.win_hw[0] * self.win_hw[1]
         qm = self.quantized
         if self.bn is not None and not qm:
             x = _apply_bn(self.bn, x, training)
@@ -587,18 +619,28 @@ class QWindowAttention(QLayer):
         self.tap("windows", xw)
         if qm:
             q, k, v = (lin.quant_call(xw, training) for lin in (self.q, self.k, self.v))
-            table = self.site("rel_bias", self.rel_bias, training)
         else:
             q, k, v = (self.site(p + "out", lin.float_call(xw)) for p, lin in (("q.", self.q), ("k.", self.k),
                                                                                 ("v.", self.v)))
-            table = self.site("rel_bias", self.rel_bias)
         qh, kh, vh = self._heads(q), self._heads(k), self._heads(v)
-        bias = ops.take(table, self.rel_index, axis=0)
-        bias = ops.transpose(ops.reshape(bias, (nt, nt, self.heads)), (2, 0, 1))
-        scores = ops.einsum("bwhid,bwhjd->bwhij", qh, kh) + bias[None, None]
+        scores = ops.einsum("bwhid,bwhjd->bwhij", qh, kh)
+        if self.rel_bias is not None:
+            table = self.site("rel_bias", self.rel_bias, training) if qm else self.site("rel_bias", self.rel_bias)
+            bias = ops.take(table, self.rel_index, axis=0)
+            bias = ops.transpose(ops.reshape(bias, (nt, nt, self.heads)), (2, 0, 1))
+            scores = scores + bias[None, None]
         scores = self.site("scores", scores, training)
         valid = self.valid[None, :, None]
-        masked = scores + np.where(valid, 0.0, MASK_VALUE)
+        if mk is not None:
+            if s:
+                mk = ops.roll(mk, (-s, -s), axis=(1, 2))
+            keys = k_window_partition(mk, win)[..., 0] > 0.5  # B, nW, N
+            keys = ops.logical_or(keys, ops.logical_not(ops.any(keys, axis=-1, keepdims=True)))
+            valid = ops.logical_and(ops.convert_to_tensor(valid), keys[:, :, None, None, :])
+        if mk is None:
+            masked = scores + np.where(valid, 0.0, MASK_VALUE)
+        else:
+            masked = scores + ops.cast(ops.where(valid, 0.0, MASK_VALUE), scores.dtype)
         p_float = ops.softmax(masked, axis=-1) if nt > 1 else ops.ones_like(masked)
         if qm:
             probs = ste(softmax_int(self.softmax_spec, scores, valid), p_float)
@@ -614,11 +656,17 @@ class QWindowAttention(QLayer):
         return y
 
     def required_sites(self) -> list[str]:
-        return [*self.q.sites(), *self.k.sites(), *self.v.sites(), *self.proj.sites(), "rel_bias", "scores", "attn"]
+        rb = ["rel_bias"] if self.use_rel_bias else []
+        return [*self.q.sites(), *self.k.sites(), *self.v.sites(), *self.proj.sites(), *rb, "scores", "attn"]
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "heads": self.heads, "window": self.window, "shift": self.shift,
-                "pre_bn": self.pre_bn}
+        cfg = {**super().get_config(), "heads": self.heads, "window": self.window, "shift": self.shift,
+               "pre_bn": self.pre_bn}
+        if not self.use_rel_bias:  # only when off: configs of existing models stay as they were
+            cfg["rel_bias"] = False
+        if self.masked:
+            cfg["masked"] = True
+        return cfg
 
     def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
         x = in_fmts[0]
@@ -626,22 +674,27 @@ class QWindowAttention(QLayer):
             lin.assign_formats(x, bits["act"], bits["weight"], bits["bias"])
         f = self.fmts
         qk_frac = f["q.out"].frac + f["k.out"].frac
-        rb = fit_param_fmt(np.append(as_numpy(self.rel_bias), 0.99), bits["weight"])  # >= +-1
-        if rb.frac > qk_frac:  # the bias is aligned to the q.k accumulator: no more fraction bits
-            rb = Fmt(True, rb.width, rb.width - qk_frac, "RND", "SAT")
-        f["rel_bias"] = rb
+        if self.rel_bias is not None:
+            rb = fit_param_fmt(np.append(as_numpy(self.rel_bias), 0.99), bits["weight"])  # >= +-1
+            if rb.frac > qk_frac:  # the bias is aligned to the q.k accumulator: no more fraction bits
+                rb = Fmt(True, rb.width, rb.width - qk_frac, "RND", "SAT")
+            f["rel_bias"] = rb
         f["scores"] = fit_fmt(self.stat("scores"), bits["score"], signed=True)
         f["attn"] = fit_fmt(self.stat("attn"), bits["act"], signed=True)
         self.proj.assign_formats(f["attn"], bits["act"], bits["weight"], bits["bias"])
 
     def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
-        rb_fmt = self.fmt("rel_bias")
-        check_weight_range(as_numpy(self.rel_bias), rb_fmt, f"{self.name}: relative position bias")
-        rb = to_codes(quantize(self.rel_bias, rb_fmt), rb_fmt)
+        if self.rel_bias is not None:
+            rb_fmt = self.fmt("rel_bias")
+            check_weight_range(as_numpy(self.rel_bias), rb_fmt, f"{self.name}: relative position bias")
+            rb = to_codes(quantize(self.rel_bias, rb_fmt), rb_fmt)
+        else:  # no table: a placeholder format (unused; IR rel_bias None)
+            rb_fmt, rb = Fmt(True, 8, 2, "RND", "SAT"), None
         return N.WindowAttention(
             self.name, srcs[0], self.res, self.dim, self.heads, self.win, self.eff_shift,
             q=self.q.to_ir(), k=self.k.to_ir(), v=self.v.to_ir(), rel_bias=rb, bias_fmt=rb_fmt,
             score_fmt=self.fmt("scores"), softmax=self.softmax_spec, attn_fmt=self.fmt("attn"), proj=self.proj.to_ir(),
+            mask=srcs[1] if self.masked else None,
         )
 
 
@@ -900,10 +953,34 @@ def pool_constants(npos: int) -> tuple[int, int]:
 
 
 @keras.saving.register_keras_serializable(package=PKG)
+class QTokenMask(QLayer):
+    """Padding mask (the IR ``TokenMask``): (B, H, W, C) input -> (B, H, W, 1), 1.0 for a real
+    token, 0.0 for padding (all C features 0).  Read it from the QInput output."""
+
+    def build(self, input_shape: Any) -> None:
+        self.fmts["out"] = N.MASK_FMT
+
+    def call(self, x: Any, training: Any = None) -> Any:
+        return ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1, keepdims=True), x.dtype)
+
+    def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
+        self.fmts["out"] = N.MASK_FMT
+
+    def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        return N.TokenMask(self.name, srcs[0])
+
+
+@keras.saving.register_keras_serializable(package=PKG)
 class QPool(QLayer):
     """Global average pool over tokens: (B, H, W, C) -> (B, C); quantized: sum * inv_n requant."""
 
+    def __init__(self, masked: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.masked = bool(masked)  # called on [x, mask]: the mean over real tokens only
+
     def build(self, input_shape: Any) -> None:
+        if self.masked:
+            input_shape = input_shape[0]
         self.npos = int(input_shape[1]) * int(input_shape[2])
         self.inv_n, self.inv_frac = pool_constants(self.npos)
         if self.hgq:
@@ -911,12 +988,29 @@ class QPool(QLayer):
 
     def hgq_act_sites(self) -> list[str]:
         return ["out"]
+        if self.masked:
+            self.inv_frac, self.inv_table = N.masked_pool_table(self.npos)
 
     def call(self, x: Any, training: Any = None) -> Any:
+        if self.masked:
+            x, mk = x
+            s = ops.sum(x * mk, axis=(1, 2))
+            cnt = ops.sum(mk, axis=(1, 2))  # B, 1
+            if self.quantized:
+                inv = ops.take(ops.convert_to_tensor(self.inv_table.astype(np.float64), dtype=x.dtype),
+                               ops.cast(cnt, "int32"), axis=0)
+                return self.site("out", s * (inv * 2.0**-self.inv_frac), training)
+            return self.site("out", s / ops.maximum(cnt, 1.0))
         if self.quantized:
             s = ops.sum(x, axis=(1, 2))
             return self.site("out", s * (self.inv_n * 2.0**-self.inv_frac), training)
         return self.site("out", ops.mean(x, axis=(1, 2)))
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        if self.masked:
+            cfg["masked"] = True
+        return cfg
 
     def required_sites(self) -> list[str]:
         return ["out"]
@@ -925,6 +1019,9 @@ class QPool(QLayer):
         self.fmts["out"] = fit_fmt(self.stat("out"), bits["act"], signed=in_fmts[0].signed)
 
     def to_ir(self, srcs: list[str], shape: tuple[int, ...]) -> N.Node:
+        if self.masked:
+            return N.Pool(self.name, srcs[0], self.inv_n, self.inv_frac, self.fmt("out"), mask=srcs[1],
+                          inv_table=self.inv_table)
         return N.Pool(self.name, srcs[0], self.inv_n, self.inv_frac, self.fmt("out"))
 
 
@@ -966,4 +1063,5 @@ class QDense(QLayer):
         return N.Dense(self.name, srcs[0], self.lin.to_ir())
 
 
-SUPPORTED = (QInput, QPatchEmbed, QWindowAttention, QMlp, QLayerNorm, QPatchMerging, QAdd, QPool, QDense)
+SUPPORTED = (QInput, QPatchEmbed, QWindowAttention, QMlp, QLayerNorm, QPatchMerging, QAdd, QPool, QDense,
+             QTokenMask)

@@ -22,6 +22,7 @@ from .layers import (
     QPatchEmbed,
     QPatchMerging,
     QPool,
+    QTokenMask,
     QWindowAttention,
 )
 from .quant import DTYPE
@@ -41,12 +42,19 @@ class Bits:
         return {"weight": self.weight, "act": self.act, "score": self.score, "bias": self.bias, "logit": self.logit}
 
 
-def swin_block(x: Any, pre: str, heads: int, window: int, shift: int, mlp_ratio: int, act: str, norm: str) -> Any:
-    """One Swin block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))`` (``norm``: bn folded | ln)."""
+def swin_block(x: Any, pre: str, heads: int, window: Any, shift: int, mlp_ratio: int, act: str, norm: str,
+               rel_bias: bool = True, mask: Any = None) -> Any:
+    """One Swin block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))`` (``norm``: bn folded | ln).
+    ``window``: int | [wh, ww] | "global" (see :class:`QWindowAttention`)."""
     c = x.shape[-1]
     bn = norm == "bn"
     h = QLayerNorm(name=f"{pre}.norm1")(x) if not bn else x
-    a = QWindowAttention(heads, window, shift, pre_bn=bn, name=f"{pre}.attn")(h)
+    if isinstance(window, tuple):
+        window = list(window)
+    kw: dict[str, Any] = {} if rel_bias else {"rel_bias": False}
+    if mask is not None:
+        kw["masked"] = True
+    a = QWindowAttention(heads, window, shift, pre_bn=bn, name=f"{pre}.attn", **kw)(h if mask is None else [h, mask])
     x = QAdd(name=f"{pre}.add1")([x, a])
     h = QLayerNorm(name=f"{pre}.norm2")(x) if not bn else x
     m = QMlp(c * mlp_ratio, act, pre_bn=bn, name=f"{pre}.mlp")(h)
@@ -58,6 +66,7 @@ def build_model(spec: SwinSpec) -> keras.Model:
     of shape ``spec.img``; output: logits (or the token map when ``classes == 0``)."""
     inp = keras.Input(spec.img, name="image", dtype=DTYPE)
     x = QInput(fmt=spec.in_fmt.to_json(), name="input")(inp)
+    mask = QTokenMask(name="mask")(x) if spec.pad_mask else None
     bn = spec.norm == "bn"
     if spec.patch:
         x = QPatchEmbed(spec.patch, spec.embed, post_bn=bn, name="patch_embed")(x)
@@ -67,12 +76,13 @@ def build_model(spec: SwinSpec) -> keras.Model:
         if st.merge:
             x = QPatchMerging(c, norm=spec.norm, name=f"s{si}.merge")(x)
         for bi in range(st.depth):
-            x = swin_block(x, f"s{si}b{bi}", st.heads, st.window, spec.block_shift(si, bi), spec.mlp_ratio,
-                           spec.act, spec.norm)
+            win = list(spec.stage_window(si)) if spec.seq and isinstance(st.window, int) else st.window
+            x = swin_block(x, f"s{si}b{bi}", st.heads, win, spec.block_shift(si, bi), spec.mlp_ratio,
+                           spec.act, spec.norm, spec.rel_bias, mask)
     if spec.classes:
         if not bn:
             x = QLayerNorm(name="norm")(x)
-        x = QPool(name="pool")(x)
+        x = QPool(name="pool")(x) if mask is None else QPool(masked=True, name="pool")([x, mask])
         x = QDense(spec.classes, pre_bn=bn, name="head")(x)
     return keras.Model(inp, x, name=spec.name)
 
@@ -193,6 +203,6 @@ def widen_saturated_weights(model: keras.Model) -> list[str]:
             elif isinstance(attr, LNCore):
                 fix(layer, attr.prefix + "gamma", as_numpy(attr.gamma))
                 fix(layer, attr.prefix + "beta", as_numpy(attr.beta))
-        if isinstance(layer, QWindowAttention):
+        if isinstance(layer, QWindowAttention) and layer.rel_bias is not None:
             fix(layer, "rel_bias", as_numpy(layer.rel_bias))
     return changed
