@@ -266,7 +266,7 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     t0 = time.perf_counter()
     hgq_info: dict[str, Any] | None = None
     if cfg.beta > 0:
-        from .keras import hgq
+        from .keras import hgq_train as hgq
 
         hgq.enable(model, cfg.granularity, cfg.beta)
         e0 = hgq.total_ebops(model)

@@ -29,7 +29,7 @@ def tiny(norm: str, act: str) -> SwinSpec:
 
 def trained(norm: str, act: str, granularity: str, steps: int = 6):
     """A tiny model calibrated, HGQ-trained for a few eager steps with a strong penalty, and frozen."""
-    from swinfpga.keras import hgq
+    from swinfpga.keras import hgq_train as hgq
     from swinfpga.keras.model import build_model, calibrate, set_quantized, widen_saturated_weights
 
     keras.utils.set_random_seed(0)
@@ -116,7 +116,8 @@ def test_hgq_bits_fall_and_export_is_bitexact(norm, act, granularity, tmp_path):
 
 
 def test_hgq_rejects_bad_arguments():
-    from swinfpga.keras import QuantizationError, hgq
+    from swinfpga.keras import QuantizationError
+    from swinfpga.keras import hgq_train as hgq
     from swinfpga.keras.model import build_model
 
     m = build_model(tiny("bn", "relu"))

@@ -9,8 +9,8 @@ Workflow (what :func:`swinfpga.train.train` does)::
     set_quantized(m, True); m.fit(...)    # QAT; inference now equals the golden model bit for bit
     ir = swinfpga.frontend.keras.from_keras_model(m)
 
-HGQ (trained bit widths, :mod:`swinfpga.keras.hgq`): after calibration, ``hgq.enable(m, "channel",
-beta)``, fit, ``hgq.freeze(m)``; the frozen model exports to the same IR, bit-exact.
+HGQ (trained bit widths, :mod:`swinfpga.keras.hgq_train`): after calibration, ``hgq_train.enable(m, "channel",
+beta)``, fit, ``hgq_train.freeze(m)``; the frozen model exports to the same IR, bit-exact.
 """
 
 from .layers import (

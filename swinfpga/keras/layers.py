@@ -983,13 +983,13 @@ class QPool(QLayer):
             input_shape = input_shape[0]
         self.npos = int(input_shape[1]) * int(input_shape[2])
         self.inv_n, self.inv_frac = pool_constants(self.npos)
+        if self.masked:
+            self.inv_frac, self.inv_table = N.masked_pool_table(self.npos)
         if self.hgq:
             self.build_hgq()
 
     def hgq_act_sites(self) -> list[str]:
         return ["out"]
-        if self.masked:
-            self.inv_frac, self.inv_table = N.masked_pool_table(self.npos)
 
     def call(self, x: Any, training: Any = None) -> Any:
         if self.masked:
