@@ -117,12 +117,19 @@ def _linear(x: Any, lin: N.Linear, in_fmt: Fmt) -> Any:
 
 
 def _softmax_rows(s: Any, sm: SoftmaxSpec, valid: Any | None) -> Any:
-    """Integer softmax of one row of score variables (see :class:`swinfpga.lut.SoftmaxSpec`)."""
+    """Integer softmax of one row of score variables (see :class:`swinfpga.lut.SoftmaxSpec`).
+
+    The row sum ``S`` (frac E) is normalized in logic, as the golden model does: its integer bits
+    ``j = 1..floor(log2 n)`` select ``k`` = the position of the leading one (a mux chain on the
+    traced bits), ``u = S >> k`` in ``[1, 2)`` truncated to B fraction bits addresses the
+    reciprocal table (``2**B`` entries, independent of ``n``), and each ``e * r`` is shifted right
+    by ``k`` before the final rounding to the probability format."""
     from da4ml.trace import FixedVariable
 
     n = len(s)
     lsb = sm.score_fmt.lsb
-    big_b, big_r = sm.exp_frac - sm.recip.shift, sm.recip_frac
+    big_b, big_r, big_p = sm.exp_frac - sm.recip.shift, sm.recip_frac, sm.prob_fmt.frac
+    max_k = sm.max_k
     if valid is None:
         sv = list(s)
     else:
@@ -137,21 +144,48 @@ def _softmax_rows(s: Any, sm: SoftmaxSpec, valid: Any | None) -> Any:
             ej = valid[j].msb_mux(ej, FixedVariable.from_const(0.0, hwconf=ej.hwconf))
         e.append(ej)
     total = _tree(list(e), lambda a, b: a + b)
-    # T = S >> (E - B): the reciprocal address and the normalization shift k depend only on T
-    t = total.quantize(0, max(1, n.bit_length()), big_b, "WRAP", "TRN")
+    # floor(S * 2**(B-k)) = floor(T * 2**-k) * 2**B with T = S truncated to B fraction bits
+    ib = max(1, n.bit_length())
+    t = total.quantize(0, ib, big_b, "WRAP", "TRN")
+    # leading one of T's integer bits 1..max_k (T >= 1 on every row with a valid element): bit j of
+    # T selects the shift j; higher bits override lower ones.  The top bit is a comparison: a key
+    # that is a wrap of T at T's own width makes da4ml 0.6 mux on T's source instead, and its int64
+    # interpreter then disagrees with its Python one.
+    sel = [t.quantize(0, j + 1, -j, "WRAP", "TRN") for j in range(1, max_k)]  # bit j (value 2**j)
+    if max_k >= 1:
+        sel.append(t >= float(2**max_k))
+    u = t
+    for j in range(1, max_k + 1):
+        u = sel[j - 1].msb_mux((t >> j).quantize(0, ib, big_b, "WRAP", "TRN"), u)
+    a = u.quantize(0, 0, big_b, "WRAP", "TRN")  # u - 1: the B bits below the leading one
     recip = sm.recip.array()
-    max_k = sm.max_k
-
-    def r_of(vals: np.ndarray) -> np.ndarray:
-        tc = np.round(vals * 2**big_b).astype(np.int64)
-        k = np.zeros_like(tc)
+    r = _lut_table(a, recip, lambda vals: recip[np.clip(np.round(vals * 2**big_b).astype(np.int64), 0,
+                                                           sm.recip.size - 1)] * 2.0**-big_r)
+    out = []
+    for ej in e:
+        # round(x * 2**-k) to P bits == round(trunc_F(x) * 2**-k) to P bits, exact for
+        # F = P + max(max_k, 1): floor((X + c) / 2**m) = floor((floor(X) + c) / 2**m) for integer c
+        x = (ej * r).quantize(0, 1, big_p + max(max_k, 1), "WRAP", "TRN")
+        y = x
         for j in range(1, max_k + 1):
-            k += tc >= (1 << (big_b + j))
-        addr = np.clip((tc >> k) - (1 << big_b), 0, sm.recip.size - 1)
-        return recip[addr] * 2.0 ** (-big_r - k)
+            y = sel[j - 1].msb_mux(x >> j, y)
+        out.append(_q(y, sm.prob_fmt))
+    return out
 
-    r = _lut_table(t, recip, r_of)
-    return [_q(ej * r, sm.prob_fmt) for ej in e]
+
+def trace_softmax_row(sm: SoftmaxSpec, masked: bool = False) -> Any:
+    """Trace one softmax row on its own (inputs: ``n`` score codes, then ``n`` valid bits when
+    ``masked``; outputs: ``n`` probability values); returns da4ml's ``CombLogic`` (for tests and
+    cost measurements)."""
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
+
+    n = sm.n
+    inp = FixedVariableArrayInput((2 * n if masked else n,))
+    k, i, f = sm.score_fmt.kif
+    s = inp[:n].quantize(k, i, f)
+    valid = inp[n:].quantize(0, 1, 0) if masked else None
+    row = _softmax_rows([s[j] for j in range(n)], sm, None if valid is None else [valid[j] for j in range(n)])
+    return comb_trace(inp, _arr(row))
 
 
 def _attention(x: Any, n: N.WindowAttention, in_fmt: Fmt, mask: Any | None) -> Any:
