@@ -40,6 +40,45 @@ class TracedUnit:
 
 
 FACTOR_LIMIT = 2.0**-24  # see _q
+IDENTITY_LUT_WORKAROUND = True  # see _q; bench/rtl/tracer_choice.py turns it off to test alkaid
+
+
+@dataclass(frozen=True)
+class Tracer:
+    """The tracing library's entry points (da4ml 0.6 by default; ``SWINFPGA_TRACER=alkaid`` selects
+    alkaid 0.8, da4ml's successor, for evaluation: bench/rtl/tracer_choice.py).  Verilog emission
+    and loading of saved programs stay on da4ml (backends/rtl/verilog.py, build.py)."""
+
+    name: str
+    var: Any  # scalar variable class (from_const)
+    array: Any  # object ndarray -> traced array
+    inputs: Any  # shape -> traced input array
+    trace: Any  # (inputs, outputs) -> CombLogic
+    kif: Any  # QInterval -> (k, i, f)
+
+
+def tracer() -> Tracer:
+    import os
+
+    if os.environ.get("SWINFPGA_TRACER", "da4ml") == "alkaid":
+        from alkaid.trace import FVariable, FVArray, FVArrayInput, trace
+
+        return Tracer("alkaid", FVariable, lambda v: FVArray(np.asarray(v, dtype=object)), FVArrayInput, trace,
+                      lambda q: tuple(int(x) for x in q.kif))
+    from da4ml.trace import FixedVariable, FixedVariableArray, FixedVariableArrayInput, comb_trace
+    from da4ml.types import minimal_kif
+
+    return Tracer("da4ml", FixedVariable, lambda v: FixedVariableArray(np.asarray(v, dtype=object), None),
+                  FixedVariableArrayInput, comb_trace, lambda q: tuple(int(x) for x in minimal_kif(q)))
+
+
+def _elems(x: Any) -> np.ndarray:
+    """The object ndarray of scalar variables behind a traced array (either tracer)."""
+    return x._vars if hasattr(x, "_vars") else np.asarray(x).view(np.ndarray)
+
+
+def _is_array(x: Any) -> bool:
+    return hasattr(x, "_vars") or isinstance(x, np.ndarray)
 
 
 def _q(x: Any, fmt: Fmt) -> Any:
@@ -51,14 +90,15 @@ def _q(x: Any, fmt: Fmt) -> Any:
     result carries a factor below ``FACTOR_LIMIT`` it is passed through an identity lookup
     (factor 1; a small ROM of the format's codes, formats of <= 12 bits) to reset the chain."""
     k, i, f = fmt.kif
-    if hasattr(x, "_vars"):
-        out = np.empty(x.shape, dtype=object)
-        for idx in np.ndindex(*x.shape):
-            out[idx] = _q(x._vars[idx], fmt)
+    if _is_array(x):
+        xs = _elems(x)
+        out = np.empty(xs.shape, dtype=object)
+        for idx in np.ndindex(*xs.shape):
+            out[idx] = _q(xs[idx], fmt)
         return _arr(out)
     y = x.quantize(k, i, f, fmt.overflow, fmt.rounding)
     n_vals = round(float((y.high - y.low) / y.step)) + 1 if y.low != y.high else 1
-    if n_vals > 1 and n_vals <= 4096 and abs(float(y._factor)) < FACTOR_LIMIT:
+    if IDENTITY_LUT_WORKAROUND and 1 < n_vals <= 4096 and abs(float(y._factor)) < FACTOR_LIMIT:
         y = _lut_table(y, None, lambda vals: vals)
     return y
 
@@ -73,9 +113,7 @@ def _tree(xs: list[Any], fn: Any) -> Any:
 
 
 def _arr(vars_: Any) -> Any:
-    from da4ml.trace import FixedVariableArray
-
-    return FixedVariableArray(np.asarray(vars_, dtype=object), None)
+    return tracer().array(vars_)
 
 
 def _lut_table(var: Any, values: np.ndarray, fn_addr: Any, max_entries: int = 1 << 14) -> Any:
@@ -124,8 +162,7 @@ def _softmax_rows(s: Any, sm: SoftmaxSpec, valid: Any | None) -> Any:
     traced bits), ``u = S >> k`` in ``[1, 2)`` truncated to B fraction bits addresses the
     reciprocal table (``2**B`` entries, independent of ``n``), and each ``e * r`` is shifted right
     by ``k`` before the final rounding to the probability format."""
-    from da4ml.trace import FixedVariable
-
+    const = tracer().var.from_const
     n = len(s)
     lsb = sm.score_fmt.lsb
     big_b, big_r, big_p = sm.exp_frac - sm.recip.shift, sm.recip_frac, sm.prob_fmt.frac
@@ -134,14 +171,14 @@ def _softmax_rows(s: Any, sm: SoftmaxSpec, valid: Any | None) -> Any:
         sv = list(s)
     else:
         low = (sm.score_fmt.min_code - 1) * lsb
-        sv = [valid[j].msb_mux(s[j], FixedVariable.from_const(low, hwconf=s[j].hwconf)) for j in range(n)]
+        sv = [valid[j].msb_mux(s[j], const(low, hwconf=s[j].hwconf)) for j in range(n)]
     m = _tree(sv, lambda a, b: a.max_of(b))
     e = []
     for j in range(n):
         d = m - s[j]
         ej = lut_apply(d, sm.exp)
         if valid is not None:
-            ej = valid[j].msb_mux(ej, FixedVariable.from_const(0.0, hwconf=ej.hwconf))
+            ej = valid[j].msb_mux(ej, const(0.0, hwconf=ej.hwconf))
         e.append(ej)
     total = _tree(list(e), lambda a, b: a + b)
     # floor(S * 2**(B-k)) = floor(T * 2**-k) * 2**B with T = S truncated to B fraction bits
@@ -177,15 +214,14 @@ def trace_softmax_row(sm: SoftmaxSpec, masked: bool = False) -> Any:
     """Trace one softmax row on its own (inputs: ``n`` score codes, then ``n`` valid bits when
     ``masked``; outputs: ``n`` probability values); returns da4ml's ``CombLogic`` (for tests and
     cost measurements)."""
-    from da4ml.trace import FixedVariableArrayInput, comb_trace
-
+    tr = tracer()
     n = sm.n
-    inp = FixedVariableArrayInput((2 * n if masked else n,))
+    inp = tr.inputs((2 * n if masked else n,))
     k, i, f = sm.score_fmt.kif
     s = inp[:n].quantize(k, i, f)
     valid = inp[n:].quantize(0, 1, 0) if masked else None
     row = _softmax_rows([s[j] for j in range(n)], sm, None if valid is None else [valid[j] for j in range(n)])
-    return comb_trace(inp, _arr(row))
+    return tr.trace(inp, _arr(row))
 
 
 def _attention(x: Any, n: N.WindowAttention, in_fmt: Fmt, mask: Any | None) -> Any:
@@ -237,11 +273,9 @@ def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
     """Trace ``seg``'s group function: inputs ``n_in`` codes (+ ``n_mask`` bits), outputs ``n_out``.
 
     ``fmts``: output format of every node (``Model.infer()``)."""
-    from da4ml.trace import FixedVariableArrayInput, comb_trace
-    from da4ml.types import minimal_kif
-
+    tr = tracer()
     n_tok = seg.tokens.shape[1]
-    inp = FixedVariableArrayInput((seg.n_in + seg.n_mask,))
+    inp = tr.inputs((seg.n_in + seg.n_mask,))
     k, i, f = seg.in_fmt.kif
     xin = inp[: seg.n_in].quantize(k, i, f)
     mask = None
@@ -294,12 +328,12 @@ def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
         else:
             raise TraceError(f"RTL back end cannot trace {type(node).__name__} ({node.name})")
         vals[node.name] = y
-        node_lat[node.name] = float(np.max([float(v.latency) for v in np.asarray(y._vars).ravel()]))
+        node_lat[node.name] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
         x = y
     out = vals[seg.dst].flatten()
-    comb = comb_trace(inp, out)
-    in_kif = tuple(tuple(int(v) for v in minimal_kif(q)) for q in comb.inp_qint)
-    out_kif = tuple(tuple(int(v) for v in minimal_kif(q)) for q in comb.out_qint)
+    comb = tr.trace(inp, out)
+    in_kif = tuple(tr.kif(q) for q in comb.inp_qint)
+    out_kif = tuple(tr.kif(q) for q in comb.out_qint)
     consts: list[int | None] = []
     for q, kif in zip(comb.out_qint, out_kif, strict=True):
         if sum(kif) == 0:
