@@ -3,6 +3,7 @@
 Every RTL segment of each reference model is traced by ``swinfpga.backends.rtl.trace`` with
 
 * ``da4ml`` 0.6 (the default; identity-lookup workaround in ``trace._q`` on),
+* ``da4ml-nolut``: da4ml 0.6 with the workaround off (to show the bug it works around),
 * ``alkaid`` 0.8 with the workaround off (does its requantization rework fix the saturation bug?),
 * ``alkaid`` 0.8 with the workaround on,
 
@@ -34,19 +35,21 @@ MODELS = ["swin-digits", "swin-digits-ln", "swin-free-digits"]
 TRACERS = ["da4ml", "alkaid", "alkaid+lut"]
 
 
-def run(model_name: str, tracer: str, x: np.ndarray) -> list[dict]:
+def run(model_name: str, tracer: str, x: np.ndarray, segments: list[str] | None = None) -> list[dict]:
     from swinfpga import golden
     from swinfpga.backends.rtl import trace as T
     from swinfpga.backends.rtl.plan import gather_groups, scatter_groups, split_segments
     from swinfpga.project import resolve_model
 
     os.environ["SWINFPGA_TRACER"] = "alkaid" if tracer.startswith("alkaid") else "da4ml"
-    T.IDENTITY_LUT_WORKAROUND = tracer in ("da4ml", "alkaid+lut")
+    T.IDENTITY_LUT_WORKAROUND = tracer in ("da4ml", "alkaid+lut")  # off for alkaid, da4ml-nolut
     model = resolve_model(model_name, random_ok=False)
     fmts = {k: v.fmt for k, v in model.infer().items()}
     res = golden.run(model, x)
     rows = []
     for seg in split_segments(model):
+        if segments and seg.name not in segments:
+            continue
         row = {"model": model_name, "tracer": tracer, "segment": seg.name,
                "identity_lut_workaround": T.IDENTITY_LUT_WORKAROUND}
         t0 = time.perf_counter()
@@ -104,6 +107,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=MODELS)
     ap.add_argument("--tracers", nargs="*", default=TRACERS)
+    ap.add_argument("--segments", nargs="*", default=None, help="only these segments (e.g. seg1)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--decision", default="", help="text for the Decision section (kept from the previous run)")
     a = ap.parse_args()
@@ -120,11 +124,12 @@ def main() -> None:
         except Exception:
             vers[p] = "not installed"
     res = {"versions": vers, "images": int(x.shape[0]), "rows": [], "decision": a.decision or old.get("decision", "")}
-    keep = [r for r in old.get("rows", []) if not (r["model"] in a.models and r["tracer"] in a.tracers)]
+    keep = [r for r in old.get("rows", []) if not (r["model"] in a.models and r["tracer"] in a.tracers
+                                                   and (not a.segments or r["segment"] in a.segments))]
     res["rows"] = keep
     for m in a.models:
         for t in a.tracers:
-            res["rows"] += run(m, t, x)
+            res["rows"] += run(m, t, x, a.segments)
             res["rows"].sort(key=lambda r: (MODELS.index(r["model"]) if r["model"] in MODELS else 9,
                                             r["tracer"], r["segment"]))
             write(res, out)

@@ -44,8 +44,7 @@ def units(models: list[str], small: list[str], clock_mhz: float) -> list[tuple[s
         out += [(f"attention w{w} h{h} d{d}", b) for b in built]
     for name in models:
         m = resolve_model(name, random_ok=False)
-        built, _ = build_model(m, clock_mhz, progress=lambda s: print(s, flush=True),
-                               top=f"{name.replace('-', '_')}")
+        built, _ = build_model(m, clock_mhz, progress=lambda s: print(s, flush=True))
         out += [(name, b) for b in built]
     return out
 
