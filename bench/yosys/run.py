@@ -83,8 +83,8 @@ def write(rows: list[dict], out: Path) -> None:
           f"Command: `nice -n 15 python bench/yosys/run.py`. Yosys: {yv}. One run per unit (da4ml's pipelined "
           "module; its register stages kept as hierarchy, all else flattened into them; `-noiopad -noclkbuf`), "
           "cached by content hash. Yosys counts are estimates of Yosys' own Xilinx mapping (no Vivado). "
-          "DSP = DSP48E2; FF excludes the segment wrapper's frame buffers.", "",
-          "| design | segment | groups | da4ml cost | Yosys LUT | LUT / cost | FF | DSP | CARRY8 | status | s |",
+          "DSP = DSP48E2; FF excludes the segment wrapper's frame buffers; s = wall seconds (at the run's nice).", "",
+          "| design | segment | groups | da4ml cost | Yosys LUT | LUT / cost | FF | DSP | CARRY4/8 | status | s |",
           "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         head = f"| {r['design']} | {r['segment']} | {r['groups']} | {r['da4ml_cost']:,.0f} | "
