@@ -97,7 +97,13 @@ def write(rows: list[dict], out: Path) -> None:
     if done:
         ratios = [r["lut"] / r["da4ml_cost"] for r in done]
         md += ["", f"Yosys LUT / da4ml cost over {len(done)} finished units: min {min(ratios):.2f}, "
-               f"max {max(ratios):.2f}, median {sorted(ratios)[len(ratios) // 2]:.2f}."]
+               f"max {max(ratios):.2f}, median {sorted(ratios)[len(ratios) // 2]:.2f}. da4ml's figure prices every "
+               "product as LUT adders; Yosys maps wide variable x variable products to DSP48E2 (DSP column), so the "
+               "LUT ratio alone understates those units' size."]
+    left = [r for r in rows if r["status"] != "ok"]
+    if left:
+        md += ["", f"{len(left)} unit(s) did not finish within their budget; re-running the command continues from "
+               "the cache (finished units are not synthesized again)."]
     (out / "yosys_vs_da4ml.md").write_text("\n".join(md) + "\n")
 
 
