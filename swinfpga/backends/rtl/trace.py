@@ -40,6 +40,45 @@ class TracedUnit:
 
 
 FACTOR_LIMIT = 2.0**-24  # see _q
+IDENTITY_LUT_WORKAROUND = True  # see _q; bench/rtl/tracer_choice.py turns it off to test alkaid
+
+
+@dataclass(frozen=True)
+class Tracer:
+    """The tracing library's entry points (da4ml 0.6 by default; ``SWINFPGA_TRACER=alkaid`` selects
+    alkaid 0.8, da4ml's successor, for evaluation: bench/rtl/tracer_choice.py).  Verilog emission
+    and loading of saved programs stay on da4ml (backends/rtl/verilog.py, build.py)."""
+
+    name: str
+    var: Any  # scalar variable class (from_const)
+    array: Any  # object ndarray -> traced array
+    inputs: Any  # shape -> traced input array
+    trace: Any  # (inputs, outputs) -> CombLogic
+    kif: Any  # QInterval -> (k, i, f)
+
+
+def tracer() -> Tracer:
+    import os
+
+    if os.environ.get("SWINFPGA_TRACER", "da4ml") == "alkaid":
+        from alkaid.trace import FVariable, FVArray, FVArrayInput, trace
+
+        return Tracer("alkaid", FVariable, lambda v: FVArray(np.asarray(v, dtype=object)), FVArrayInput, trace,
+                      lambda q: tuple(int(x) for x in q.kif))
+    from da4ml.trace import FixedVariable, FixedVariableArray, FixedVariableArrayInput, comb_trace
+    from da4ml.types import minimal_kif
+
+    return Tracer("da4ml", FixedVariable, lambda v: FixedVariableArray(np.asarray(v, dtype=object), None),
+                  FixedVariableArrayInput, comb_trace, lambda q: tuple(int(x) for x in minimal_kif(q)))
+
+
+def _elems(x: Any) -> np.ndarray:
+    """The object ndarray of scalar variables behind a traced array (either tracer)."""
+    return x._vars if hasattr(x, "_vars") else np.asarray(x).view(np.ndarray)
+
+
+def _is_array(x: Any) -> bool:
+    return hasattr(x, "_vars") or isinstance(x, np.ndarray)
 
 
 def _q(x: Any, fmt: Fmt) -> Any:
@@ -51,14 +90,15 @@ def _q(x: Any, fmt: Fmt) -> Any:
     result carries a factor below ``FACTOR_LIMIT`` it is passed through an identity lookup
     (factor 1; a small ROM of the format's codes, formats of <= 12 bits) to reset the chain."""
     k, i, f = fmt.kif
-    if hasattr(x, "_vars"):
-        out = np.empty(x.shape, dtype=object)
-        for idx in np.ndindex(*x.shape):
-            out[idx] = _q(x._vars[idx], fmt)
+    if _is_array(x):
+        xs = _elems(x)
+        out = np.empty(xs.shape, dtype=object)
+        for idx in np.ndindex(*xs.shape):
+            out[idx] = _q(xs[idx], fmt)
         return _arr(out)
     y = x.quantize(k, i, f, fmt.overflow, fmt.rounding)
     n_vals = round(float((y.high - y.low) / y.step)) + 1 if y.low != y.high else 1
-    if n_vals > 1 and n_vals <= 4096 and abs(float(y._factor)) < FACTOR_LIMIT:
+    if IDENTITY_LUT_WORKAROUND and 1 < n_vals <= 4096 and abs(float(y._factor)) < FACTOR_LIMIT:
         y = _lut_table(y, None, lambda vals: vals)
     return y
 
@@ -73,9 +113,7 @@ def _tree(xs: list[Any], fn: Any) -> Any:
 
 
 def _arr(vars_: Any) -> Any:
-    from da4ml.trace import FixedVariableArray
-
-    return FixedVariableArray(np.asarray(vars_, dtype=object), None)
+    return tracer().array(vars_)
 
 
 def _lut_table(var: Any, values: np.ndarray, fn_addr: Any, max_entries: int = 1 << 14) -> Any:
@@ -117,41 +155,73 @@ def _linear(x: Any, lin: N.Linear, in_fmt: Fmt) -> Any:
 
 
 def _softmax_rows(s: Any, sm: SoftmaxSpec, valid: Any | None) -> Any:
-    """Integer softmax of one row of score variables (see :class:`swinfpga.lut.SoftmaxSpec`)."""
-    from da4ml.trace import FixedVariable
+    """Integer softmax of one row of score variables (see :class:`swinfpga.lut.SoftmaxSpec`).
 
+    The row sum ``S`` (frac E) is normalized in logic, as the golden model does: its integer bits
+    ``j = 1..floor(log2 n)`` select ``k`` = the position of the leading one (a mux chain on the
+    traced bits), ``u = S >> k`` in ``[1, 2)`` truncated to B fraction bits addresses the
+    reciprocal table (``2**B`` entries, independent of ``n``), and each ``e * r`` is shifted right
+    by ``k`` before the final rounding to the probability format."""
+    const = tracer().var.from_const
     n = len(s)
     lsb = sm.score_fmt.lsb
-    big_b, big_r = sm.exp_frac - sm.recip.shift, sm.recip_frac
+    big_b, big_r, big_p = sm.exp_frac - sm.recip.shift, sm.recip_frac, sm.prob_fmt.frac
+    max_k = sm.max_k
     if valid is None:
         sv = list(s)
     else:
         low = (sm.score_fmt.min_code - 1) * lsb
-        sv = [valid[j].msb_mux(s[j], FixedVariable.from_const(low, hwconf=s[j].hwconf)) for j in range(n)]
+        sv = [valid[j].msb_mux(s[j], const(low, hwconf=s[j].hwconf)) for j in range(n)]
     m = _tree(sv, lambda a, b: a.max_of(b))
     e = []
     for j in range(n):
         d = m - s[j]
         ej = lut_apply(d, sm.exp)
         if valid is not None:
-            ej = valid[j].msb_mux(ej, FixedVariable.from_const(0.0, hwconf=ej.hwconf))
+            ej = valid[j].msb_mux(ej, const(0.0, hwconf=ej.hwconf))
         e.append(ej)
     total = _tree(list(e), lambda a, b: a + b)
-    # T = S >> (E - B): the reciprocal address and the normalization shift k depend only on T
-    t = total.quantize(0, max(1, n.bit_length()), big_b, "WRAP", "TRN")
+    # floor(S * 2**(B-k)) = floor(T * 2**-k) * 2**B with T = S truncated to B fraction bits
+    ib = max(1, n.bit_length())
+    t = total.quantize(0, ib, big_b, "WRAP", "TRN")
+    # leading one of T's integer bits 1..max_k (T >= 1 on every row with a valid element): bit j of
+    # T selects the shift j; higher bits override lower ones.  The top bit is a comparison: a key
+    # that is a wrap of T at T's own width makes da4ml 0.6 mux on T's source instead, and its int64
+    # interpreter then disagrees with its Python one.
+    sel = [t.quantize(0, j + 1, -j, "WRAP", "TRN") for j in range(1, max_k)]  # bit j (value 2**j)
+    if max_k >= 1:
+        sel.append(t >= float(2**max_k))
+    u = t
+    for j in range(1, max_k + 1):
+        u = sel[j - 1].msb_mux((t >> j).quantize(0, ib, big_b, "WRAP", "TRN"), u)
+    a = u.quantize(0, 0, big_b, "WRAP", "TRN")  # u - 1: the B bits below the leading one
     recip = sm.recip.array()
-    max_k = sm.max_k
-
-    def r_of(vals: np.ndarray) -> np.ndarray:
-        tc = np.round(vals * 2**big_b).astype(np.int64)
-        k = np.zeros_like(tc)
+    r = _lut_table(a, recip, lambda vals: recip[np.clip(np.round(vals * 2**big_b).astype(np.int64), 0,
+                                                           sm.recip.size - 1)] * 2.0**-big_r)
+    out = []
+    for ej in e:
+        # round(x * 2**-k) to P bits == round(trunc_F(x) * 2**-k) to P bits, exact for
+        # F = P + max(max_k, 1): floor((X + c) / 2**m) = floor((floor(X) + c) / 2**m) for integer c
+        x = (ej * r).quantize(0, 1, big_p + max(max_k, 1), "WRAP", "TRN")
+        y = x
         for j in range(1, max_k + 1):
-            k += tc >= (1 << (big_b + j))
-        addr = np.clip((tc >> k) - (1 << big_b), 0, sm.recip.size - 1)
-        return recip[addr] * 2.0 ** (-big_r - k)
+            y = sel[j - 1].msb_mux(x >> j, y)
+        out.append(_q(y, sm.prob_fmt))
+    return out
 
-    r = _lut_table(t, recip, r_of)
-    return [_q(ej * r, sm.prob_fmt) for ej in e]
+
+def trace_softmax_row(sm: SoftmaxSpec, masked: bool = False) -> Any:
+    """Trace one softmax row on its own (inputs: ``n`` score codes, then ``n`` valid bits when
+    ``masked``; outputs: ``n`` probability values); returns da4ml's ``CombLogic`` (for tests and
+    cost measurements)."""
+    tr = tracer()
+    n = sm.n
+    inp = tr.inputs((2 * n if masked else n,))
+    k, i, f = sm.score_fmt.kif
+    s = inp[:n].quantize(k, i, f)
+    valid = inp[n:].quantize(0, 1, 0) if masked else None
+    row = _softmax_rows([s[j] for j in range(n)], sm, None if valid is None else [valid[j] for j in range(n)])
+    return tr.trace(inp, _arr(row))
 
 
 def _attention(x: Any, n: N.WindowAttention, in_fmt: Fmt, mask: Any | None) -> Any:
@@ -262,12 +332,11 @@ def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
 
     ``fmts``: output format of every node (``Model.infer()``).  A part of a balanced segment
     (``seg.steps``) is traced by :func:`_trace_part`."""
-    from da4ml.trace import FixedVariableArrayInput
-
     if seg.steps:
         return _trace_part(seg, fmts)
+    tr = tracer()
     n_tok = seg.tokens.shape[1]
-    inp = FixedVariableArrayInput((seg.n_in + seg.n_mask,))
+    inp = tr.inputs((seg.n_in + seg.n_mask,))
     k, i, f = seg.in_fmt.kif
     xin = inp[: seg.n_in].quantize(k, i, f)
     mask = None
@@ -281,18 +350,16 @@ def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
     for node in seg.nodes:
         y = _trace_node(node, vals, fmt_of, x, seg.in_fmt, mask)
         vals[node.name] = y
-        node_lat[node.name] = float(np.max([float(v.latency) for v in np.asarray(y._vars).ravel()]))
+        node_lat[node.name] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
         x = y
     return _finish(seg, inp, vals[seg.dst].flatten(), node_lat)
 
 
 def _finish(seg: Segment, inp: Any, out: Any, node_lat: dict[str, float]) -> TracedUnit:
-    from da4ml.trace import comb_trace
-    from da4ml.types import minimal_kif
-
-    comb = comb_trace(inp, out)
-    in_kif = tuple(tuple(int(v) for v in minimal_kif(q)) for q in comb.inp_qint)
-    out_kif = tuple(tuple(int(v) for v in minimal_kif(q)) for q in comb.out_qint)
+    tr = tracer()
+    comb = tr.trace(inp, out)
+    in_kif = tuple(tr.kif(q) for q in comb.inp_qint)
+    out_kif = tuple(tr.kif(q) for q in comb.out_qint)
     consts: list[int | None] = []
     for q, kif, fm in zip(comb.out_qint, out_kif, seg.out_elem_fmts, strict=True):
         if sum(kif) == 0:
@@ -306,13 +373,11 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
     """Trace one part of a balanced segment (see :func:`swinfpga.backends.rtl.plan.split_balanced`):
     inputs are ``seg.in_values`` (value-major, then token, then channel; + mask bits), outputs
     ``seg.out_values`` in the same order; attention runs as ``qkv`` / ``core`` / ``proj`` steps."""
-    from da4ml.trace import FixedVariableArrayInput
-
     from .plan import value_fmt
 
     n_tok = int(seg.tokens.shape[1])
     node_of = {n.name: n for n in seg.nodes}
-    inp = FixedVariableArrayInput((seg.n_in + seg.n_mask + seg.n_const,))
+    inp = tracer().inputs((seg.n_in + seg.n_mask + seg.n_const,))
     mask = inp[seg.n_in: seg.n_in + seg.n_mask].quantize(0, 1, 0) if seg.n_mask else None
     bias = None
     if seg.n_const:
@@ -349,9 +414,9 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
             y = _linear(vals[f"{name}.o"], node.proj, node.attn_fmt)
             vals[name] = y
         label = name if ph == "full" else f"{name}.{ph}"
-        node_lat[label] = float(np.max([float(v.latency) for v in np.asarray(y._vars).ravel()]))
+        node_lat[label] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
         x = y
-    out = _arr(np.concatenate([np.asarray(vals[name]._vars).ravel() for name, _ in seg.out_values]))
+    out = _arr(np.concatenate([np.asarray(_elems(vals[name])).ravel() for name, _ in seg.out_values]))
     return _finish(seg, inp, out, node_lat)
 
 
