@@ -69,7 +69,9 @@ class Rom:
     tables: tuple[RomTable, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-native (lists, not tuples): equal to what ``json.load`` gives back."""
+        return {**asdict(self), "in_kif": list(self.in_kif), "out_kif": list(self.out_kif),
+                "tables": [asdict(t) for t in self.tables]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Rom:
