@@ -8,9 +8,9 @@ shares one ROM between lookups of equal contents, so a ROM may hold several IR t
 
 * ``lut``: a :class:`swinfpga.lut.Lut` looked up directly (exp, rsqrt, GELU): the entry at input
   value ``v`` (after the table's offset and shift) holds ``table[clip(v / (lsb * 2**shift))]``;
-* ``recip``: a softmax reciprocal table with the normalization shift folded in: the input is
-  ``T = S >> (E - B)`` (see :class:`swinfpga.lut.SoftmaxSpec`); the entry holds
-  ``RECIP[(T >> k) - 2**B] * 2**-k`` with ``k = floor(log2(T >> B))`` (at most ``max_k``);
+* ``recip``: a softmax reciprocal table looked up at the mantissa of the row sum, normalised in
+  logic by its leading one (see :class:`swinfpga.lut.SoftmaxSpec`): the entry at input value ``v``
+  holds ``RECIP[clip(v * 2**B)] * 2**-R`` (``B = exp_frac - recip.shift``, ``R = recip_frac``);
 * ``requant``: an identity table the tracer inserts to reset da4ml's scale factor (no IR table;
   the file is ``rom_<unit>_requant_<i>.mem``).
 
@@ -36,7 +36,7 @@ import numpy as np
 from ...errors import SwinfpgaError
 from ...lut import Lut, SoftmaxSpec
 
-ROLES = ("lut", "recip_mant", "recip", "requant")  # recip: projects of GEN_VERSION rtl-1
+ROLES = ("lut", "recip", "requant")
 EXP_RANGE = 48  # da4ml scale factors searched: 2**(e0 - 48) .. 2**(e0 + 48) around the natural e0
 
 
@@ -129,20 +129,11 @@ def expected_values(role: str, table: Lut | SoftmaxSpec | None, v: np.ndarray) -
         assert isinstance(table, Lut)
         addr = np.clip(np.round(v / (table.in_fmt.lsb * 2.0**table.shift)), 0, table.size - 1).astype(np.int64)
         return table.array()[addr] * table.out_fmt.lsb
-    if role == "recip_mant":  # the RECIP table at the normalised row sum's mantissa (address = v * 2**B)
+    if role == "recip":
         assert isinstance(table, SoftmaxSpec)
         b = table.exp_frac - table.recip.shift
         addr = np.clip(np.round(v * 2.0**b), 0, table.recip.size - 1).astype(np.int64)
         return table.recip.array()[addr] * 2.0 ** (-table.recip_frac)
-    if role == "recip":
-        assert isinstance(table, SoftmaxSpec)
-        b = table.exp_frac - table.recip.shift
-        t = np.clip(np.round(v * 2.0**b), -(2.0**62), 2.0**62).astype(np.int64)
-        k = np.zeros_like(t)
-        for j in range(1, table.max_k + 1):
-            k += t >= (1 << (b + j))
-        addr = np.clip((t >> k) - (1 << b), 0, table.recip.size - 1)
-        return table.recip.array()[addr] * 2.0 ** (-table.recip_frac - k)
     raise ValueError(f"unknown ROM role {role!r}; known: {', '.join(ROLES)}")
 
 
@@ -157,7 +148,7 @@ def _natural_exp(role: str, table: Any, in_kif: tuple[int, int, int], out_kif: t
     """The scale at which one input step is one address step of ``table`` (tried first)."""
     if role == "lut":
         return int(round(math.log2(table.in_fmt.lsb))) + table.shift + in_kif[2]
-    if role in ("recip", "recip_mant"):
+    if role == "recip":
         return table.recip.shift - table.exp_frac + in_kif[2]
     return in_kif[2] - out_kif[2]
 
@@ -183,7 +174,6 @@ def _identify(mem: str, in_kif: tuple[int, int, int], out_kif: tuple[int, int, i
     """Every table of ``luts`` / ``sms`` that the ROM holds (under some input scale); else, with
     ``requant``, the identity requant if it is one; else []."""
     cands: list[tuple[str, Any, str, str]] = [("lut", t, t.name, t.hash) for t in luts]
-    cands += [("recip_mant", s, s.recip.name, s.recip.hash) for s in sms]
     cands += [("recip", s, s.recip.name, s.recip.hash) for s in sms]
     out = []
     for role, table, name, h in cands:
@@ -301,7 +291,7 @@ def check_roms(project_dir: str | Path) -> list[Rom]:
             t = by_name.get(x.name)
             if t is None:
                 raise RomError(f"{r.file}: table {x.name!r} is not in the project's model.json")
-            ir_hash = t.recip.hash if x.role in ("recip", "recip_mant") else t.hash
+            ir_hash = t.recip.hash if x.role == "recip" else t.hash
             if manifest_hash.get(x.name) != ir_hash or x.ir_sha256 != ir_hash:
                 raise RomError(f"{r.file}: table {x.name!r} hash in manifest.json ({manifest_hash.get(x.name)}) / "
                                f"rtl.json ({x.ir_sha256}) differs from model.json's ({ir_hash})")
