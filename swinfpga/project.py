@@ -145,9 +145,11 @@ class ConvertOptions:
                 raise ConvertError(f"{key} must be a positive integer, got {v!r}")
         if self.hls_backend not in ("Vitis", "Vivado"):
             raise ConvertError(f"hls_backend (--backend) must be Vitis or Vivado, got {self.hls_backend!r}")
-        for key, v, ok in (("strategy (--strategy)", self.strategy, ("latency", "resource")),
-                           ("io_type (--io-type)", self.io_type, ("io_parallel", "io_stream")),
-                           ("hls_layout (--hls-layout)", self.hls_layout, ("layers", "flat"))):
+        from .backends.hls4ml.plan import IO_TYPES, LAYOUTS, STRATEGIES  # pure Python: no hls4ml import
+
+        for key, v, ok in (("strategy (--strategy)", self.strategy, STRATEGIES),
+                           ("io_type (--io-type)", self.io_type, IO_TYPES),
+                           ("hls_layout (--hls-layout)", self.hls_layout, LAYOUTS)):
             if v not in ok:
                 raise ConvertError(f"{key} must be one of {', '.join(ok)}, got {v!r}")
         if self.ii is not None and (isinstance(self.ii, bool) or not isinstance(self.ii, int | np.integer)
