@@ -103,11 +103,19 @@ Bands:
 }
 
 // ----- Window attention -------------------------------------------------------------------------------
+// Stand-in for the mask stream of an unmasked layer (never read: every token is a real key).
+struct no_mask_stream {
+    struct token {
+        int operator[](int) const { return 1; }
+    };
+    token read() { return token(); }
+};
+
 // CFG as window_attention, plus rows_buf (= window_h if shift == 0, else height): token rows buffered.
 // MASKED: the padding-mask stream m (one 1-channel token per map position, 0 = padding) is buffered
 // alongside and excludes padded keys.
-template <class data_T, class mask_T, class res_T, class CFG, bool MASKED>
-void window_attention_s_body(hls::stream<data_T> &x, hls::stream<mask_T> &m, hls::stream<res_T> &y,
+template <class data_T, class mask_S, class res_T, class CFG, bool MASKED>
+void window_attention_s_body(hls::stream<data_T> &x, mask_S &m, hls::stream<res_T> &y,
                              const typename CFG::q_lin::wc_t q_w[], const typename CFG::q_lin::bc_t q_b[],
                              const typename CFG::k_lin::wc_t k_w[], const typename CFG::k_lin::bc_t k_b[],
                              const typename CFG::v_lin::wc_t v_w[], const typename CFG::v_lin::bc_t v_b[],
@@ -181,9 +189,9 @@ void window_attention_s(hls::stream<data_T> &x, hls::stream<res_T> &y,
                         const typename CFG::sm::exp_lut::code_t exp_table[],
                         const typename CFG::sm::recip_lut::code_t recip_table[]) {
     #pragma HLS INLINE off
-    hls::stream<data_T> no_mask;  // never read (MASKED = false)
-    window_attention_s_body<data_T, data_T, res_T, CFG, false>(x, no_mask, y, q_w, q_b, k_w, k_b, v_w, v_b, p_w,
-                                                               p_b, rel_bias, exp_table, recip_table);
+    no_mask_stream no_mask;
+    window_attention_s_body<data_T, no_mask_stream, res_T, CFG, false>(x, no_mask, y, q_w, q_b, k_w, k_b, v_w, v_b,
+                                                                       p_w, p_b, rel_bias, exp_table, recip_table);
 }
 
 template <class data_T, class mask_T, class res_T, class CFG>
@@ -196,8 +204,8 @@ void window_attention_ms(hls::stream<data_T> &x, hls::stream<mask_T> &m, hls::st
                          const typename CFG::sm::exp_lut::code_t exp_table[],
                          const typename CFG::sm::recip_lut::code_t recip_table[]) {
     #pragma HLS INLINE off
-    window_attention_s_body<data_T, mask_T, res_T, CFG, true>(x, m, y, q_w, q_b, k_w, k_b, v_w, v_b, p_w, p_b,
-                                                              rel_bias, exp_table, recip_table);
+    window_attention_s_body<data_T, hls::stream<mask_T>, res_T, CFG, true>(x, m, y, q_w, q_b, k_w, k_b, v_w, v_b,
+                                                                           p_w, p_b, rel_bias, exp_table, recip_table);
 }
 
 // ----- PatchMerging -----------------------------------------------------------------------------------
