@@ -226,6 +226,52 @@ Scale:
     }
 }
 
+// ----- Masked pool: average over real tokens = requant(sum(x where m) * inv_table[count]) -------------
+// CFG: tokens, C, sum_t, inv_t, inv_code_t (inv_table ROM entry), count_t.  m: tokens mask codes (0 = padding).
+template <class data_T, class mask_T, class res_T, class CFG>
+void pool_m(const data_T x[CFG::tokens * CFG::C], const mask_T m[CFG::tokens], res_T y[CFG::C],
+            const typename CFG::inv_code_t inv_table[CFG::tokens + 1]) {
+    #pragma HLS INLINE off
+    typename CFG::sum_t s[CFG::C];
+    #pragma HLS ARRAY_PARTITION variable=s complete
+    typename CFG::count_t n = 0;
+Init:
+    for (int c = 0; c < CFG::C; c++) {
+        #pragma HLS UNROLL
+        s[c] = 0;
+    }
+Tokens:
+    for (int t = 0; t < CFG::tokens; t++) {
+        #pragma HLS PIPELINE II=1
+        if (m[t] != 0) {
+            n++;
+            for (int c = 0; c < CFG::C; c++)
+                s[c] += x[t * CFG::C + c];
+        }
+    }
+    const typename CFG::inv_t inv = from_code<typename CFG::inv_t>(inv_table[n]);
+Scale:
+    for (int c = 0; c < CFG::C; c++) {
+        #pragma HLS UNROLL
+        y[c] = (res_T)(s[c] * inv);
+    }
+}
+
+// ----- TokenMask: 1 for a real token, 0 for padding (all C input codes 0); one token per cycle -------
+// CFG: tokens, C.
+template <class data_T, class res_T, class CFG>
+void token_mask(const data_T x[CFG::tokens * CFG::C], res_T y[CFG::tokens]) {
+    #pragma HLS INLINE off
+Tokens:
+    for (int t = 0; t < CFG::tokens; t++) {
+        #pragma HLS PIPELINE II=1
+        bool any = false;
+        for (int c = 0; c < CFG::C; c++)
+            any = any || x[t * CFG::C + c] != 0;
+        y[t] = from_code<res_T>(any ? 1 : 0);
+    }
+}
+
 // ----- Dense: Linear on the last axis over `rows` vectors, optional ReLU of the output -------------
 // CFG: rows, lin, relu, reuse.
 template <class data_T, class res_T, class CFG>

@@ -103,54 +103,70 @@ Bands:
 }
 
 // ----- Window attention -------------------------------------------------------------------------------
-// CFG as window_attention, plus rows_buf (= window if shift == 0, else height): token rows buffered.
-template <class data_T, class res_T, class CFG>
-void window_attention_s(hls::stream<data_T> &x, hls::stream<res_T> &y,
-                        const typename CFG::q_lin::wc_t q_w[], const typename CFG::q_lin::bc_t q_b[],
-                        const typename CFG::k_lin::wc_t k_w[], const typename CFG::k_lin::bc_t k_b[],
-                        const typename CFG::v_lin::wc_t v_w[], const typename CFG::v_lin::bc_t v_b[],
-                        const typename CFG::p_lin::wc_t p_w[], const typename CFG::p_lin::bc_t p_b[],
-                        const typename CFG::rel_bias_code_t rel_bias[],
-                        const typename CFG::sm::exp_lut::code_t exp_table[],
-                        const typename CFG::sm::recip_lut::code_t recip_table[]) {
-    #pragma HLS INLINE off
+// Stand-in for the mask stream of an unmasked layer (never read: every token is a real key).
+struct no_mask_stream {
+    struct token {
+        int operator[](int) const { return 1; }
+    };
+    token read() { return token(); }
+};
+
+// CFG as window_attention, plus rows_buf (= window_h if shift == 0, else height): token rows buffered.
+// MASKED: the padding-mask stream m (one 1-channel token per map position, 0 = padding) is buffered
+// alongside and excludes padded keys.
+template <class data_T, class mask_S, class res_T, class CFG, bool MASKED>
+void window_attention_s_body(hls::stream<data_T> &x, mask_S &m, hls::stream<res_T> &y,
+                             const typename CFG::q_lin::wc_t q_w[], const typename CFG::q_lin::bc_t q_b[],
+                             const typename CFG::k_lin::wc_t k_w[], const typename CFG::k_lin::bc_t k_b[],
+                             const typename CFG::v_lin::wc_t v_w[], const typename CFG::v_lin::bc_t v_b[],
+                             const typename CFG::p_lin::wc_t p_w[], const typename CFG::p_lin::bc_t p_b[],
+                             const typename CFG::rel_bias_code_t rel_bias[],
+                             const typename CFG::sm::exp_lut::code_t exp_table[],
+                             const typename CFG::sm::recip_lut::code_t recip_table[]) {
+    #pragma HLS INLINE
     typedef typename data_T::value_type in_t;
     typedef typename res_T::value_type out_t;
-    const int WIN = CFG::window, S = CFG::shift, H = CFG::height, W = CFG::width, C = CFG::C;
-    const int RB = CFG::rows_buf, NWX = W / WIN;
+    const int WH = CFG::window_h, W = CFG::width, C = CFG::C;
+    const int RB = CFG::rows_buf, NWX = W / CFG::window_w;
     in_t xb[RB * W][C];
+    bool mb[RB * W];
     out_t yb[RB * W][C];
     #pragma HLS ARRAY_PARTITION variable=xb complete dim=2
     #pragma HLS ARRAY_PARTITION variable=yb complete dim=2
 Chunks:
-    for (int ch0 = 0; ch0 < H / RB; ch0++) {
+    for (int ch0 = 0; ch0 < CFG::height / RB; ch0++) {
     Read:
         for (int i = 0; i < RB * W; i++) {
             #pragma HLS PIPELINE II=1
             const data_T v = x.read();
             for (int c = 0; c < C; c++)
                 xb[i][c] = v[c];
+            if (MASKED)
+                mb[i] = m.read()[0] != 0;
         }
     Windows:
-        for (int lw = 0; lw < (RB / WIN) * NWX; lw++) {
-            const int wy = ch0 * (RB / WIN) + lw / NWX, wx = lw % NWX;
+        for (int lw = 0; lw < (RB / WH) * NWX; lw++) {
+            const int wy = ch0 * (RB / WH) + lw / NWX, wx = lw % NWX;
             in_t xw[CFG::N][CFG::C];
+            bool keys[CFG::N];
             out_t yw[CFG::N][CFG::C];
             #pragma HLS ARRAY_PARTITION variable=xw complete dim=2
+            #pragma HLS ARRAY_PARTITION variable=keys complete
             #pragma HLS ARRAY_PARTITION variable=yw complete dim=2
         Gather:
             for (int t = 0; t < CFG::N; t++) {
                 #pragma HLS PIPELINE II=1
-                const int r = (wy * WIN + t / WIN + S) % H - ch0 * RB, c = (wx * WIN + t % WIN + S) % W;
+                const int r = window_row<CFG>(wy, t) - ch0 * RB, c = window_col<CFG>(wx, t);
                 for (int k = 0; k < C; k++)
                     xw[t][k] = xb[r * W + c][k];
+                keys[t] = MASKED ? mb[r * W + c] : true;
             }
-            attention_window<in_t, out_t, CFG>(xw, yw, wy, wx, q_w, q_b, k_w, k_b, v_w, v_b, p_w, p_b, rel_bias,
-                                               exp_table, recip_table);
+            attention_window<in_t, out_t, CFG>(xw, keys, yw, wy, wx, q_w, q_b, k_w, k_b, v_w, v_b, p_w, p_b,
+                                               rel_bias, exp_table, recip_table);
         Reverse:
             for (int t = 0; t < CFG::N; t++) {
                 #pragma HLS PIPELINE II=1
-                const int r = (wy * WIN + t / WIN + S) % H - ch0 * RB, c = (wx * WIN + t % WIN + S) % W;
+                const int r = window_row<CFG>(wy, t) - ch0 * RB, c = window_col<CFG>(wx, t);
                 for (int k = 0; k < C; k++)
                     yb[r * W + c][k] = yw[t][k];
             }
@@ -161,6 +177,35 @@ Chunks:
             y.write(pack<res_T>(yb[i]));
         }
     }
+}
+
+template <class data_T, class res_T, class CFG>
+void window_attention_s(hls::stream<data_T> &x, hls::stream<res_T> &y,
+                        const typename CFG::q_lin::wc_t q_w[], const typename CFG::q_lin::bc_t q_b[],
+                        const typename CFG::k_lin::wc_t k_w[], const typename CFG::k_lin::bc_t k_b[],
+                        const typename CFG::v_lin::wc_t v_w[], const typename CFG::v_lin::bc_t v_b[],
+                        const typename CFG::p_lin::wc_t p_w[], const typename CFG::p_lin::bc_t p_b[],
+                        const typename CFG::rel_bias_code_t rel_bias[],
+                        const typename CFG::sm::exp_lut::code_t exp_table[],
+                        const typename CFG::sm::recip_lut::code_t recip_table[]) {
+    #pragma HLS INLINE off
+    no_mask_stream no_mask;
+    window_attention_s_body<data_T, no_mask_stream, res_T, CFG, false>(x, no_mask, y, q_w, q_b, k_w, k_b, v_w, v_b,
+                                                                       p_w, p_b, rel_bias, exp_table, recip_table);
+}
+
+template <class data_T, class mask_T, class res_T, class CFG>
+void window_attention_ms(hls::stream<data_T> &x, hls::stream<mask_T> &m, hls::stream<res_T> &y,
+                         const typename CFG::q_lin::wc_t q_w[], const typename CFG::q_lin::bc_t q_b[],
+                         const typename CFG::k_lin::wc_t k_w[], const typename CFG::k_lin::bc_t k_b[],
+                         const typename CFG::v_lin::wc_t v_w[], const typename CFG::v_lin::bc_t v_b[],
+                         const typename CFG::p_lin::wc_t p_w[], const typename CFG::p_lin::bc_t p_b[],
+                         const typename CFG::rel_bias_code_t rel_bias[],
+                         const typename CFG::sm::exp_lut::code_t exp_table[],
+                         const typename CFG::sm::recip_lut::code_t recip_table[]) {
+    #pragma HLS INLINE off
+    window_attention_s_body<data_T, hls::stream<mask_T>, res_T, CFG, true>(x, m, y, q_w, q_b, k_w, k_b, v_w, v_b,
+                                                                           p_w, p_b, rel_bias, exp_table, recip_table);
 }
 
 // ----- PatchMerging -----------------------------------------------------------------------------------
@@ -407,6 +452,54 @@ Tokens:
         r[c] = (typename res_T::value_type)(s[c] * inv);
     }
     y.write(r);
+}
+
+// Masked pool (see pool_m): the mask stream carries one 1-channel token per map position.
+template <class data_T, class mask_T, class res_T, class CFG>
+void pool_ms(hls::stream<data_T> &x, hls::stream<mask_T> &m, hls::stream<res_T> &y,
+             const typename CFG::inv_code_t inv_table[CFG::tokens + 1]) {
+    #pragma HLS INLINE off
+    typename CFG::sum_t s[CFG::C];
+    #pragma HLS ARRAY_PARTITION variable=s complete
+    typename CFG::count_t n = 0;
+    for (int c = 0; c < CFG::C; c++) {
+        #pragma HLS UNROLL
+        s[c] = 0;
+    }
+Tokens:
+    for (int t = 0; t < CFG::tokens; t++) {
+        #pragma HLS PIPELINE II=1
+        const data_T v = x.read();
+        const bool real = m.read()[0] != 0;
+        if (real) {
+            n++;
+            for (int c = 0; c < CFG::C; c++)
+                s[c] += v[c];
+        }
+    }
+    const typename CFG::inv_t inv = from_code<typename CFG::inv_t>(inv_table[n]);
+    res_T r;
+    for (int c = 0; c < CFG::C; c++) {
+        #pragma HLS UNROLL
+        r[c] = (typename res_T::value_type)(s[c] * inv);
+    }
+    y.write(r);
+}
+
+// TokenMask (see token_mask): one token in, one 1-channel mask token out.
+template <class data_T, class res_T, class CFG> void token_mask_s(hls::stream<data_T> &x, hls::stream<res_T> &y) {
+    #pragma HLS INLINE off
+Tokens:
+    for (int t = 0; t < CFG::tokens; t++) {
+        #pragma HLS PIPELINE II=1
+        const data_T v = x.read();
+        bool any = false;
+        for (int c = 0; c < CFG::C; c++)
+            any = any || v[c] != 0;
+        res_T r;
+        r[0] = from_code<typename res_T::value_type>(any ? 1 : 0);
+        y.write(r);
+    }
 }
 
 } // namespace swin

@@ -20,7 +20,7 @@ from swinfpga.backends.hls4ml.plan import (
 from swinfpga.fixed import Fmt
 from swinfpga.ir.build import random_model
 from swinfpga.lut import design_softmax
-from swinfpga.models import SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_T_STAGE1
+from swinfpga.models import SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_T_STAGE1, StageSpec, SwinSpec
 from tests.conftest import require_module, require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,10 +97,17 @@ int main() {
     assert r.returncode == 0 and r.stdout.strip() == "0", r.stdout
 
 
-@pytest.mark.parametrize("spec", [SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_T_STAGE1], ids=lambda s: s.name)
-def test_plan_covers_model(spec) -> None:
+SEQ_MASK = SwinSpec("seq-mask", (12, 1, 3), 1, 8, (StageSpec(2, 2, (4, 1), 0),), norm="ln", classes=3,
+                    in_fmt=Fmt(True, 8, 3, "RND", "SAT"), seq=True, rel_bias=False, pad_mask=True)
+RECT = SwinSpec("rect", (4, 8, 8), 0, 8, (StageSpec(2, 2, (2, 4), 1),), norm="bn", classes=3,
+                in_fmt=Fmt(True, 8, 3, "RND", "SAT"))
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+@pytest.mark.parametrize("spec", [SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_T_STAGE1, SEQ_MASK, RECT], ids=lambda s: s.name)
+def test_plan_covers_model(spec, io_type) -> None:
     m = random_model(spec)
-    plans = plan_model(m)
+    plans = plan_model(m, io_type=io_type)
     assert [p.ir_name for p in plans] == [n.name for n in m.nodes]
     assert len({p.name for p in plans}) == len(plans)
     assert plans[0].kind == "Input" and plans[0].name != "input"  # hls4ml reserves 'input'

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import hls4ml
+import numpy as np
 from hls4ml.backends import get_backend
 from hls4ml.backends.template import FunctionCallTemplate, LayerConfigTemplate
 from hls4ml.model.flow import update_flow
@@ -24,7 +25,7 @@ TEMPLATES_DIR = templates_dir()
 BACKENDS = ("Vivado", "Vitis")
 PROJECT = "myproject"
 KINDS = ("SwinPatchEmbed", "SwinWindowAttention", "SwinMlp", "SwinLayerNorm", "SwinPatchMerging", "SwinAdd",
-         "SwinPool", "SwinDense", "SwinSoftmaxLut")
+         "SwinPool", "SwinDense", "SwinSoftmaxLut", "SwinTokenMask")
 
 
 def precision(f: Fmt) -> FixedPrecisionType:
@@ -175,7 +176,8 @@ def build_graph(plans: list[LayerPlan], out_dir: Path, part: str, clock_ns: floa
 def fifo_depths(plans: list[LayerPlan]) -> dict[tuple[str, str], int]:
     """FIFO depth (tokens) of every residual edge (producer, Add) from the schedule: the skip path must hold
     what the other branch consumes before its first output = the sum of its layers' ``lag_tokens`` (a
-    window band, or the whole map for a shifted window), plus slack for the pipelines."""
+    window band, or the whole map for a shifted window), plus slack for the pipelines.  Every edge out of a
+    padding mask (TokenMask -> attention / pool) holds the whole map: later blocks read it much later."""
     by = {p.name: p for p in plans}
     out: dict[tuple[str, str], int] = {}
     for p in plans:
@@ -192,6 +194,11 @@ def fifo_depths(plans: list[LayerPlan]) -> dict[tuple[str, str], int]:
                 cur = by[cur].inputs[0]
             if ok or cur == skip:
                 out[(skip, p.name)] = lag + 8
+    for p in plans:  # a padding mask is read by every attention block and the pool: hold the whole map
+        if p.kind == "SwinTokenMask":
+            for q in plans:
+                if p.name in q.inputs:
+                    out[(p.name, q.name)] = int(np.prod(p.shape[:-1]))
     return out
 
 
@@ -203,6 +210,11 @@ def size_fifos(model: ModelGraph, plans: list[LayerPlan]) -> None:
             if isinstance(getattr(v, "pragma", None), tuple) and v.pragma[0] == "stream":
                 v.pragma = ("stream", 2)
     for layer in model.get_layers():
+        plan = layer.get_attr("swin_plan")
+        if plan is not None and plan.kind == "SwinTokenMask":  # single reader (no Clone): its own stream
+            users = [q.name for q in plans if plan.name in q.inputs]
+            if len(users) == 1:
+                layer.get_output_variable().pragma = ("stream", depths[(plan.name, users[0])])
         if layer.class_name != "Clone":
             continue
         src = layer.inputs[0]

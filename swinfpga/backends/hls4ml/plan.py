@@ -360,24 +360,34 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
         elif isinstance(n, N.WindowAttention):
             p.kind = "SwinWindowAttention"
             h, w = n.resolution
+            wh, ww = n.window_hw
             nt, hd, ch = n.tokens, n.head_dim, n.dim
             row_mults = 2 * nt * hd + nt
+            has_bias = n.rel_bias is not None
             for k, v in (("height", h), ("width", w), ("C", ch), ("heads", n.heads), ("head_dim", hd),
-                         ("window", n.window), ("shift", n.shift), ("N", nt), ("n_windows", n.n_windows),
-                         ("reuse", rf), ("strategy", int(rs)), ("row_mult_limit", _ceil(row_mults, rf)),
-                         ("rows_buf", h if n.shift else n.window), ("qkv_mult_limit", _ceil(3 * ch * ch, rf))):
+                         ("window_h", wh), ("window_w", ww), ("shift", n.shift), ("N", nt),
+                         ("n_windows", n.n_windows), ("reuse", rf), ("strategy", int(rs)), ("has_bias", int(has_bias)),
+                         ("masked", int(n.mask is not None)), ("row_mult_limit", _ceil(row_mults, rf)),
+                         ("rows_buf", h if n.shift else wh), ("qkv_mult_limit", _ceil(3 * ch * ch, rf))):
                 c.const(k, v)
             refs = []
             for key, lin, xf in (("q_lin", n.q, in_fmts[0]), ("k_lin", n.k, in_fmts[0]), ("v_lin", n.v, in_fmts[0]),
                                  ("p_lin", n.proj, n.attn_fmt)):
                 refs += list(c.linear(key, lin, xf, rf, strategy))
-            c.typ("rel_bias", n.bias_fmt, "rel_bias_t")
-            c.lines.append(f"    typedef {rom_ctype(n.rel_bias)} rel_bias_code_t;")
-            rb = c.array("rel_bias", n.rel_bias)
             af = n.q.out_fmt.frac + n.k.out_fmt.frac
-            bl, bh = int(n.rel_bias.min()) << (af - n.bias_fmt.frac), int(n.rel_bias.max()) << (af - n.bias_fmt.frac)
+            c.typ("rel_bias", n.bias_fmt, "rel_bias_t")
+            if has_bias:
+                c.lines.append(f"    typedef {rom_ctype(n.rel_bias)} rel_bias_code_t;")
+                rb = c.array("rel_bias", n.rel_bias)
+                sh = af - n.bias_fmt.frac
+                bl, bh = int(n.rel_bias.min()) << sh, int(n.rel_bias.max()) << sh
+            else:  # no table, no add: a 1-entry placeholder ROM the C++ never reads
+                c.lines.append(f"    typedef {NO_TABLE_T} rel_bias_code_t;")
+                rb = c.array("no_table", np.zeros(1, dtype=np.int64))
+                bl = bh = 0
             pl, ph = _prod_rng(_rng(n.q.out_fmt), _rng(n.k.out_fmt))
-            c.typ("score_acc", acc_fmt(bl + hd * min(pl, 0), bh + hd * max(ph, 0), af), "score_acc_t")
+            c.typ("score_acc", acc_fmt(min(bl, 0) + hd * min(pl, 0), max(bh, 0) + hd * max(ph, 0), af),
+                  "score_acc_t")
             vf = n.v.out_fmt
             pvl, pvh = _prod_rng((0, n.softmax.prob_fmt.max_code), _rng(vf))
             c.typ("pv_acc", acc_fmt(nt * min(pvl, 0), nt * max(pvh, 0), n.softmax.prob_fmt.frac + vf.frac),
@@ -386,14 +396,19 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             if n.softmax.score_fmt != n.score_fmt:
                 raise PlanError(f"{n.name}: softmax score format differs from score_fmt")
             e, r = c.softmax("sm", n.softmax)
-            p.function = "window_attention_s" if st else "window_attention"
-            p.call = _call(p.function, p, [*refs, rb, e, r])
+            if n.mask is None:
+                p.function = "window_attention_s" if st else "window_attention"
+                p.call = _call(p.function, p, [*refs, rb, e, r])
+            else:  # second input: the TokenMask layer's (H, W, 1) codes
+                p.function = "window_attention_ms" if st else "window_attention_m"
+                p.call = (f"swin::{p.function}<{{input_t}}, {{input2_t}}, {{output_t}}, config{{index}}>"
+                          f"({{input}}, {{input2}}, {{output}}, {', '.join([*refs, rb, e, r])});")
             wn, xw = n.n_windows, in_fmts[0].width
-            if st:  # line buffer of `window` rows, or (cyclic shift) the whole map: C banks each
-                rb = h if n.shift else n.window
-                p.lag_tokens = rb * w
-                u.append(Unit("Chunks/Read", 1, rb * w, h // rb, 2, arrays=(ArrayUse("xb", ch, xw),),
-                              tables=(TableUse("xb", rb * w, ch * xw, 1, "ram"),)))
+            if st:  # line buffer of `window_h` rows, or (cyclic shift) the whole map: C banks each
+                rbuf = h if n.shift else wh
+                p.lag_tokens = rbuf * w
+                u.append(Unit("Chunks/Read", 1, rbuf * w, h // rbuf, 2, arrays=(ArrayUse("xb", ch, xw),),
+                              tables=(TableUse("xb", rbuf * w, ch * xw, 1, "ram"),)))
             u.append(Unit("Windows/Gather", 1, nt, wn, 3, arrays=(ArrayUse("xw", ch, xw),)))
             if rs:
                 for key, lin in (("q_lin", n.q), ("k_lin", n.k), ("v_lin", n.v)):
@@ -405,7 +420,7 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             qkv_banks = tuple(ArrayUse(k, nt * hd, f.width) for k, f in (("q", n.q.out_fmt), ("k", n.k.out_fmt),
                                                                         ("v", vf)))
             tabs = (TableUse("exp_table", sm.exp.size, sm.exp.out_fmt.width, nt, "registers"),
-                    TableUse("rel_bias", n.rel_bias.size, n.bias_fmt.width, nt, "registers"),
+                    *((TableUse("rel_bias", n.rel_bias.size, n.bias_fmt.width, nt, "registers"),) if has_bias else ()),
                     TableUse("recip_table", sm.recip.size, sm.recip.out_fmt.width, 1, "rom"))
             u.append(Unit("Heads/Rows", rf, nt, wn * n.heads, 10 + _ceil(_log2(hd) + _log2(nt), 2), var_mults=row_mults,
                           mult_limit=_ceil(row_mults, rf), mult_bits=(max(n.q.out_fmt.width, vf.width),
@@ -418,8 +433,8 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
                               mult_bits=(n.attn_fmt.width, n.proj.w_fmt.width), adds=ch * ch))
             u.append(Unit("Windows/Scatter", 1, nt, wn, 2, arrays=(ArrayUse("yw", ch, out.fmt.width),)))
             if st:
-                u.append(Unit("Chunks/Write", 1, rb * w, h // rb, 2, arrays=(ArrayUse("yb", ch, out.fmt.width),),
-                              tables=(TableUse("yb", rb * w, ch * out.fmt.width, 1, "ram"),)))
+                u.append(Unit("Chunks/Write", 1, rbuf * w, h // rbuf, 2, arrays=(ArrayUse("yb", ch, out.fmt.width),),
+                              tables=(TableUse("yb", rbuf * w, ch * out.fmt.width, 1, "ram"),)))
         elif isinstance(n, N.Mlp):
             p.kind = "SwinMlp"
             shape = info[n.src].shape
@@ -520,13 +535,42 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             c.const("C", shape[-1])
             xl, xh = _rng(in_fmts[0])
             c.typ("sum", acc_fmt(min(0, tokens * xl), max(0, tokens * xh), in_fmts[0].frac), "sum_t")
-            inv_w = max(1, int(n.inv_n).bit_length())
-            c.typ("inv", Fmt(False, inv_w, inv_w - n.inv_frac), "inv_t")
-            c.const("inv_code", n.inv_n)
-            p.function = "pool_s" if st else "pool"
+            if n.mask is None:
+                inv_w = max(1, int(n.inv_n).bit_length())
+                c.typ("inv", Fmt(False, inv_w, inv_w - n.inv_frac), "inv_t")
+                c.const("inv_code", n.inv_n)
+                p.function = "pool_s" if st else "pool"
+                p.call = _call(p.function, p, [])
+            else:  # masked: sum of real tokens times inv_table[count] (a ROM of tokens + 1 entries)
+                assert n.inv_table is not None
+                if n.inv_table.shape != (tokens + 1,):
+                    raise PlanError(f"{n.name}: inv_table has {n.inv_table.size} entries, the pool needs "
+                                    f"{tokens + 1} (one per token count 0..{tokens})")
+                inv_w = max(1, int(n.inv_table.max()).bit_length())
+                c.typ("inv", Fmt(False, inv_w, inv_w - n.inv_frac), "inv_t")
+                c.lines.append(f"    typedef {rom_ctype(n.inv_table)} inv_code_t;")
+                c.lines.append(f"    typedef ap_uint<{max(1, tokens.bit_length())}> count_t;")
+                it = c.array("inv_table", n.inv_table)
+                p.function = "pool_ms" if st else "pool_m"
+                p.call = (f"swin::{p.function}<{{input_t}}, {{input2_t}}, {{output_t}}, config{{index}}>"
+                          f"({{input}}, {{input2}}, {{output}}, {it});")
+            inv_t = (TableUse("inv_table", tokens + 1, inv_w, 1, "rom"),) if n.mask is not None else ()
+            u.append(Unit("Tokens", 1, tokens, 1, 2, adds=shape[-1]))
+            u.append(Unit("Scale", 1, 1, 1, 3, const_mults=shape[-1], mult_limit=shape[-1], mult_bits=(inv_w, inv_w),
+                          tables=inv_t))
+        elif isinstance(n, N.TokenMask):
+            p.kind = "SwinTokenMask"
+            shape = info[n.src].shape
+            readers = [m.name for m in model.nodes if n.name in m.inputs]
+            if st and len(readers) > 7:
+                raise PlanError(f"{n.name}: the padding mask is read by {len(readers)} layers, but hls4ml's io_stream "
+                                "clones a stream into at most 7; use --io-type io_parallel or fewer attention blocks")
+            tokens = int(np.prod(shape[:-1]))
+            c.const("tokens", tokens)
+            c.const("C", shape[-1])
+            p.function = "token_mask_s" if st else "token_mask"
             p.call = _call(p.function, p, [])
             u.append(Unit("Tokens", 1, tokens, 1, 2, adds=shape[-1]))
-            u.append(Unit("Scale", 1, 1, 1, 3, const_mults=shape[-1], mult_limit=shape[-1], mult_bits=(inv_w, inv_w)))
         elif isinstance(n, N.Dense):
             p.kind = "SwinDense"
             shape = info[n.src].shape
