@@ -173,10 +173,10 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
     (the files the model was read from); see :mod:`swinfpga.outdir`."""
     out = check_output_dir(out_dir, opts.force, (MANIFEST,), "a swinfpga project", inputs, ConvertError)
     board: Board = load_board(opts.board)
-    if opts.hls or opts.rtl:  # back ends: square windows with a bias table only (for now)
+    if opts.hls:  # the hls4ml back end: square windows with a bias table only (for now); RTL takes all
         from .ir.nodes import require_square_windows
 
-        require_square_windows(model, "hls4ml" if opts.hls else "RTL")
+        require_square_windows(model, "hls4ml")
     stage = make_stage(out)
     times: dict[str, float] = {}
     try:
