@@ -316,7 +316,10 @@ def _pool(node: N.Pool, src: Any, keep: Any | None) -> Any:
         table = node.inv_table.astype(np.float64) * 2.0**-node.inv_frac
         if len(table) < nt + 1:
             raise TraceError(f"{node.name}: inv_table has {len(table)} entries for {nt} tokens")
-        inv = _lut_table(count, table, lambda vals: table[np.round(vals).astype(np.int64)])
+        # table[count] as a chain of muxes on count >= k (constants, no ROM: a handful of entries)
+        inv = const(float(table[0]), hwconf=count.hwconf)
+        for c in range(1, nt + 1):
+            inv = (count >= float(c)).msb_mux(const(float(table[c]), hwconf=count.hwconf), inv)
     cols = []
     for j in range(src.shape[1]):
         xs = [src[t, j] for t in range(nt)]
