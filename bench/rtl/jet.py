@@ -36,19 +36,22 @@ def _log(t0: float):
     return lambda s: print(f"[{time.perf_counter() - t0:7.1f}s] {s}", flush=True)
 
 
-def run_main(arch: Path, project: Path | None, sim: str, yosys: float) -> dict:
+def run_main(ref: str, project: Path | None, sim: str, yosys: float, n_vectors: int = 64) -> dict:
+    """Convert ``ref`` (a model name, IR file or architecture file; random weights when untrained) or
+    reuse ``project``, simulate its RTL against golden, collect cost and latency figures."""
     from swinfpga.backends.rtl.verify import verify_rtl
     from swinfpga.manifest import Project
     from swinfpga.project import ConvertOptions, convert, resolve_model
 
     t0 = time.perf_counter()
     log = _log(t0)
-    row: dict = {"arch": str(arch.relative_to(ROOT)) if arch.is_relative_to(ROOT) else str(arch)}
-    with tempfile.TemporaryDirectory(prefix="jet-") as td:
+    p = Path(ref)
+    row: dict = {"arch": str(p.relative_to(ROOT)) if p.is_absolute() and p.is_relative_to(ROOT) else ref}
+    with tempfile.TemporaryDirectory(prefix="rtlbench-") as td:
         if project is None:
             project = Path(td) / "prj"
-            res = convert(resolve_model(str(arch), random_ok=True), project,
-                          ConvertOptions(hls=False, n_vectors=64, force=True), progress=log)
+            res = convert(resolve_model(ref, random_ok=True), project,
+                          ConvertOptions(hls=False, n_vectors=n_vectors, force=True), progress=log)
             row["convert_seconds"] = {k: round(v, 1) for k, v in res.seconds.items()}
         proj = Project.open(project)
         rtl = json.loads((proj.rtl_dir / "rtl.json").read_text())
@@ -98,7 +101,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args()
     arch = Path(a.arch).resolve()
-    row = run_main(arch, Path(a.project) if a.project else None, a.sim, a.yosys)
+    row = run_main(str(arch), Path(a.project) if a.project else None, a.sim, a.yosys)
     row["variants"] = [run_variant(arch, v) for v in a.variant]
     row["anchor"] = ANCHOR
     out = Path(a.out)
