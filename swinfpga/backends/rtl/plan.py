@@ -11,6 +11,12 @@ Frames are the flat per-sample code vectors of node outputs, row-major ``(H, W, 
 For group ``g`` the unit reads ``frame_in[in_idx[g]]`` (plus ``mask[g]`` bits for shifted windows)
 and writes ``frame_out[out_idx[g]]``.
 
+Windows are ``(wh, ww)`` rectangles (a square, a run of a ``(N, 1)`` sequence, or one global window
+over the map).  A padding mask (a ``TokenMask`` node) is computed from the input tokens inside the
+unit that holds it; when a later segment reads it (a masked attention or pool after a segment
+boundary), the mask bits (one per token, ``MASK_FMT``) travel as a second field of the frames in
+between (frames named ``node+mask``), and the group reads its tokens' bits after their data.
+
 Balanced pipeline (:func:`balance_segments`): the model's initiation interval (II) is the most
 groups any unit issues per sample.  A segment with fewer groups than the II would sit idle, so it
 is split into parts (one unit each): token-local work (patch merging, q/k/v and output
