@@ -124,6 +124,23 @@ def main() -> None:
         md.append(f"| same with norm: {v['norm']} (traced only) | - | {v['predicted_latency_cycles']} (predicted) | "
                   f"{v['predicted_latency_cycles'] * 5.0:.0f} | 1 | {v['da4ml_cost']:,.0f} | - | - |")
     md.append(f"| anchor: {ANCHOR['source']} | - | - | {ANCHOR['latency_ns']:.0f} | - | - | {ANCHOR['lut']:,} | - |")
+    lc = row["layer_cycles"]
+    norms = [k for k in lc if k.split(".")[-1].startswith("norm") or k == "patch_norm"]
+    norm_cyc = sum(lc[k] for k in norms)
+    att_cyc = sum(v for k, v in lc.items() if k.endswith(".attn"))
+    md += ["", "Notes:", "",
+           f"- Where the cycles go: the {len(norms)} LayerNorms take {norm_cyc} cycles, the attentions {att_cyc}, "
+           f"everything else {sum(lc.values()) - norm_cyc - att_cyc} (da4ml's latency model charges a variable x "
+           "variable product one adder delay per operand bit: the LayerNorm's d*d and d*rsqrt and the softmax's "
+           "exp*recip are the deepest operations).",
+           "- Yosys: " + ("see the table." if y else
+                          "not run (hours for millions of LUT-equivalents in one unit); the Yosys/da4ml ratio "
+                          "measured on swin-digits' units (0.81-0.82, design.md) puts the LUTs near "
+                          f"{0.81 * row['da4ml_cost']:,.0f}-{0.82 * row['da4ml_cost']:,.0f}, an estimate, "
+                          "not a measurement."),
+           f"- The anchor (279k LUTs) is {row['da4ml_cost'] / ANCHOR['lut']:.1f}x below this design's da4ml figure: "
+           "the anchor is HGQ-trained with heterogeneous (mostly narrow or zero) bit-widths, this design has random "
+           "weights at uniform 8-bit formats, fully unrolled at II 1.", ""]
     md += ["", "Cycles per layer (from the unit's pipeline stages, `rtl.json` layer_cycles):", "",
            "| layer | cycles |", "|---|---:|"]
     md += [f"| {k} | {v} |" for k, v in row["layer_cycles"].items()]
