@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--vectors", type=int, default=4)
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus", "none"])
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--note", default="", help="a sentence for the Markdown (e.g. why the simulation was not run)")
     a = ap.parse_args()
 
     from swinfpga.backends.rtl.verify import verify_rtl
@@ -81,6 +82,7 @@ def main() -> None:
                     "traced_check": rtl["traced_check"],
                     "verilog_mb": round(sum((prj / "rtl" / f).stat().st_size for f in rtl["files"]) / 1e6, 2)})
         print(json.dumps(row, indent=1), flush=True)
+        write(row, a)  # the trace results stand even if the simulation is stopped
         if a.sim != "none":
             rep = verify_rtl(Project.open(prj), simulator=a.sim, check_trace=False,
                              variants=[{"name": "stream", "n": a.vectors, "idle_prob": 0.0, "bp_prob": 0.0}],
@@ -88,8 +90,15 @@ def main() -> None:
             row["sim"] = {"simulator": rep.simulator, "samples": rep.samples, "mismatches": rep.mismatches,
                           "latency_cycles": rep.latency_cycles, "ii_cycles": rep.ii_cycles,
                           "build_seconds": round(rep.build_seconds, 1), "run_seconds": round(rep.run_seconds, 1)}
+    write(row, a)
+
+
+def write(row: dict, a: argparse.Namespace) -> None:
+    """``rtl_window7.{json,md}`` from ``row`` (``row["sim"]`` absent: not simulated, ``--note`` says why)."""
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.note:
+        row["note"] = a.note
     (out / "rtl_window7.json").write_text(json.dumps(row, indent=1) + "\n")
     sim = row.get("sim")
     md = ["# Window-7 attention at the Swin-T stage-1 shape (RTL back end)", "",
@@ -109,7 +118,10 @@ def main() -> None:
              f"{sim['build_seconds']} | {sim['run_seconds']} |" if sim else "- | - | - | - | - | - |"),
           "", f"Latency: input register + {row['windows']} windows issued one per clock + the unit's pipeline "
           "(cycles at "
-          f"{row['clock_mhz']:.0f} MHz); II = windows per sample."]
+          f"{row['clock_mhz']:.0f} MHz); II = windows per sample.  Traced check: da4ml's int64 interpreter vs the "
+          "golden model on every window of the samples (windows x samples unit evaluations)."]
+    if a.note:
+        md += ["", f"Note: {a.note}"]
     (out / "rtl_window7.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
