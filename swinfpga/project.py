@@ -173,10 +173,6 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
     (the files the model was read from); see :mod:`swinfpga.outdir`."""
     out = check_output_dir(out_dir, opts.force, (MANIFEST,), "a swinfpga project", inputs, ConvertError)
     board: Board = load_board(opts.board)
-    if opts.rtl:  # the RTL back end: square windows with a bias table only (for now)
-        from .ir.nodes import require_square_windows
-
-        require_square_windows(model, "RTL")
     stage = make_stage(out)
     times: dict[str, float] = {}
     try:

@@ -97,15 +97,6 @@ def test_io_stream_mask_read_by_too_many_layers_is_refused() -> None:
     plan_model(m, io_type="io_parallel")
 
 
-def test_rtl_gate_still_refuses_sequences(tmp_path, capsys) -> None:
-    """Only the RTL back end still needs square windows: convert without --no-rtl names the layer."""
-    from swinfpga.cli import main
-
-    assert main(["convert", EXAMPLE, "--random", "-o", str(tmp_path / "d"), "--no-hls"]) == 2
-    err = " ".join(capsys.readouterr().err.split())  # the console wraps lines
-    assert "s0b0.attn: the RTL back end supports square windows only" in err, err
-
-
 # ----- C simulation -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def _csim_cache(tmp_path_factory):

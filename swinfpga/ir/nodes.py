@@ -222,30 +222,6 @@ def _window_hw(window: int | tuple[int, int] | list[int], where: str) -> tuple[i
     return wh, ww
 
 
-def require_square_windows(model: object, backend: str) -> None:
-    """Raise :class:`IRError` naming the first layer a square-window-only back end (``backend``,
-    e.g. ``"hls4ml"`` / ``"rtl"``) cannot build: a rectangular window (this includes a 1-D
-    sequence), an absent relative position bias table, or a padding mask."""
-    for n in getattr(model, "nodes", ()):
-        if isinstance(n, TokenMask):
-            raise IRError(f"{n.name}: the {backend} back end has no padding mask yet; run with --no-hls --no-rtl")
-        if isinstance(n, WindowAttention):
-            wh, ww = n.window_hw
-            if wh != ww:
-                raise IRError(
-                    f"{n.name}: the {backend} back end supports square windows only; this layer has a "
-                    f"{wh}x{ww} window on a {n.resolution[0]}x{n.resolution[1]} map (a sequence or a rectangular "
-                    "window); run with --no-hls --no-rtl (golden only) or use a square window"
-                )
-            if n.mask is not None:
-                raise IRError(f"{n.name}: the {backend} back end has no padding mask yet; run with --no-hls --no-rtl")
-            if n.rel_bias is None:
-                raise IRError(
-                    f"{n.name}: the {backend} back end needs a relative position bias table; this layer has none "
-                    "(rel_bias: false); run with --no-hls --no-rtl or enable the bias"
-                )
-
-
 @dataclass(frozen=True, eq=False)
 class Mlp(Node):
     """fc1 -> ReLU (requant to ``hidden_fmt``) or GELU table (``hidden_fmt = gelu.out_fmt``) -> fc2."""
@@ -466,5 +442,5 @@ __all__ = [
     "IRError", "FormatError", "Linear", "Node", "Input", "PatchEmbed", "WindowAttention", "Mlp",
     "LayerNorm", "PatchMerging", "Add", "Pool", "Dense", "TokenMask", "MASK_FMT", "NODE_TYPES", "masked_pool_table",
     "relative_position_index",
-    "window_partition", "window_reverse", "shift_region_ids", "shift_valid_mask", "field", "require_square_windows",
+    "window_partition", "window_reverse", "shift_region_ids", "shift_valid_mask", "field",
 ]

@@ -11,6 +11,12 @@ Frames are the flat per-sample code vectors of node outputs, row-major ``(H, W, 
 For group ``g`` the unit reads ``frame_in[in_idx[g]]`` (plus ``mask[g]`` bits for shifted windows)
 and writes ``frame_out[out_idx[g]]``.
 
+Windows are ``(wh, ww)`` rectangles (a square, a run of a ``(N, 1)`` sequence, or one global window
+over the map).  A padding mask (a ``TokenMask`` node) is computed from the input tokens inside the
+unit that holds it; when a later segment reads it (a masked attention or pool after a segment
+boundary), the mask bits (one per token, ``MASK_FMT``) travel as a second field of the frames in
+between (frames named ``node+mask``), and the group reads its tokens' bits after their data.
+
 Balanced pipeline (:func:`balance_segments`): the model's initiation interval (II) is the most
 groups any unit issues per sample.  A segment with fewer groups than the II would sit idle, so it
 is split into parts (one unit each): token-local work (patch merging, q/k/v and output
@@ -146,13 +152,22 @@ def _partition(node: N.WindowAttention) -> tuple:
     return (node.resolution, node.window, node.shift)
 
 
-def _window_tokens(res: tuple[int, int], window: int, shift: int) -> np.ndarray:
-    """(G, n, 2) token positions (row, col) of each (rolled) window, Swin order."""
+def _window_tokens(res: tuple[int, int], window: int | tuple[int, int], shift: int) -> np.ndarray:
+    """(G, n, 2) token positions (row, col) of each (rolled) window, Swin order; ``window`` is an
+    int (square) or ``(wh, ww)`` (rectangular; a sequence is an ``(N, 1)`` map)."""
     h, w = res
     pos = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij"), axis=-1)  # h, w, 2
     if shift:
         pos = np.roll(pos, (-shift, -shift), axis=(0, 1))
     return N.window_partition(pos[None], window)[0]
+
+
+def _token_mask(nodes: list[N.Node]) -> str | None:
+    """Name of the model's padding mask node (:class:`~swinfpga.ir.nodes.TokenMask`), if any."""
+    names = [n.name for n in nodes if isinstance(n, N.TokenMask)]
+    if len(names) > 1:
+        raise N.IRError(f"the RTL back end supports one padding mask per model, got {', '.join(names)}")
+    return names[0] if names else None
 
 
 def split_segments(model: Model) -> list[Segment]:
@@ -184,20 +199,28 @@ def split_segments(model: Model) -> list[Segment]:
             has_pool = True
     del has_pool
     bounds = list(zip(starts, starts[1:] + [len(nodes)], strict=True))
+    # the padding mask is computed where its TokenMask node sits and travels, as an extra frame
+    # field of one bit per token, to every later segment that reads it
+    tmask = _token_mask(nodes)
+    readers = [si for si, (a, b) in enumerate(bounds) if tmask and any(tmask in n.inputs for n in nodes[a:b])]
+    home = next((si for si, (a, b) in enumerate(bounds) if any(n.name == tmask for n in nodes[a:b])), -1)
     segs: list[Segment] = []
     prev = model.input.name
     for si, (a, b) in enumerate(bounds):
         seg_nodes = tuple(nodes[a:b])
-        segs.append(_make_segment(f"seg{si}", prev, seg_nodes, info))
-        prev = seg_nodes[-1].name
-    if prev != model.output:
+        carry_in = tmask if tmask and home < si <= max(readers, default=-1) else None
+        carry_out = tmask if tmask and home <= si < max(readers, default=-1) else None
+        segs.append(_make_segment(f"seg{si}", prev, seg_nodes, info, carry_in, carry_out))
+        prev = segs[-1].dst
+    if seg_nodes[-1].name != model.output:
         raise N.IRError(f"the RTL back end expects the output node {model.output!r} to be last")
     return segs
 
 
 def _n_windows(part: tuple) -> int:
     (h, w), win, _ = part
-    return (h // win) * (w // win)
+    wh, ww = (win, win) if isinstance(win, int | np.integer) else win
+    return (h // wh) * (w // ww)
 
 
 def _block_input(nodes: list[N.Node], i: int) -> str:
@@ -211,22 +234,34 @@ def _block_input(nodes: list[N.Node], i: int) -> str:
     return src
 
 
-def _make_segment(name: str, src: str, seg_nodes: tuple[N.Node, ...], info: dict) -> Segment:
-    first = seg_nodes[0]
-    in_info = info[src]
+def _make_segment(name: str, src: str, seg_nodes: tuple[N.Node, ...], info: dict, carry_in: str | None = None,
+                  carry_out: str | None = None) -> Segment:
+    """One segment of ``seg_nodes`` fed by frame ``src``.  ``carry_in``/``carry_out``: the padding
+    mask node whose bits (one per token, ``MASK_FMT``) arrive with / leave with the frame as a
+    second field; such a segment is traced step by step (``steps``, ``in_values``/``out_values``)
+    and its frames are named ``node+mask`` (no IR node: checked where the chain ends)."""
+    body = [n for n in seg_nodes if not isinstance(n, N.TokenMask)]
+    if not body:
+        raise N.IRError(f"{seg_nodes[0].name}: a padding mask alone cannot form an RTL segment")
+    first = body[0]
+    src_node = src.split("+")[0] if carry_in else src
+    in_info = info[src_node]
     out_info = info[seg_nodes[-1].name]
     prefix = "none"
     if isinstance(first, N.PatchEmbed):
         prefix = "patch_embed"
     elif isinstance(first, N.PatchMerging):
         prefix = "merge"
-    names = {n.name for n in seg_nodes} | {src}
+    names = {n.name for n in seg_nodes} | {src_node} | ({carry_in} if carry_in else set())
     for n in seg_nodes:
         for i in n.inputs:
             if i not in names:
-                raise N.IRError(f"{n.name} reads {i!r} from before its RTL segment (only {src!r} crosses)")
+                raise N.IRError(f"{n.name} reads {i!r} from before its RTL segment (only {src_node!r} crosses)")
         if isinstance(n, (N.PatchEmbed, N.PatchMerging)) and n is not first:
             raise N.IRError(f"{n.name}: patch embedding/merging must start an RTL segment")
+        if isinstance(n, N.TokenMask) and n.src != src_node:
+            raise N.IRError(f"{n.name}: the RTL back end computes a padding mask from its segment's input "
+                            f"{src_node!r} only, not {n.src!r}")
     # working resolution (token map seen by the fused nodes)
     if prefix == "patch_embed":
         res = tuple(info[first.name].shape[:2])
@@ -278,12 +313,64 @@ def _make_segment(name: str, src: str, seg_nodes: tuple[N.Node, ...], info: dict
             out_idx.append([(r * wo + c) * co + ch for r, c in tokens[g] for ch in range(co)])
     else:
         out_idx.append(list(range(out_info.shape[0])))
+    in_shape, in_fmt = tuple(in_info.shape), in_info.fmt
+    out_shape, out_fmt = tuple(out_info.shape), out_info.fmt
+    extra: dict = {}
+    if carry_in or carry_out:
+        extra = _mask_frames(name, src, src_node, seg_nodes, tokens, res, info, carry_in, carry_out, in_idx, out_idx)
+        in_shape, in_fmt = extra.pop("in_shape"), extra.pop("in_fmt")
+        out_shape, out_fmt = extra.pop("out_shape"), extra.pop("out_fmt")
     return Segment(
-        name=name, src=src, dst=seg_nodes[-1].name, nodes=seg_nodes, prefix=prefix, resolution=res,
-        tokens=tokens, in_shape=tuple(in_info.shape), in_fmt=in_info.fmt, out_shape=tuple(out_info.shape),
-        out_fmt=out_info.fmt, in_idx=np.asarray(in_idx, dtype=np.int64), out_idx=np.asarray(out_idx, dtype=np.int64),
-        mask=mask,
+        name=name, src=src, dst=extra.pop("dst", seg_nodes[-1].name), nodes=seg_nodes, prefix=prefix,
+        resolution=res, tokens=tokens, in_shape=in_shape, in_fmt=in_fmt, out_shape=out_shape,
+        out_fmt=out_fmt, in_idx=np.asarray(in_idx, dtype=np.int64), out_idx=np.asarray(out_idx, dtype=np.int64),
+        mask=mask, **extra,
     )
+
+
+def _mask_frames(name: str, src: str, src_node: str, seg_nodes: tuple[N.Node, ...], tokens: np.ndarray,
+                 res: tuple, info: dict, carry_in: str | None, carry_out: str | None, in_idx: list[list[int]],
+                 out_idx: list[list[int]]) -> dict:
+    """Frame fields, index lists (extended in place: data elements, then the group tokens' mask
+    bits) and step description of a segment that receives / passes on the padding mask."""
+    tm = carry_in or carry_out
+    assert tm is not None
+    mshape = tuple(info[tm].shape)  # (H, W, 1) of the input map
+    if mshape[:2] != tuple(res):
+        raise N.IRError(f"{name}: the padding mask {tm!r} covers a {mshape[0]}x{mshape[1]} map but the segment "
+                        f"works on {res[0]}x{res[1]} tokens (a mask needs one token per input position)")
+    n_mask = mshape[0] * mshape[1]
+    mfield = Field(tm, n_mask, N.MASK_FMT)
+    n_tok = int(tokens.shape[1])
+    d_in = int(np.prod(info[src_node].shape))
+    d_out = int(np.prod(info[seg_nodes[-1].name].shape))
+    out: dict = {"in_shape": tuple(info[src_node].shape), "in_fmt": info[src_node].fmt,
+                 "out_shape": tuple(info[seg_nodes[-1].name].shape), "out_fmt": info[seg_nodes[-1].name].fmt}
+    raw = len(in_idx[0]) // n_tok
+    in_values: tuple[tuple[str, int], ...] = ((src_node, raw),)
+    in_fields: tuple[Field, ...] = ()
+    if carry_in:
+        in_fields = (Field(src_node, d_in, info[src_node].fmt), mfield)
+        for g, idx in enumerate(in_idx):
+            idx += [d_in + int(r) * mshape[1] + int(c) for r, c in tokens[g]]
+        in_values += ((tm, 1),)
+        out["in_shape"], out["in_fmt"] = (d_in + n_mask,), in_fields[0].fmt
+    last = seg_nodes[-1].name
+    oshape = info[last].shape
+    out_values: tuple[tuple[str, int], ...] = ((last, int(oshape[-1]) if len(oshape) == 3 else int(oshape[0])),)
+    out_fields: tuple[Field, ...] = ()
+    if carry_out:
+        if len(oshape) != 3:
+            raise N.IRError(f"{name}: the padding mask cannot travel past {last!r} (no token map)")
+        out_fields = (Field(last, d_out, info[last].fmt), mfield)
+        for g, idx in enumerate(out_idx):
+            idx += [d_out + int(r) * mshape[1] + int(c) for r, c in tokens[g]]
+        out_values += ((tm, 1),)
+        out["out_shape"], out["out_fmt"] = (d_out + n_mask,), out_fields[0].fmt
+        out["dst"] = f"{last}+{tm}"
+    out.update(steps=tuple((n.name, "full") for n in seg_nodes), in_values=in_values, out_values=out_values,
+               in_fields=in_fields, out_fields=out_fields, win_n=n_tok)
+    return out
 
 
 def gather_groups(seg: Segment, frames: np.ndarray) -> np.ndarray:
@@ -400,6 +487,10 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
     chunk = _chunk(total, ii, n)
     if len(runs) == 1 and chunk == n and g_n == total // chunk:
         return [seg]
+    if seg.in_fields or seg.out_fields or any(isinstance(m, N.TokenMask) or getattr(m, "mask", None)
+                                              for m in seg.nodes):
+        raise PlanError(f"{seg.name}: a padding-masked segment cannot be time-multiplexed yet (it issues "
+                        f"{g_n} groups, the II is {ii}); use the same window in every stage, or convert with --no-rtl")
     raw = seg.n_in // n  # raw source elements per token (patch pixels, merged channels)
     reads = [[v for st in r for v in _rw(st[0], st[1])[0]] for r in runs]
     order = [seg.src] + [v for r in runs for st in r for v in _rw(st[0], st[1])[1]]

@@ -224,9 +224,31 @@ def trace_softmax_row(sm: SoftmaxSpec, masked: bool = False) -> Any:
     return tr.trace(inp, _arr(row))
 
 
-def _attention(x: Any, n: N.WindowAttention, in_fmt: Fmt, mask: Any | None) -> Any:
+def _attention(x: Any, n: N.WindowAttention, in_fmt: Fmt, mask: Any | None, keys: Any | None = None) -> Any:
     q, k, v = _attention_qkv(x, n, in_fmt)
-    return _linear(_attention_core(q, k, v, n, mask), n.proj, n.attn_fmt)
+    return _linear(_attention_core(q, k, v, n, _pair_valid(mask, keys, q.shape[0], k.shape[0])), n.proj, n.attn_fmt)
+
+
+def _token_mask(x: Any) -> Any:
+    """(tokens, 1) bits: 1 where any of the token's input codes (a row of ``x``) is non-zero."""
+    rows = []
+    for t in range(x.shape[0]):
+        rows.append([_tree([abs(x[t, j]) > 0.0 for j in range(x.shape[1])], lambda a, b: a | b)])
+    return _arr(rows)
+
+
+def _pair_valid(shift_bits: Any | None, keys: Any | None, nr: int, nt: int) -> list[Any] | None:
+    """Valid bits of the ``nr x nt`` score pairs (row-major): the shifted-window bits ``shift_bits``
+    (flat) and, with a padding mask, the key token's bit ``keys`` ((nt, 1) bits of the window's
+    tokens; a window of padding only keeps all its keys, as the golden model does)."""
+    if keys is None:
+        return None if shift_bits is None else [shift_bits[j] for j in range(nr * nt)]
+    kb = [keys[j, 0] for j in range(nt)]
+    none = ~_tree(list(kb), lambda a, b: a | b)
+    kv = [b | none for b in kb]
+    if shift_bits is None:
+        return [kv[j % nt] for j in range(nr * nt)]
+    return [shift_bits[j] & kv[j % nt] for j in range(nr * nt)]
 
 
 def _attention_qkv(x: Any, n: N.WindowAttention, in_fmt: Fmt) -> tuple[Any, Any, Any]:
@@ -251,7 +273,7 @@ def _attention_core(q: Any, k: Any, v: Any, n: N.WindowAttention, mask: Any | No
         probs = []
         for i in range(nr):
             row = [sc[i, j] for j in range(nt)]
-            valid = None if mask is None else [mask[i * nt + j] for j in range(nt)]
+            valid = None if mask is None else [mask[i * nt + j] for j in range(nt)]  # any indexable of bits
             probs.append(_softmax_rows(row, n.softmax, valid))
         p = _arr(probs)
         outs.append(_q(p @ vh, n.attn_fmt))
@@ -280,6 +302,34 @@ def _layer_norm(x: Any, n: N.LayerNorm, in_fmt: Fmt) -> Any:
     return _arr(rows)
 
 
+def _pool(node: N.Pool, src: Any, keep: Any | None) -> Any:
+    """Average over the (tokens, C) rows of ``src``; with a padding mask ``keep`` ((tokens, 1) bits)
+    padded rows are zeroed and the scale is ``inv_table[count of real tokens]`` (a lookup)."""
+    const = tracer().var.from_const
+    nt = src.shape[0]
+    if keep is None:
+        inv = node.inv_n * 2.0**-node.inv_frac
+    else:
+        assert node.inv_table is not None
+        bits = [keep[t, 0] for t in range(nt)]
+        count = _tree(list(bits), lambda a, b: a + b)
+        table = node.inv_table.astype(np.float64) * 2.0**-node.inv_frac
+        if len(table) < nt + 1:
+            raise TraceError(f"{node.name}: inv_table has {len(table)} entries for {nt} tokens")
+        # table[count] as a chain of muxes on count >= k (constants, no ROM: a handful of entries)
+        inv = const(float(table[0]), hwconf=count.hwconf)
+        for c in range(1, nt + 1):
+            inv = (count >= float(c)).msb_mux(const(float(table[c]), hwconf=count.hwconf), inv)
+    cols = []
+    for j in range(src.shape[1]):
+        xs = [src[t, j] for t in range(nt)]
+        if keep is not None:
+            xs = [keep[t, 0].msb_mux(xs[t], const(0.0, hwconf=xs[t].hwconf)) for t in range(nt)]
+        s = _tree(xs, lambda a, b: a + b)
+        cols.append(_q(s * inv, node.out_fmt))
+    return _arr(cols)
+
+
 def _trace_node(node: N.Node, vals: dict[str, Any], fmt_of: dict[str, Fmt], x: Any, in_fmt: Fmt,
                 mask: Any | None) -> Any:
     """Trace one IR node on (tokens, C) variables; ``x``: the previous output (the raw gathered
@@ -294,7 +344,10 @@ def _trace_node(node: N.Node, vals: dict[str, Any], fmt_of: dict[str, Fmt], x: A
             cf = node.norm.out_fmt
         y = _linear(cat, node.linear, cf)
     elif isinstance(node, N.WindowAttention):
-        y = _attention(vals[node.src], node, fmt_of[node.src], mask if node.shift else None)
+        keys = vals[node.mask] if node.mask is not None else None
+        y = _attention(vals[node.src], node, fmt_of[node.src], mask if node.shift else None, keys)
+    elif isinstance(node, N.TokenMask):
+        y = _token_mask(vals[node.src])
     elif isinstance(node, N.Mlp):
         src = vals[node.src]
         h = _linear(src, node.fc1, fmt_of[node.src])
@@ -312,12 +365,7 @@ def _trace_node(node: N.Node, vals: dict[str, Any], fmt_of: dict[str, Fmt], x: A
     elif isinstance(node, N.Add):
         y = _q(vals[node.a] + vals[node.b], node.out_fmt)
     elif isinstance(node, N.Pool):
-        src = vals[node.src]
-        cols = []
-        for j in range(src.shape[1]):
-            s = _tree([src[t, j] for t in range(src.shape[0])], lambda a, b: a + b)
-            cols.append(_q(s * (node.inv_n * 2.0**-node.inv_frac), node.out_fmt))
-        y = _arr(cols)
+        y = _pool(node, vals[node.src], vals[node.mask] if node.mask is not None else None)
     elif isinstance(node, N.Dense):
         y = _linear(vals[node.src], node.linear, fmt_of[node.src])
         if node.relu:
@@ -351,7 +399,8 @@ def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
         y = _trace_node(node, vals, fmt_of, x, seg.in_fmt, mask)
         vals[node.name] = y
         node_lat[node.name] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
-        x = y
+        if not isinstance(node, N.TokenMask):  # the mask is a side value: the next node reads the data
+            x = y
     return _finish(seg, inp, vals[seg.dst].flatten(), node_lat)
 
 
@@ -415,7 +464,8 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
             vals[name] = y
         label = name if ph == "full" else f"{name}.{ph}"
         node_lat[label] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
-        x = y
+        if not isinstance(node, N.TokenMask):
+            x = y
     out = _arr(np.concatenate([np.asarray(_elems(vals[name])).ravel() for name, _ in seg.out_values]))
     return _finish(seg, inp, out, node_lat)
 
