@@ -176,6 +176,11 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
     if opts.hls or opts.rtl:  # back ends: square windows with a bias table only (for now)
         from .ir.nodes import require_square_windows
 
+        for n in model.nodes:  # HGQ2's table softmax (an imported HGQ2 model) runs in golden only, for now
+            sm = getattr(n, "softmax", None)
+            if sm is not None and sm.kind != "swinfpga":
+                raise ConvertError(f"{n.name}: the {'hls4ml' if opts.hls else 'RTL'} back end has no {sm.kind!r} "
+                                   "softmax kind yet (an imported HGQ2 model); run with --no-hls --no-rtl")
         require_square_windows(model, "hls4ml" if opts.hls else "RTL")
     stage = make_stage(out)
     times: dict[str, float] = {}

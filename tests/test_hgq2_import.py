@@ -1,0 +1,224 @@
+"""HGQ2 model import: golden == HGQ2's own quantized Keras inference, bit for bit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import require_module
+
+T, F, E = 8, 3, 8  # tokens, features, embedding
+N_VEC = 128
+
+
+def _build(seed: int, heads: int = 2, fuse: str = "none", act: str = "relu", train_steps: int = 0,
+           per_element_acts: bool = False):
+    """A token-sequence classifier of HGQ2 layers with randomised quantizer bit widths (per tensor for
+    activations and tables, per element for weights), optionally a few training steps."""
+    import keras
+    from hgq.config import QuantizerConfigScope
+    from hgq.layers import QAdd, QDense, QGlobalAveragePooling1D, QMultiHeadAttention
+
+    keras.utils.set_random_seed(seed)
+    scopes = [QuantizerConfigScope(place="table", heterogeneous_axis=())]
+    if not per_element_acts:
+        scopes.append(QuantizerConfigScope(place="datalane", heterogeneous_axis=()))
+    for s in scopes:
+        s.__enter__()
+    try:
+        inp = keras.Input((T, F), name="tokens")
+        x = QDense(E, name="embed")(inp)
+        a = QMultiHeadAttention(heads, E // heads, name="mha", fuse=fuse)(x, x)
+        x = QAdd(name="add1")([x, a])
+        h = QDense(2 * E, activation=act, name="fc1")(x)
+        h = QDense(E, name="fc2")(h)
+        x = QAdd(name="add2")([x, h])
+        p = QGlobalAveragePooling1D(name="pool")(x)
+        out = QDense(5, name="head")(p)
+        model = keras.Model(inp, out, name=f"hgq2_seq_{seed}")
+    finally:
+        for s in reversed(scopes):
+            s.__exit__(None, None, None)
+    _randomise(model, np.random.default_rng(seed))
+    if train_steps:
+        rng = np.random.default_rng(seed + 1)
+        xs = rng.normal(0, 1, (64, T, F)).astype(np.float32)
+        ys = rng.integers(0, 5, 64)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(xs, ys, batch_size=16, epochs=1, steps_per_epoch=train_steps, verbose=0)
+    return model
+
+
+def _randomise(model, rng: np.random.Generator) -> None:
+    """Random integer bit widths: data quantizers per tensor, weights per element, softmax tables."""
+    from hgq.quantizer.internal.fixed_point_quantizer import FixedPointQuantizerKBI, FixedPointQuantizerKIF
+
+    def walk(layer):
+        yield layer
+        yield from layer._flatten_layers(include_self=False, recursive=True)
+
+    seen = set()
+    for layer in model.layers:
+        for q in walk(layer):
+            if id(q) in seen:
+                continue
+            seen.add(id(q))
+            path = q.path if hasattr(q, "path") else q.name
+            if isinstance(q, FixedPointQuantizerKIF):  # data lanes
+                shape = q._i.shape
+                if "exp_table" in path:
+                    i, f = rng.integers(2, 4), rng.integers(1, 4)
+                elif "inv_table" in path:
+                    i, f = rng.integers(2, 5), rng.integers(2, 6)
+                else:
+                    i, f = rng.integers(0, 4), rng.integers(2, 6)
+                q._i.assign(np.full(shape, i, np.float32))
+                q._f.assign(np.full(shape, f, np.float32))
+            elif isinstance(q, FixedPointQuantizerKBI):
+                shape = q._b.shape
+                if "table" in path:  # softmax tables: per tensor, unsigned
+                    b = rng.integers(5, 9)
+                    i = 1 if "exp" in path else rng.integers(0, 3)
+                    q._b.assign(np.full(shape, b, np.float32))
+                    q._i.assign(np.full(shape, i, np.float32))
+                else:  # weights / biases: per element
+                    q._b.assign(rng.integers(0, 7, shape).astype(np.float32))
+                    q._i.assign(rng.integers(-1, 2, shape).astype(np.float32))
+    mha = model.get_layer("mha")  # swinfpga's attention reads one input format: q, k, v share it
+    src = mha._value_dense.iq.quantizer
+    for d in (mha._query_dense, mha._key_dense):
+        if d.enable_iq and d.iq.quantizer is not src:
+            d.iq.quantizer._i.assign(src._i)
+            d.iq.quantizer._f.assign(src._f)
+
+
+def _compare(model, n: int = N_VEC, seed: int = 0):
+    from swinfpga import golden
+    from swinfpga.frontend.hgq2 import from_hgq2_model
+
+    ir = from_hgq2_model(model)
+    fin = ir.input.fmt
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(fin.min_code, fin.max_code + 1, size=(n, T, F))
+    y = np.asarray(model(fin.to_float(codes).astype(np.float32), training=False), dtype=np.float64)
+    res = golden.run(ir, codes.reshape(n, T, 1, F), taps=True)
+    of = ir.infer()[ir.output].fmt
+    yc = np.ldexp(y, of.frac)
+    assert np.all(yc == np.round(yc)), f"HGQ2 output is not a code of {of}"
+    return ir, res, yc.astype(np.int64)
+
+
+def _assert_exact(got: np.ndarray, want: np.ndarray, what: str) -> None:
+    bad = np.argwhere(got != want)
+    assert bad.size == 0, (f"{what}: {len(bad)} of {got.size} codes differ; first at {tuple(bad[0])}: "
+                           f"golden {got[tuple(bad[0])]} vs HGQ2 {want[tuple(bad[0])]}")
+
+
+@pytest.mark.parametrize("seed,heads,fuse,steps", [(0, 2, "none", 0), (1, 4, "qkv", 0), (2, 2, "qkv", 3)])
+def test_hgq2_model_matches_golden(seed, heads, fuse, steps):
+    require_module("hgq")
+    from swinfpga.ir import nodes as N
+
+    model = _build(seed, heads=heads, fuse=fuse, train_steps=steps)
+    ir, res, want = _compare(model)
+    _assert_exact(res.output, want, f"model output (seed {seed})")
+    att = ir.node("mha")
+    assert isinstance(att, N.WindowAttention) and att.softmax.kind == "hgq2" and att.is_global
+    assert att.window_hw == (T, 1) and att.rel_bias is None
+
+
+def test_hgq2_attention_probs_match():
+    """The imported softmax reproduces QSoftmax's probabilities exactly (intermediate, not just the logits)."""
+    require_module("hgq")
+    import keras
+
+    model = _build(3, train_steps=0)
+    ir, res, _ = _compare(model, n=64)
+    fin = ir.input.fmt
+    codes = np.random.default_rng(0).integers(fin.min_code, fin.max_code + 1, size=(64, T, F))
+    mha = model.get_layer("mha")
+    x_in = keras.Model(model.inputs, mha.input[0] if isinstance(mha.input, list) else mha.input)
+    xf = np.asarray(x_in(fin.to_float(codes).astype(np.float32)))
+    _, scores = mha(xf, xf, return_attention_scores=True)
+    att = ir.node("mha")
+    p = np.ldexp(np.asarray(scores, dtype=np.float64), att.softmax.prob_fmt.frac)  # B, heads, T, S
+    assert np.all(p == np.round(p))
+    got = res.taps["mha.probs"][:, 0]  # B, nW=1, heads, N, N -> B, heads, N, N
+    _assert_exact(got, p.astype(np.int64), "mha softmax probabilities")
+
+
+def test_hgq2_softmax_kind_round_trips_json(tmp_path):
+    require_module("hgq")
+    from swinfpga import golden
+    from swinfpga.ir import Model
+
+    model = _build(4)
+    ir, res, _ = _compare(model, n=64)
+    ir.save(tmp_path / "m.json")
+    back = Model.load(tmp_path / "m.json")
+    assert back.node("mha").softmax.kind == "hgq2"
+    fin = ir.input.fmt
+    codes = np.random.default_rng(0).integers(fin.min_code, fin.max_code + 1, size=(64, T, 1, F))
+    np.testing.assert_array_equal(golden.predict(back, codes), res.output)
+
+
+def test_hgq2_unsupported_layer_named():
+    require_module("hgq")
+    import keras
+    from hgq.layers import QDense
+
+    from swinfpga.frontend.hgq2 import Hgq2ImportError, from_hgq2_model
+
+    inp = keras.Input((T, F))
+    x = QDense(E, name="embed")(inp)
+    x = keras.layers.LayerNormalization(name="ln0")(x)
+    out = QDense(5, name="head")(keras.layers.GlobalAveragePooling1D()(x))
+    with pytest.raises(Hgq2ImportError, match=r"'ln0' \(LayerNormalization"):
+        from_hgq2_model(keras.Model(inp, out))
+
+
+def test_hgq2_per_element_activation_formats_refused():
+    """Default HGQ2 data quantizers are per element; differing formats are refused by layer name."""
+    require_module("hgq")
+    from swinfpga.frontend.hgq2 import Hgq2ImportError, from_hgq2_model
+
+    model = _build(5, per_element_acts=True)
+    q = model.get_layer("fc2").iq.quantizer  # make its formats differ per element
+    q._f.assign(np.random.default_rng(0).integers(2, 6, q._f.shape).astype(np.float32))
+    with pytest.raises(Hgq2ImportError, match=r"per-element .*heterogeneous"):
+        from_hgq2_model(model)
+
+
+def test_hgq2_dispatch_from_keras_frontend():
+    require_module("hgq")
+    from swinfpga.frontend.keras import from_keras_model
+
+    model = _build(6)
+    ir = from_keras_model(model)
+    assert ir.meta["source"] == "hgq2"
+
+
+def test_hgq2_cli_convert_saved_model(tmp_path):
+    require_module("hgq")
+    from swinfpga import golden
+    from swinfpga.ir import Model
+
+    model = _build(7, train_steps=2)
+    path = tmp_path / "seq.keras"
+    model.save(path)
+    out = tmp_path / "proj"
+    r = subprocess.run([sys.executable, "-m", "swinfpga.cli", "convert", str(path), "-o", str(out), "--no-hls",
+                        "--no-rtl", "--vectors", "64"], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr[-2000:]
+    ir = Model.load(out / "model.json")
+    vec = np.load(out / "vectors.npz")
+    np.testing.assert_array_equal(golden.predict(ir, vec["x"]), vec["y"])
+    x = ir.input.fmt.to_float(vec["x"]).reshape(-1, T, F).astype(np.float32)
+    y = np.ldexp(np.asarray(model(x, training=False), dtype=np.float64), ir.infer()[ir.output].fmt.frac)
+    _assert_exact(vec["y"], y.astype(np.int64), "CLI project vectors vs HGQ2")
