@@ -16,7 +16,7 @@ N_VEC = 128
 
 
 def _build(seed: int, heads: int = 2, fuse: str = "none", act: str = "relu", train_steps: int = 0,
-           per_element_acts: bool = False):
+           per_element_acts: bool = False, tokens: int = T):
     """A token-sequence classifier of HGQ2 layers with randomised quantizer bit widths (per tensor for
     activations and tables, per element for weights), optionally a few training steps."""
     import keras
@@ -30,7 +30,7 @@ def _build(seed: int, heads: int = 2, fuse: str = "none", act: str = "relu", tra
     for s in scopes:
         s.__enter__()
     try:
-        inp = keras.Input((T, F), name="tokens")
+        inp = keras.Input((tokens, F), name="tokens")
         x = QDense(E, name="embed")(inp)
         a = QMultiHeadAttention(heads, E // heads, name="mha", fuse=fuse)(x, x)
         x = QAdd(name="add1")([x, a])
@@ -44,9 +44,12 @@ def _build(seed: int, heads: int = 2, fuse: str = "none", act: str = "relu", tra
         for s in reversed(scopes):
             s.__exit__(None, None, None)
     _randomise(model, np.random.default_rng(seed))
+    if tokens & (tokens - 1):  # a mean over n != 2**k is exact only without ties: f after the pool >= f before
+        fp, fh = model.get_layer("pool").iq.quantizer._f, model.get_layer("head").iq.quantizer._f
+        fh.assign(np.full(fh.shape, max(float(np.max(fh.numpy())), float(np.max(fp.numpy()))), np.float32))
     if train_steps:
         rng = np.random.default_rng(seed + 1)
-        xs = rng.normal(0, 1, (64, T, F)).astype(np.float32)
+        xs = rng.normal(0, 1, (64, tokens, F)).astype(np.float32)
         ys = rng.integers(0, 5, 64)
         model.compile(optimizer=keras.optimizers.Adam(1e-2),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -104,9 +107,10 @@ def _compare(model, n: int = N_VEC, seed: int = 0):
     ir = from_hgq2_model(model)
     fin = ir.input.fmt
     rng = np.random.default_rng(seed)
-    codes = rng.integers(fin.min_code, fin.max_code + 1, size=(n, T, F))
+    t = int(model.inputs[0].shape[1])
+    codes = rng.integers(fin.min_code, fin.max_code + 1, size=(n, t, F))
     y = np.asarray(model(fin.to_float(codes).astype(np.float32), training=False), dtype=np.float64)
-    res = golden.run(ir, codes.reshape(n, T, 1, F), taps=True)
+    res = golden.run(ir, codes.reshape(n, t, 1, F), taps=True)
     of = ir.infer()[ir.output].fmt
     yc = np.ldexp(y, of.frac)
     assert np.all(yc == np.round(yc)), f"HGQ2 output is not a code of {of}"
@@ -119,17 +123,20 @@ def _assert_exact(got: np.ndarray, want: np.ndarray, what: str) -> None:
                            f"golden {got[tuple(bad[0])]} vs HGQ2 {want[tuple(bad[0])]}")
 
 
-@pytest.mark.parametrize("seed,heads,fuse,steps", [(0, 2, "none", 0), (1, 4, "qkv", 0), (2, 2, "qkv", 3)])
-def test_hgq2_model_matches_golden(seed, heads, fuse, steps):
+@pytest.mark.parametrize("seed,heads,fuse,steps,tokens", [(0, 2, "none", 0, T), (1, 4, "qkv", 0, T),
+                                                          (2, 2, "qkv", 3, T), (8, 2, "none", 0, 15)])
+def test_hgq2_model_matches_golden(seed, heads, fuse, steps, tokens):
+    """Random quantizer bits (and a few training steps): 0 of 128 x 5 logit codes differ; 15 tokens
+    exercises global attention over a non-power-of-two count and a non-power-of-two mean."""
     require_module("hgq")
     from swinfpga.ir import nodes as N
 
-    model = _build(seed, heads=heads, fuse=fuse, train_steps=steps)
+    model = _build(seed, heads=heads, fuse=fuse, train_steps=steps, tokens=tokens)
     ir, res, want = _compare(model)
     _assert_exact(res.output, want, f"model output (seed {seed})")
     att = ir.node("mha")
     assert isinstance(att, N.WindowAttention) and att.softmax.kind == "hgq2" and att.is_global
-    assert att.window_hw == (T, 1) and att.rel_bias is None
+    assert att.window_hw == (tokens, 1) and att.rel_bias is None
 
 
 def test_hgq2_attention_probs_match():
@@ -222,3 +229,24 @@ def test_hgq2_cli_convert_saved_model(tmp_path):
     x = ir.input.fmt.to_float(vec["x"]).reshape(-1, T, F).astype(np.float32)
     y = np.ldexp(np.asarray(model(x, training=False), dtype=np.float64), ir.infer()[ir.output].fmt.frac)
     _assert_exact(vec["y"], y.astype(np.int64), "CLI project vectors vs HGQ2")
+
+
+def test_hgq2_data_fmt_heterogeneous_rules():
+    """Per-element data formats: one fraction width whose every element holds the input's range -> the
+    enclosing format (same codes); otherwise refused."""
+    require_module("hgq")
+    from hgq.quantizer import Quantizer, QuantizerConfig
+
+    from swinfpga.fixed import Fmt
+    from swinfpga.frontend.hgq2 import Hgq2ImportError, data_fmt
+
+    q = Quantizer(QuantizerConfig("kif", "datalane", homogeneous_axis=(0,)))
+    q.build((None, 4))
+    q.quantizer._i.assign(np.array([[3, 4, 3, 5]], np.float32))
+    q.quantizer._f.assign(np.full((1, 4), 2, np.float32))
+    assert data_fmt(q, "x", (-8, 7, 2)) == Fmt.from_kif(1, 5, 2, "RND", "WRAP")  # [-2, 1.75] fits i=3
+    with pytest.raises(Hgq2ImportError, match="heterogeneous"):
+        data_fmt(q, "x", (-200, 200, 2))  # 50 would wrap in the i=3 elements only
+    q.quantizer._f.assign(np.array([[2, 3, 2, 2]], np.float32))
+    with pytest.raises(Hgq2ImportError, match="heterogeneous"):
+        data_fmt(q, "x", (-8, 7, 2))

@@ -4,8 +4,9 @@ Supported (a token-sequence classifier): a ``(tokens, features)`` Keras input, `
 or ReLU) and ``QEinsumDense`` with a dense equation on the last axis, ``QMultiHeadAttention``
 self-attention (global over all tokens, its ``QSoftmax`` becomes a softmax of kind ``hgq2`` whose
 tables are HGQ2's own), ``QAdd`` / ``Add`` residuals, ``QGlobalAveragePooling1D`` /
-``GlobalAveragePooling1D`` over a power-of-two token count.  A sequence of N tokens is the IR's
-``(N, 1)`` token map; attention is one ``(N, 1)`` window without a position bias.
+``GlobalAveragePooling1D`` (any token count; the mean's integer multiplier is verified exhaustively).
+A sequence of N tokens is the IR's ``(N, 1)`` token map; attention is one ``(N, 1)`` window without a
+position bias.
 
 How HGQ2's quantizers map to IR formats:
 
@@ -29,6 +30,7 @@ accumulator fits a float32 mantissa (24 bits), which :func:`from_hgq2_model` che
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -344,14 +346,23 @@ class _Builder:
             raise Hgq2ImportError(f"layer {layer.name!r}: only channels_last pooling without keepdims is supported")
         x = self.source(layer, 0, src)
         ntok = int(layer.input.shape[1])
-        if ntok & (ntok - 1):
+        _check_f32(f"layer {layer.name!r} sum", ntok * x.lo, ntok * x.hi)
+        if ntok & (ntok - 1) == 0:  # the float mean is a shift: exact
+            sh = ntok.bit_length() - 1
+            self.finish(layer, lambda fm: N.Pool(layer.name, x.node, 1, sh, fm), ntok * x.lo, ntok * x.hi,
+                        x.fmt.frac + sh)
+            return
+
+        def node(fm: Fmt) -> N.Pool:
+            inv_n, inv_frac = _mean_multiplier(layer.name, ntok, x, fm)
+            return N.Pool(layer.name, x.node, inv_n, inv_frac, fm)
+
+        if self.target_fmt(layer, (x.lo, x.hi, x.fmt.frac)) is None:
             raise Hgq2ImportError(
-                f"layer {layer.name!r} ({type(layer).__name__}): average over {ntok} tokens; HGQ2's float32 mean is "
-                "reproduced exactly only for a power-of-two token count (pad the sequence)"
+                f"layer {layer.name!r} ({type(layer).__name__}): the mean over {ntok} tokens is not a fixed-point "
+                "number; it must be quantized right after (an output quantizer or the next layer's input quantizer)"
             )
-        sh = ntok.bit_length() - 1
-        self.finish(layer, lambda fm: N.Pool(layer.name, x.node, 1, sh, fm), ntok * x.lo, ntok * x.hi,
-                    x.fmt.frac + sh)
+        self.finish(layer, node, x.lo, x.hi, x.fmt.frac)
 
     def mha(self, layer: Any, srcs: list[str]) -> None:
         where = f"layer {layer.name!r} (QMultiHeadAttention)"
@@ -430,6 +441,31 @@ class _Builder:
                 Fmt(True, 2, 2), score_fmt, sm, attn_fmt, _with_out(plin, fm))
 
         self.finish(layer, build, plo, phi, attn_fmt.frac + plin.w_fmt.frac, post=post)
+
+
+def _mean_multiplier(name: str, ntok: int, x: _Tensor, fm: Fmt) -> tuple[int, int]:
+    """``(inv_n, inv_frac)`` with which the IR Pool ``requant(sum * inv_n, x.frac + inv_frac, fm)`` gives, for
+    every possible token sum, the code HGQ2 gets from its float32 mean (``sum / n``) quantized to ``fm``
+    (checked exhaustively over the sum's range)."""
+    s = np.arange(ntok * x.lo, ntok * x.hi + 1, dtype=np.int64)
+    if s.size > 1 << 22:
+        raise Hgq2ImportError(f"layer {name!r}: {s.size} possible token sums are too many to verify the mean; "
+                              "narrow its input quantizer")
+    mean = np.ldexp(s.astype(np.float32), -x.fmt.frac).astype(np.float32) / np.float32(ntok)
+    scaled = (mean * np.float32(2.0**fm.frac)).astype(np.float32)
+    want = np.floor(scaled + np.float32(0.5)) if fm.rounding == "RND" else np.floor(scaled)
+    want = fm.overflow_codes(want.astype(np.int64))
+    for inv_frac in range(max(0, fm.frac - x.fmt.frac), 40):
+        base = 2.0**inv_frac / ntok
+        for inv_n in sorted({math.floor(base), math.ceil(base), round(base)}):
+            if inv_n and np.array_equal(fm.requant(s * inv_n, x.fmt.frac + inv_frac), want):
+                return int(inv_n), inv_frac
+    raise Hgq2ImportError(
+        f"layer {name!r}: no integer multiplier reproduces HGQ2's float32 mean over {ntok} tokens quantized to {fm} "
+        f"(from {x.fmt}): some means are exact ties, which HGQ2 rounds half up on both signs and one multiplier "
+        "cannot; give the quantizer after the pooling at least as many fraction bits as the one before it, or use a "
+        "power-of-two token count"
+    )
 
 
 def _noop(qf: Fmt, t: _Tensor) -> bool:
