@@ -312,3 +312,30 @@ int main() {{
     got = np.array(out.split(), dtype=np.int64)
     assert len(np.unique(want)) > 8  # a non-trivial comparison: many distinct probability codes
     _assert_exact(got.reshape(rows, n), want, "softmax_row_hgq2 (g++) vs golden")
+
+
+def test_hgq2_mlp_vector_input_matches_golden():
+    """A plain HGQ2 MLP on a (features,) vector (the common jet-tagging shape), default per-element
+    configs whose formats are still uniform, per-element weight bits."""
+    require_module("hgq")
+    import keras
+    from hgq.layers import QDense
+
+    from swinfpga import golden
+    from swinfpga.frontend.hgq2 import from_hgq2_model
+
+    keras.utils.set_random_seed(9)
+    inp = keras.Input((16,))
+    h = QDense(32, activation="relu", name="d1")(inp)
+    h = QDense(16, activation="relu", name="d2")(h)
+    model = keras.Model(inp, QDense(5, name="out")(h))
+    rng = np.random.default_rng(9)
+    for layer in model.layers[1:]:
+        kq = layer.kq.quantizer
+        kq._b.assign(rng.integers(0, 7, kq._b.shape).astype(np.float32))
+    ir = from_hgq2_model(model)
+    fin = ir.input.fmt
+    codes = rng.integers(fin.min_code, fin.max_code + 1, size=(N_VEC, 16))
+    y = np.asarray(model(fin.to_float(codes).astype(np.float32), training=False), dtype=np.float64)
+    want = np.ldexp(y, ir.infer()[ir.output].fmt.frac)
+    _assert_exact(golden.predict(ir, codes), want.astype(np.int64), "HGQ2 MLP output")

@@ -1,9 +1,9 @@
 """Keras 3 model of HGQ2 layers -> IR, bit-exact against HGQ2's own quantized inference.
 
-Supported (a token-sequence classifier): a ``(tokens, features)`` Keras input, ``QDense`` (linear
-or ReLU) and ``QEinsumDense`` with a dense equation on the last axis, ``QMultiHeadAttention``
-self-attention (global over all tokens, its ``QSoftmax`` becomes a softmax of kind ``hgq2`` whose
-tables are HGQ2's own), ``QAdd`` / ``Add`` residuals, ``QGlobalAveragePooling1D`` /
+Supported (a token-sequence classifier or an MLP): a ``(tokens, features)`` or ``(features,)`` Keras
+input, ``QDense`` (linear or ReLU) and ``QEinsumDense`` with a dense equation on the last axis,
+``QMultiHeadAttention`` self-attention (global over all tokens, its ``QSoftmax`` becomes a softmax of
+kind ``hgq2`` whose tables are HGQ2's own), ``QAdd`` / ``Add`` residuals, ``QGlobalAveragePooling1D`` /
 ``GlobalAveragePooling1D`` (any token count; the mean's integer multiplier is verified exhaustively).
 A sequence of N tokens is the IR's ``(N, 1)`` token map; attention is one ``(N, 1)`` window without a
 position bias.
@@ -301,9 +301,9 @@ class _Builder:
     # --- per-layer converters ---
     def input_layer(self, layer: Any) -> None:
         shape = tuple(int(d) for d in layer.output.shape[1:])
-        if len(shape) != 2:
+        if len(shape) not in (1, 2):
             raise Hgq2ImportError(f"input {layer.name!r}: shape {shape}; the HGQ2 importer takes a (tokens, features) "
-                                  "sequence")
+                                  "sequence or a (features,) vector")
         cons = self.consumers.get(layer.name, [])
         fmts = {data_fmt(q, f"layer {c.name!r} input quantizer") for c, s in cons
                 if (q := self.iq_of(c, s)) is not None}
@@ -313,8 +313,8 @@ class _Builder:
                 "one input quantizer (that is the IR input format); the model input is float otherwise"
             )
         fm = fmts.pop()
-        t, c = shape
-        self.add(N.Input(layer.name, (t, 1, c), fm))
+        c = shape[-1]
+        self.add(N.Input(layer.name, (shape[0], 1, c) if len(shape) == 2 else shape, fm))
         self.tensors[layer.name] = _Tensor(layer.name, fm, fm.min_code, fm.max_code, c)
 
     def dense(self, layer: Any, src: str) -> None:
