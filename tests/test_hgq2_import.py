@@ -339,3 +339,51 @@ def test_hgq2_mlp_vector_input_matches_golden():
     y = np.asarray(model(fin.to_float(codes).astype(np.float32), training=False), dtype=np.float64)
     want = np.ldexp(y, ir.infer()[ir.output].fmt.frac)
     _assert_exact(golden.predict(ir, codes), want.astype(np.int64), "HGQ2 MLP output")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hgq2_output_quantizers_einsum_and_plain_add(seed):
+    """Output quantizers (oq) followed by the next layer's input quantizer (requantizing nodes), a
+    QEinsumDense embedding, a plain keras Add, layers without bias: still bit-exact."""
+    require_module("hgq")
+    import keras
+    from hgq.config import QuantizerConfigScope
+    from hgq.layers import QAdd, QDense, QEinsumDense, QGlobalAveragePooling1D, QMultiHeadAttention
+
+    keras.utils.set_random_seed(seed)
+    with QuantizerConfigScope(place="table", heterogeneous_axis=()), \
+            QuantizerConfigScope(place="datalane", heterogeneous_axis=()):
+        inp = keras.Input((T, F), name="tokens")
+        x = QEinsumDense("btf,fo->bto", (T, E), bias_axes="o", name="embed", enable_oq=True)(inp)
+        a = QMultiHeadAttention(2, E // 2, name="mha", use_bias=bool(seed))(x, x)
+        x = keras.layers.Add(name="add1")([x, a])
+        h = QDense(2 * E, activation="relu", name="fc1", enable_oq=True)(x)
+        h = QDense(E, name="fc2", use_bias=False)(h)
+        x = QAdd(name="add2", enable_oq=True)([x, h])
+        out = QDense(5, name="head")(QGlobalAveragePooling1D(name="pool")(x))
+        model = keras.Model(inp, out, name=f"hgq2_oq_{seed}")
+    _randomise(model, np.random.default_rng(seed))
+    ir, res, want = _compare(model)
+    _assert_exact(res.output, want, "model output")
+    assert "mha_iq" in [n.name for n in ir.nodes]  # embed's oq, then mha's own input quantizer
+
+
+@pytest.mark.parametrize("case", ["mask", "cross"])
+def test_hgq2_attention_limits_named(case):
+    require_module("hgq")
+    import keras
+    from hgq.layers import QDense, QMultiHeadAttention
+
+    from swinfpga.frontend.hgq2 import Hgq2ImportError, from_hgq2_model
+
+    inp = keras.Input((T, F))
+    x = QDense(E, name="embed")(inp)
+    mha = QMultiHeadAttention(2, E // 2, name="att")
+    if case == "mask":
+        y = mha(x, x, use_causal_mask=True)
+        needle = r"'att' \(QMultiHeadAttention\).*use_causal_mask"
+    else:
+        y = mha(x, QDense(E, name="other")(inp))
+        needle = r"'att' \(QMultiHeadAttention\).*cross-attention"
+    with pytest.raises(Hgq2ImportError, match=needle):
+        from_hgq2_model(keras.Model(inp, y))
