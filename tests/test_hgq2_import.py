@@ -387,3 +387,19 @@ def test_hgq2_attention_limits_named(case):
         needle = r"'att' \(QMultiHeadAttention\).*cross-attention"
     with pytest.raises(Hgq2ImportError, match=needle):
         from_hgq2_model(keras.Model(inp, y))
+
+
+def test_hgq2_import_self_check_names_the_layer(monkeypatch):
+    """Every import compares each layer with HGQ2's inference on random inputs (meta['hgq2_check']); a wrong
+    softmax (here: off by one LSB) is reported at the attention layer, by name and element."""
+    require_module("hgq")
+    import swinfpga.lut as lut
+    from swinfpga.frontend.hgq2 import Hgq2ImportError, from_hgq2_model
+
+    model = _build(10)
+    ir = from_hgq2_model(model)
+    assert ir.meta["hgq2_check"] == {"inputs": 256, "layers": len(model.layers) - 1, "mismatches": 0}
+    orig = lut.hgq2_softmax_codes
+    monkeypatch.setattr(lut, "hgq2_softmax_codes", lambda spec, s, v: orig(spec, s, v) + 1)
+    with pytest.raises(Hgq2ImportError, match=r"layer 'mha' \(QMultiHeadAttention\).*first at"):
+        from_hgq2_model(model)

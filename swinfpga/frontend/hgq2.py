@@ -44,6 +44,7 @@ from .keras import KerasFrontendError
 
 F32_BITS = 24  # float32 mantissa: HGQ2's float arithmetic is exact below this accumulator width
 MAX_TABLE_BITS = 16
+CHECK_INPUTS = 256  # random inputs on which every import is compared with HGQ2's own inference
 
 
 class Hgq2ImportError(KerasFrontendError):
@@ -572,8 +573,12 @@ def hgq2_softmax(layer: Any, ntok: int, score_fmt: Fmt, where: str) -> SoftmaxSp
 
 
 # ----- entry point ---------------------------------------------------------------------------------
-def from_hgq2_model(model: Any, name: str | None = None) -> Model:
-    """Convert a functional Keras model of HGQ2 layers into an IR :class:`Model` (see module docstring)."""
+def from_hgq2_model(model: Any, name: str | None = None, check: int = CHECK_INPUTS) -> Model:
+    """Convert a functional Keras model of HGQ2 layers into an IR :class:`Model` (see module docstring).
+
+    ``check`` > 0: run HGQ2's inference and the golden model on that many random input codes and compare
+    every layer's output codes (:func:`check_layers`); a difference raises :class:`Hgq2ImportError`
+    naming the first layer and element.  The result is in ``meta["hgq2_check"]``."""
     import keras
 
     if not isinstance(model, keras.Model) or not hasattr(model, "_inbound_nodes"):
@@ -606,12 +611,58 @@ def from_hgq2_model(model: Any, name: str | None = None) -> Model:
                     f"the HGQ2 importer; supported: {', '.join(SUPPORTED)}"
                 )
     out = model.outputs[0]._keras_history.operation.name
-    meta = {"source": "hgq2", "keras_model": model.name,
-            "keras_input_shape": [int(d) for d in model.inputs[0].shape[1:]]}
+    meta: dict[str, Any] = {"source": "hgq2", "keras_model": model.name,
+                            "keras_input_shape": [int(d) for d in model.inputs[0].shape[1:]]}
     try:
-        return Model(name or model.name, tuple(b.nodes), b.tensors[out].node, meta)
+        ir = Model(name or model.name, tuple(b.nodes), b.tensors[out].node, meta)
     except FormatError as e:
         raise Hgq2ImportError(str(e)) from None
+    if check > 0:
+        meta["hgq2_check"] = check_layers(model, ir, {k: t.node for k, t in b.tensors.items()}, check)
+    return ir
+
+
+def _quantize_f32(y: np.ndarray, fm: Fmt) -> np.ndarray:
+    """HGQ2's quantizer arithmetic in float32: ``floor(y * 2**f (+ 1/2))``, then ``fm``'s overflow."""
+    scaled = (y * np.float32(2.0**fm.frac)).astype(np.float32)
+    if fm.rounding == "RND":
+        scaled = (scaled + np.float32(0.5)).astype(np.float32)
+    return fm.overflow_codes(np.floor(scaled).astype(np.int64))
+
+
+def check_layers(model: Any, ir: Model, nodes: dict[str, str], n: int, seed: int = 0) -> dict[str, Any]:
+    """Compare HGQ2's inference with the golden model on ``n`` uniform random input codes, layer by layer.
+
+    ``nodes`` maps a Keras layer name to the IR node holding its output; HGQ2's float output of the layer,
+    quantized to that node's format (the consumer's input quantizer folded there, else exact), must equal the
+    node's codes.  Raises :class:`Hgq2ImportError` at the first layer that differs."""
+    import keras
+
+    from .. import golden
+
+    fin = ir.input.fmt
+    ishape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    codes = np.random.default_rng(seed).integers(fin.min_code, fin.max_code + 1, size=(n, *ishape))
+    layers = [ly for ly in model.layers if type(ly).__name__ != "InputLayer"]
+    probe = keras.Model(model.inputs, [ly.output for ly in layers])
+    outs = probe(fin.to_float(codes).astype(np.float32), training=False)
+    outs = outs if isinstance(outs, list | tuple) else [outs]
+    res = golden.run(ir, codes.reshape(n, *ir.input.shape))
+    info = ir.infer()
+    for ly, y in zip(layers, outs, strict=True):
+        node = nodes[ly.name]
+        fm = info[node].fmt
+        want = _quantize_f32(np.asarray(y, dtype=np.float32), fm)
+        got = res.outputs[node].reshape(want.shape)
+        bad = np.argwhere(got != want)
+        if bad.size:
+            i = tuple(int(v) for v in bad[0])
+            raise Hgq2ImportError(
+                f"layer {ly.name!r} ({type(ly).__name__}): the imported model differs from HGQ2's inference in "
+                f"{len(bad)} of {got.size} codes of {fm} on {n} random inputs (first at {i}: swinfpga {got[i]}, "
+                f"HGQ2 {want[i]}); this layer's configuration is not reproduced exactly"
+            )
+    return {"inputs": n, "layers": len(layers), "mismatches": 0}
 
 
 def _one(layer: Any, srcs: list[str]) -> None:
@@ -619,4 +670,5 @@ def _one(layer: Any, srcs: list[str]) -> None:
         raise Hgq2ImportError(f"layer {layer.name!r} ({type(layer).__name__}) has {len(srcs)} inputs; expected 1")
 
 
-__all__ = ["from_hgq2_model", "is_hgq2_model", "Hgq2ImportError", "data_fmt", "const_codes", "hgq2_softmax"]
+__all__ = ["from_hgq2_model", "check_layers", "is_hgq2_model", "Hgq2ImportError", "data_fmt", "const_codes",
+           "hgq2_softmax"]
