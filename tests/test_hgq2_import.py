@@ -403,3 +403,41 @@ def test_hgq2_import_self_check_names_the_layer(monkeypatch):
     monkeypatch.setattr(lut, "hgq2_softmax_codes", lambda spec, s, v: orig(spec, s, v) + 1)
     with pytest.raises(Hgq2ImportError, match=r"layer 'mha' \(QMultiHeadAttention\).*first at"):
         from_hgq2_model(model)
+
+
+def test_hgq2_jet_16x3_trained():
+    """The issue's jet shape (16 particles x 3 features, embed 16, 2 heads, 2 blocks), per-tensor data
+    quantizers, after a short training: imports, bit-exact.  (With HGQ2's default per-element data
+    quantizers, training gives e.g. the value projection's output quantizer i in [2, 3] over its 256
+    elements: refused by name, see test_hgq2_per_element_activation_formats_refused.)"""
+    require_module("hgq")
+    import keras
+    from hgq.config import QuantizerConfigScope
+    from hgq.layers import QAdd, QDense, QGlobalAveragePooling1D, QMultiHeadAttention
+
+    from swinfpga import golden
+    from swinfpga.frontend.hgq2 import from_hgq2_model
+
+    t, f, e = 16, 3, 16
+    keras.utils.set_random_seed(11)
+    with QuantizerConfigScope(place="datalane", heterogeneous_axis=()):
+        inp = keras.Input((t, f), name="particles")
+        x = QDense(e, name="embed")(inp)
+        for blk in range(2):
+            a = QMultiHeadAttention(2, e // 2, name=f"mha{blk}")(x, x)
+            x = QAdd(name=f"res{blk}a")([x, a])
+            h = QDense(2 * e, activation="relu", name=f"fc{blk}a")(x)
+            x = QAdd(name=f"res{blk}b")([x, QDense(e, name=f"fc{blk}b")(h)])
+        model = keras.Model(inp, QDense(5, name="head")(QGlobalAveragePooling1D(name="pool")(x)), name="jet16x3")
+    rng = np.random.default_rng(11)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(rng.normal(0, 1, (128, t, f)).astype(np.float32), rng.integers(0, 5, 128), batch_size=32, epochs=1,
+              verbose=0)
+    ir = from_hgq2_model(model)
+    assert [n.name for n in ir.nodes if type(n).__name__ == "WindowAttention"] == ["mha0", "mha1"]
+    fin = ir.input.fmt
+    codes = rng.integers(fin.min_code, fin.max_code + 1, size=(N_VEC, t, f))
+    y = np.asarray(model(fin.to_float(codes).astype(np.float32), training=False), dtype=np.float64)
+    want = np.ldexp(y, ir.infer()[ir.output].fmt.frac)
+    _assert_exact(golden.predict(ir, codes.reshape(N_VEC, t, 1, f)), want.astype(np.int64), "jet-16x3 output")
