@@ -215,7 +215,7 @@ def test_hgq2_cli_convert_saved_model(tmp_path):
     from swinfpga import golden
     from swinfpga.ir import Model
 
-    model = _build(7, train_steps=2)
+    model = _build(7)
     path = tmp_path / "seq.keras"
     model.save(path)
     out = tmp_path / "proj"
