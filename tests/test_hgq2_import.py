@@ -316,21 +316,25 @@ int main() {{
 
 def test_hgq2_mlp_vector_input_matches_golden():
     """A plain HGQ2 MLP on a (features,) vector (the common jet-tagging shape), default per-element
-    configs whose formats are still uniform, per-element weight bits."""
+    configs whose formats are still uniform, per-element weight bits, a folded batch norm, a dropout."""
     require_module("hgq")
     import keras
-    from hgq.layers import QDense
+    from hgq.layers import QBatchNormDense, QDense
 
     from swinfpga import golden
     from swinfpga.frontend.hgq2 import from_hgq2_model
 
     keras.utils.set_random_seed(9)
+    rng0 = np.random.default_rng(90)
     inp = keras.Input((16,))
     h = QDense(32, activation="relu", name="d1")(inp)
-    h = QDense(16, activation="relu", name="d2")(h)
+    h = QBatchNormDense(16, activation="relu", name="d2")(keras.layers.Dropout(0.2, name="drop")(h))
     model = keras.Model(inp, QDense(5, name="out")(h))
+    bn = model.get_layer("d2")
+    bn.moving_mean.assign(rng0.normal(0, 0.5, 32).astype(np.float32))
+    bn.moving_variance.assign(rng0.uniform(0.5, 2, 32).astype(np.float32))
     rng = np.random.default_rng(9)
-    for layer in model.layers[1:]:
+    for layer in (ly for ly in model.layers[1:] if hasattr(ly, "kq")):
         kq = layer.kq.quantizer
         kq._b.assign(rng.integers(0, 7, kq._b.shape).astype(np.float32))
     ir = from_hgq2_model(model)

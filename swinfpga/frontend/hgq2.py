@@ -1,7 +1,7 @@
 """Keras 3 model of HGQ2 layers -> IR, bit-exact against HGQ2's own quantized inference.
 
 Supported (a token-sequence classifier or an MLP): a ``(tokens, features)`` or ``(features,)`` Keras
-input, ``QDense`` (linear or ReLU) and ``QEinsumDense`` with a dense equation on the last axis,
+input, ``QDense`` / ``QBatchNormDense`` (linear or ReLU) and ``QEinsumDense`` with a dense equation on the last axis,
 ``QMultiHeadAttention`` self-attention (global over all tokens, its ``QSoftmax`` becomes a softmax of
 kind ``hgq2`` whose tables are HGQ2's own), ``QAdd`` / ``Add`` residuals, ``QGlobalAveragePooling1D`` /
 ``GlobalAveragePooling1D`` (any token count; the mean's integer multiplier is verified exhaustively).
@@ -51,8 +51,8 @@ class Hgq2ImportError(KerasFrontendError):
     """An HGQ2 model uses a layer or quantizer configuration swinfpga cannot reproduce exactly."""
 
 
-SUPPORTED = ("QDense", "QEinsumDense", "QMultiHeadAttention", "QAdd", "Add", "QGlobalAveragePooling1D",
-             "GlobalAveragePooling1D")
+SUPPORTED = ("QDense", "QBatchNormDense", "QEinsumDense", "Dropout", "QMultiHeadAttention", "QAdd", "Add",
+             "QGlobalAveragePooling1D", "GlobalAveragePooling1D")
 
 
 def is_hgq2_model(model: Any) -> bool:
@@ -230,7 +230,7 @@ class _Builder:
             return layer._value_dense.iq  # q/k/v input quantizers are checked equal in mha()
         if cls in ("QAdd",):
             return layer.iq[slot] if layer.enable_iq else None
-        if cls in ("Add", "GlobalAveragePooling1D"):
+        if cls in ("Add", "GlobalAveragePooling1D", "Dropout"):
             return None
         if hasattr(layer, "enable_iq") and layer.enable_iq:
             return layer.iq
@@ -595,9 +595,12 @@ def from_hgq2_model(model: Any, name: str | None = None, check: int = CHECK_INPU
             missing = [s for s in srcs if s not in b.tensors]
             if missing:
                 raise Hgq2ImportError(f"layer {layer.name!r}: input {missing[0]!r} is not converted before it")
-            if cls in ("QDense", "QEinsumDense"):
+            if cls in ("QDense", "QBatchNormDense", "QEinsumDense"):
                 _one(layer, srcs)
                 b.dense(layer, srcs[0])
+            elif cls == "Dropout":  # identity at inference
+                _one(layer, srcs)
+                b.tensors[layer.name] = b.tensors[srcs[0]]
             elif cls == "QMultiHeadAttention":
                 b.mha(layer, srcs)
             elif cls in ("QAdd", "Add"):
