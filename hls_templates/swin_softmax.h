@@ -64,6 +64,45 @@ Out:
     }
 }
 
+// HGQ2's table softmax (softmax kind "hgq2"; swinfpga.lut.hgq2_softmax_codes), tables read from the trained
+// HGQ2 layer, one entry per input code:
+//   m = max(s[j], valid j); e[j] = valid ? EXP[(exp_in_t)(m - s[j])] : 0; S = sum e (exact)
+//   r = RECIP[(inv_in_t) S]; p[j] = (prob_t)(e[j] * r)
+// Every (T) conversion rounds/overflows as its type says (AP_RND / AP_TRN; AP_SAT / AP_WRAP), as in golden.
+// SM: n, score_t, diff_t (exact m - s), exp_in_t, sum_t (exact S), inv_in_t, prob_t, exp_lut, recip_lut.
+template <class SM>
+void softmax_row_hgq2(const typename SM::score_t s[SM::n], const bool valid[SM::n], typename SM::prob_t p[SM::n],
+                      const typename SM::exp_lut::code_t exp_table[SM::exp_lut::size],
+                      const typename SM::recip_lut::code_t recip_table[SM::recip_lut::size]) {
+    #pragma HLS INLINE
+    typedef typename SM::exp_lut::out_t e_t;
+    typedef typename SM::recip_lut::out_t r_t;
+    typename SM::score_t m = 0;
+    bool any = false;
+Max:
+    for (int j = 0; j < SM::n; j++) {
+        if (valid[j] && (!any || s[j] > m)) {
+            m = s[j];
+            any = true;
+        }
+    }
+    e_t e[SM::n];
+    #pragma HLS ARRAY_PARTITION variable=e complete
+    typename SM::sum_t total = 0;
+Exp:
+    for (int j = 0; j < SM::n; j++) {
+        typename SM::diff_t d = typename SM::diff_t(m) - typename SM::diff_t(s[j]);
+        typename SM::exp_in_t q = d;
+        e[j] = valid[j] ? lut_lookup<typename SM::exp_lut>(code_of(q), exp_table) : e_t(0);
+        total += e[j];
+    }
+    typename SM::inv_in_t qs = total;
+    r_t r = lut_lookup<typename SM::recip_lut>(code_of(qs), recip_table);
+Out:
+    for (int j = 0; j < SM::n; j++)
+        p[j] = e[j] * r;  // exact product, then one conversion into prob_t
+}
+
 // Standalone softmax-LUT layer: `rows` independent rows of n scores, all valid; one row per II = reuse.
 template <class data_T, class res_T, class CFG>
 void softmax_lut(const data_T x[CFG::rows * CFG::n], res_T y[CFG::rows * CFG::n],

@@ -172,6 +172,16 @@ class SoftmaxSpec:
     exp: Lut
     recip: Lut
     prob_fmt: Fmt
+    kind: str = "swinfpga"  # swinfpga (above) | hgq2 (HGQ2's QSoftmax, see :func:`hgq2_softmax_codes`)
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOFTMAX_KINDS:
+            raise FormatError(f"softmax kind {self.kind!r} unknown; one of {', '.join(SOFTMAX_KINDS)}")
+        if self.kind == "hgq2":
+            for lut in (self.exp, self.recip):
+                if lut.shift != 0 or lut.offset != lut.in_fmt.min_code or lut.size != 1 << lut.in_fmt.width:
+                    raise FormatError(f"HGQ2 softmax table {lut.name}: needs one entry per code of {lut.in_fmt} "
+                                      f"(offset {lut.in_fmt.min_code}, shift 0, {1 << lut.in_fmt.width} entries)")
 
     @property
     def exp_frac(self) -> int:
@@ -201,12 +211,17 @@ class SoftmaxSpec:
             "exp": self.exp.to_json(),
             "recip": self.recip.to_json(),
             "prob_fmt": self.prob_fmt.to_json(),
+            # the default kind is left out so existing JSON (and build-cache hashes) stay byte for byte
+            **({} if self.kind == "swinfpga" else {"kind": self.kind}),
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SoftmaxSpec:
         return cls(int(d["n"]), Fmt.from_json(d["score_fmt"]), Lut.from_json(d["exp"]),
-                   Lut.from_json(d["recip"]), Fmt.from_json(d["prob_fmt"]))
+                   Lut.from_json(d["recip"]), Fmt.from_json(d["prob_fmt"]), str(d.get("kind", "swinfpga")))
+
+
+SOFTMAX_KINDS = ("swinfpga", "hgq2")
 
 
 def min_prob_frac(score_fmt: Fmt, n: int, margin_lsb: int = 3) -> int:
@@ -236,6 +251,8 @@ def softmax_codes(spec: SoftmaxSpec, scores: Any, valid: Any | None = None) -> n
     """
     s = np.asarray(scores, dtype=np.int64)
     v = np.ones(s.shape, dtype=bool) if valid is None else np.broadcast_to(np.asarray(valid, bool), s.shape)
+    if spec.kind == "hgq2":
+        return hgq2_softmax_codes(spec, s, v)
     lo = np.iinfo(np.int64).min // 4
     m = np.max(np.where(v, s, lo), axis=-1, keepdims=True)
     e = np.where(v, spec.exp.lookup(m - s), 0)
@@ -250,6 +267,28 @@ def softmax_codes(spec: SoftmaxSpec, scores: Any, valid: Any | None = None) -> n
     if spec.prob_fmt.rounding == "RND":
         t = t + (np.int64(1) << (sh - 1))
     return spec.prob_fmt.overflow_codes(t >> sh)
+
+
+def hgq2_softmax_codes(spec: SoftmaxSpec, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """HGQ2's table softmax (``hgq.layers.QSoftmax``, stable) on score codes ``s`` (``spec.score_fmt``)::
+
+        d    = max(s[j] for valid j) - s                   # exact, frac score_fmt.frac
+        e[j] = EXP[requant(d[j], EXP.in_fmt)] if valid else 0   # EXP.in_fmt: the exp input quantizer
+        S    = sum(e)                                      # exact, frac EXP.out_fmt.frac
+        r    = RECIP[requant(S, RECIP.in_fmt)]             # RECIP.in_fmt: the inverse input quantizer
+        p[j] = requant(e[j] * r, prob_fmt)                 # the softmax output quantizer
+
+    The tables hold HGQ2's own quantized ``exp(-x * input_scaler)`` and ``1 / (x + eps)`` for every
+    input code (one entry per code, RND_CONV / SAT as HGQ2 forces them), read from the trained layer.
+    """
+    lo = np.iinfo(np.int64).min // 4
+    m = np.max(np.where(v, s, lo), axis=-1, keepdims=True)
+    d = np.where(v, m - s, 0)
+    e = np.where(v, spec.exp.lookup(spec.exp.in_fmt.requant(d, spec.score_fmt.frac)), 0)
+    ef = spec.exp.out_fmt.frac
+    total = np.sum(e, axis=-1, keepdims=True)
+    r = spec.recip.lookup(spec.recip.in_fmt.requant(total, ef))
+    return spec.prob_fmt.requant(e * r, ef + spec.recip.out_fmt.frac)
 
 
 # ----- LayerNorm / GELU ----------------------------------------------------------------------

@@ -29,6 +29,10 @@ def from_keras_model(model: Any, name: str | None = None) -> Model:
     supported = ", ".join(c.__name__ for c in SUPPORTED)
     if not isinstance(model, keras.Model) or not hasattr(model, "_inbound_nodes"):
         raise KerasFrontendError(f"expected a functional keras.Model, got {type(model).__name__}")
+    from .hgq2 import from_hgq2_model, is_hgq2_model
+
+    if is_hgq2_model(model):  # a model of HGQ2 layers (hgq.layers): its own importer
+        return from_hgq2_model(model, name=name)
     nodes = []
     keras_inputs: set[str] = set()
     for layer in model.layers:
@@ -104,6 +108,9 @@ def from_keras_file(path: str | Path) -> Model:
 
     import swinfpga.keras  # noqa: F401  (registers the layers)
 
+    if _mentions_hgq(p):
+        import hgq  # noqa: F401  (registers HGQ2's layers for loading)
+
     try:
         model = keras.models.load_model(p, compile=False)
     except Exception as e:  # Keras raises TypeError/ValueError/OSError/... with the whole config in the text
@@ -112,6 +119,15 @@ def from_keras_file(path: str | Path) -> Model:
         return from_keras_model(model, name=model.name)
     except KerasFrontendError as e:
         raise KerasFrontendError(f"{p}: {e}") from None
+
+
+def _mentions_hgq(p: Path) -> bool:
+    """Whether a .keras archive's config names HGQ2 classes (module ``hgq...`` / package ``hgq``)."""
+    import zipfile
+
+    with zipfile.ZipFile(p) as z:
+        text = z.read("config.json").decode("utf-8", "replace")
+    return '"module": "hgq' in text or '"hgq>' in text
 
 
 def _short(e: object, limit: int = 200) -> str:
