@@ -40,7 +40,7 @@ from ..fixed import Fmt, FormatError, acc_fmt
 from ..ir import Model
 from ..ir import nodes as N
 from ..lut import Lut, SoftmaxSpec
-from .keras import KerasFrontendError
+from .errors import KerasFrontendError
 
 F32_BITS = 24  # float32 mantissa: HGQ2's float arithmetic is exact below this accumulator width
 MAX_TABLE_BITS = 16

@@ -12,11 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..ir import Model
-from ..ir.nodes import IRError
-
-
-class KerasFrontendError(IRError):
-    """The Keras model cannot be converted (unsupported layer, unquantized weights, topology)."""
+from .errors import KerasFrontendError
 
 
 def from_keras_model(model: Any, name: str | None = None) -> Model:
