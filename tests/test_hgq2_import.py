@@ -317,7 +317,8 @@ int main() {{
 
 def test_hgq2_mlp_vector_input_matches_golden():
     """A plain HGQ2 MLP on a (features,) vector (the common jet-tagging shape), default per-element
-    configs whose formats are still uniform, per-element weight bits, a folded batch norm, a dropout."""
+    configs whose formats are still uniform, per-element weight bits, a folded batch norm, a dropout, a
+    separate ReLU layer."""
     require_module("hgq")
     import keras
     from hgq.layers import QBatchNormDense, QDense
@@ -328,7 +329,7 @@ def test_hgq2_mlp_vector_input_matches_golden():
     keras.utils.set_random_seed(9)
     rng0 = np.random.default_rng(90)
     inp = keras.Input((16,))
-    h = QDense(32, activation="relu", name="d1")(inp)
+    h = keras.layers.ReLU(name="r1")(QDense(32, name="d1")(inp))
     h = QBatchNormDense(16, activation="relu", name="d2")(keras.layers.Dropout(0.2, name="drop")(h))
     model = keras.Model(inp, QDense(5, name="out")(h))
     bn = model.get_layer("d2")

@@ -1,12 +1,12 @@
 """Keras 3 model of HGQ2 layers -> IR, bit-exact against HGQ2's own quantized inference.
 
 Supported (a token-sequence classifier or an MLP): a ``(tokens, features)`` or ``(features,)`` Keras
-input, ``QDense`` / ``QBatchNormDense`` (linear or ReLU) and ``QEinsumDense`` with a dense equation on the last axis,
-``QMultiHeadAttention`` self-attention (global over all tokens, its ``QSoftmax`` becomes a softmax of
-kind ``hgq2`` whose tables are HGQ2's own), ``QAdd`` / ``Add`` residuals, ``QGlobalAveragePooling1D`` /
-``GlobalAveragePooling1D`` (any token count; the mean's integer multiplier is verified exhaustively).
-A sequence of N tokens is the IR's ``(N, 1)`` token map; attention is one ``(N, 1)`` window without a
-position bias.
+input, ``QDense`` / ``QBatchNormDense`` (linear or ReLU; also a separate ``ReLU``), ``QEinsumDense``
+with a dense equation on the last axis, ``QMultiHeadAttention`` self-attention (global over all
+tokens; its ``QSoftmax`` becomes a softmax of kind ``hgq2`` whose tables are HGQ2's own), ``QAdd`` /
+``Add`` residuals, ``QGlobalAveragePooling1D`` / ``GlobalAveragePooling1D`` (any token count; the
+mean's integer multiplier is verified exhaustively), ``Dropout``.  A sequence of N tokens is the IR's
+``(N, 1)`` token map; attention is one ``(N, 1)`` window without a position bias.
 
 How HGQ2's quantizers map to IR formats:
 
@@ -51,8 +51,8 @@ class Hgq2ImportError(KerasFrontendError):
     """An HGQ2 model uses a layer or quantizer configuration swinfpga cannot reproduce exactly."""
 
 
-SUPPORTED = ("QDense", "QBatchNormDense", "QEinsumDense", "Dropout", "QMultiHeadAttention", "QAdd", "Add",
-             "QGlobalAveragePooling1D", "GlobalAveragePooling1D")
+SUPPORTED = ("QDense", "QBatchNormDense", "QEinsumDense", "Dropout", "ReLU", "Activation (relu / linear)",
+             "QMultiHeadAttention", "QAdd", "Add", "QGlobalAveragePooling1D", "GlobalAveragePooling1D")
 
 
 def is_hgq2_model(model: Any) -> bool:
@@ -230,7 +230,7 @@ class _Builder:
             return layer._value_dense.iq  # q/k/v input quantizers are checked equal in mha()
         if cls in ("QAdd",):
             return layer.iq[slot] if layer.enable_iq else None
-        if cls in ("Add", "GlobalAveragePooling1D", "Dropout"):
+        if cls in ("Add", "GlobalAveragePooling1D", "Dropout", "ReLU", "Activation"):
             return None
         if hasattr(layer, "enable_iq") and layer.enable_iq:
             return layer.iq
@@ -320,7 +320,7 @@ class _Builder:
 
     def dense(self, layer: Any, src: str) -> None:
         cls = type(layer).__name__
-        act = getattr(layer.activation, "__name__", str(layer.activation))
+        act = _act_name(layer)
         if act not in ("linear", "relu"):
             raise Hgq2ImportError(f"layer {layer.name!r} ({cls}): activation {act!r} unsupported; use linear or relu")
         kernel = _np(layer.qkernel)
@@ -331,6 +331,20 @@ class _Builder:
         lin, lo, hi = _linear(layer.name, kernel, bias, x, Fmt(True, 2, 2))  # out_fmt placeholder
         self.finish(layer, lambda fm: N.Dense(layer.name, x.node, _with_out(lin, fm), relu=act == "relu"),
                     lo, hi, x.fmt.frac + lin.w_fmt.frac, relu=act == "relu")
+
+    def relu(self, layer: Any, src: str) -> None:
+        """A standalone ReLU: an identity Dense with ReLU (exact), its output quantized like any other."""
+        cls = type(layer).__name__
+        plain = (cls == "Activation" and _act_name(layer) == "relu") or (
+            cls == "ReLU" and layer.max_value is None and not float(layer.negative_slope)
+            and not float(layer.threshold))
+        if not plain:
+            raise Hgq2ImportError(f"layer {layer.name!r} ({cls}): only a plain ReLU (no max_value, negative_slope, "
+                                  "threshold) or a linear activation converts")
+        x = self.source(layer, 0, src)
+        lin = N.Linear(np.eye(x.ch, dtype=np.int64), Fmt(False, 1, 1), None, None, x.fmt)
+        self.finish(layer, lambda fm: N.Dense(layer.name, x.node, _with_out(lin, fm), relu=True), x.lo, x.hi,
+                    x.fmt.frac, relu=True)
 
     def add_layer(self, layer: Any, srcs: list[str]) -> None:
         if len(srcs) != 2:
@@ -598,9 +612,12 @@ def from_hgq2_model(model: Any, name: str | None = None, check: int = CHECK_INPU
             if cls in ("QDense", "QBatchNormDense", "QEinsumDense"):
                 _one(layer, srcs)
                 b.dense(layer, srcs[0])
-            elif cls == "Dropout":  # identity at inference
+            elif cls == "Dropout" or (cls == "Activation" and _act_name(layer) == "linear"):  # identities
                 _one(layer, srcs)
                 b.tensors[layer.name] = b.tensors[srcs[0]]
+            elif cls in ("ReLU", "Activation"):
+                _one(layer, srcs)
+                b.relu(layer, srcs[0])
             elif cls == "QMultiHeadAttention":
                 b.mha(layer, srcs)
             elif cls in ("QAdd", "Add"):
@@ -666,6 +683,10 @@ def check_layers(model: Any, ir: Model, nodes: dict[str, str], n: int, seed: int
                 f"HGQ2 {want[i]}); this layer's configuration is not reproduced exactly"
             )
     return {"inputs": n, "layers": len(layers), "mismatches": 0}
+
+
+def _act_name(layer: Any) -> str:
+    return str(getattr(layer.activation, "__name__", layer.activation))
 
 
 def _one(layer: Any, srcs: list[str]) -> None:

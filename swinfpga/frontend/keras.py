@@ -75,13 +75,13 @@ def from_keras_model(model: Any, name: str | None = None) -> Model:
 
 
 def from_keras_file(path: str | Path) -> Model:
-    """Load a ``.keras`` file saved from swinfpga layers and convert it.  A missing, empty,
-    truncated or corrupt archive, or one with layers swinfpga does not know (e.g. plain HGQ2
-    layers), raises :class:`KerasFrontendError` naming the file and the fix."""
+    """Load a ``.keras`` file saved from swinfpga layers (or HGQ2 layers: :mod:`.hgq2`) and convert it.
+    A missing, empty, truncated or corrupt archive, or one with layers swinfpga does not know (e.g.
+    QKeras layers), raises :class:`KerasFrontendError` naming the file and the fix."""
     import zipfile
 
     p = Path(path)
-    fix = "re-save it with model.save('model.keras') from a model built of swinfpga.keras layers"
+    fix = "re-save it with model.save('model.keras') from a model built of swinfpga.keras (or HGQ2) layers"
     if not p.is_file():
         raise KerasFrontendError(f"{p}: file not found" if not p.exists() else f"{p}: is not a file")
     if p.stat().st_size == 0:
@@ -138,8 +138,8 @@ def _keras_reason(e: Exception) -> str:
     text = str(e)
     m = re.search(r"[Cc]ould not (?:locate|deserialize) (?:class|function)\s+'?([\w.]+)'?", text)
     if m:
-        return (f"layer class {m.group(1)!r} is unknown to swinfpga (only swinfpga.keras layers convert; HGQ2 / "
-                "QKeras / plain Keras layers do not)")
+        return (f"layer class {m.group(1)!r} is unknown to swinfpga (swinfpga.keras layers and the HGQ2 layers "
+                "of the README's 'HGQ2 models' convert; QKeras / other layers do not)")
     first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
     return f"{type(e).__name__}: {_short(first)}"
 
