@@ -65,6 +65,7 @@ class SweepConfig:
     epochs: int | None = None
     qat_epochs: int | None = None
     finetune_epochs: int | None = None
+    hgq_qk: bool = False  # HGQ trains attention's q/k output bits too
     init: str | None = None
     rtl: bool = True
     board: str = "vu13p"
@@ -109,7 +110,7 @@ def train_point(cfg: SweepConfig, point: SweepPoint, out_dir: str) -> dict[str, 
         return {**json.loads((mdir / "metrics.json").read_text()), "reused": True}
     spec = cfg.spec if cfg.spec is not None else get_spec(cfg.model)
     tcfg = dataclasses.replace(_config(spec.name, cfg.epochs, point.beta, point.granularity, cfg.qat_epochs,
-                                       cfg.finetune_epochs), bits=point.bits)
+                                       cfg.finetune_epochs, cfg.hgq_qk), bits=point.bits)
     logs: list[str] = []
     res = train_spec(spec, mdir, tcfg, cfg.seed, force=True, progress=logs.append, init=cfg.init)
     return {**res.metrics, "reused": False}

@@ -62,7 +62,7 @@ class TrainConfig:
     granularity: str = "channel"  # HGQ weight bits: per output channel | per weight
     finetune_epochs: int | None = None  # HGQ: fixed-format QAT after freezing (default qat_epochs // 4)
     bits: int = 8  # calibrated weight and activation widths (the budget HGQ starts from)
-    hgq_qk: bool = True  # HGQ: attention's q and k outputs train their bits too (the q @ k^T products)
+    hgq_qk: bool = False  # HGQ: attention's q and k outputs train their bits too (the q @ k^T products)
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,9 @@ DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=2
 
 
 def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str = "channel",
-            qat_epochs: int | None = None, finetune_epochs: int | None = None) -> TrainConfig:
-    base = dataclasses.replace(DEFAULTS.get(name, TrainConfig()), beta=float(beta), granularity=granularity)
+            qat_epochs: int | None = None, finetune_epochs: int | None = None, hgq_qk: bool = False) -> TrainConfig:
+    base = dataclasses.replace(DEFAULTS.get(name, TrainConfig()), beta=float(beta), granularity=granularity,
+                               hgq_qk=bool(hgq_qk))
     if epochs is not None:
         e = max(1, int(epochs))
         base = dataclasses.replace(base, float_epochs=e, qat_epochs=max(1, e // 4))
@@ -151,20 +152,21 @@ def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
 def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int = 0, force: bool = False,
           progress: Callable[[str], None] = print, beta: float = 0.0, granularity: str = "channel",
           qat_epochs: int | None = None, init: Path | str | None = None,
-          finetune_epochs: int | None = None) -> TrainResult:
+          finetune_epochs: int | None = None, hgq_qk: bool = False) -> TrainResult:
     """Train reference model ``name`` and write ``out_dir`` (see module docstring).
 
     ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 120 + 30
     (swin-digits-ln: 200 + 30 at a higher learning rate, see ``DEFAULTS``).
     An existing ``out_dir`` is refused unless ``force``.  ``beta``/``granularity``: HGQ (module
     docstring); ``qat_epochs`` overrides the QAT epochs, ``finetune_epochs`` the fixed-format epochs
-    after HGQ froze the bits; ``init``: a trained output directory to start from."""
+    after HGQ froze the bits; ``hgq_qk``: HGQ trains attention's q/k output bits too; ``init``: a
+    trained output directory to start from."""
     from .models import get_spec
 
     if name not in TRAINABLE:
         raise TrainError(f"cannot train {name!r}: trainable reference models are {', '.join(TRAINABLE)}")
-    return train_spec(get_spec(name), out_dir, _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs),
-                      seed, force, progress, init=init)
+    cfg = _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs, hgq_qk)
+    return train_spec(get_spec(name), out_dir, cfg, seed, force, progress, init=init)
 
 
 def _load_init(init: Path | str, spec: SwinSpec) -> Any:

@@ -1,5 +1,5 @@
 """`swinfpga sweep`: Pareto selection, refusals, reuse of a finished training, and a 3-point run (two
-trainings, one of them also traced at II 8) of a tiny model on a Dask local
+trainings, one of them also traced at II 2) of a tiny model on a Dask local
 cluster (train -> Keras == golden -> da4ml trace -> JSON/Markdown/PNG) that resumes."""
 
 from __future__ import annotations
@@ -96,17 +96,18 @@ def test_sweep_points_on_local_dask_cluster_share_training_and_resume(tmp_path):
 
     tiny = SwinSpec(name="tiny-sweep", img=(8, 8, 1), patch=4, embed=8,
                     stages=(StageSpec(1, 1, 2, 0), StageSpec(1, 1, 1, 0, merge=True)), mlp_ratio=1)
-    cfg = SweepConfig("tiny-sweep", (SweepPoint(0.0), SweepPoint(1e-4, "weight"), SweepPoint(1e-4, "weight", ii=8)),
+    cfg = SweepConfig("tiny-sweep", (SweepPoint(0.0), SweepPoint(1e-4, "weight"), SweepPoint(1e-4, "weight", ii=2)),
                       epochs=2, qat_epochs=2, spec=tiny)
     out = tmp_path / "sweep"
     logs: list[str] = []
     res = sweep(cfg, out, progress=logs.append)
-    assert [p["key"] for p in res["points"]] == ["beta0-8bit", "beta0.0001-weight", "beta0.0001-weight-ii8"]
-    # the II point reuses its configuration's training: same accuracy, no model of its own, traced at II 8
-    ii8 = res["points"][2]
-    assert ii8["accuracy_golden"] == res["points"][1]["accuracy_golden"] and ii8["ii_cycles"] == 8
-    assert not (out / "points" / ii8["key"] / "model").exists() and (out / "points" / ii8["key"] / "rtl").is_dir()
-    assert ii8["da4ml_cost_total"] > 0
+    assert [p["key"] for p in res["points"]] == ["beta0-8bit", "beta0.0001-weight", "beta0.0001-weight-ii2"]
+    # the II point reuses its configuration's training: same accuracy, no model of its own, traced at
+    # II 2 (natural: 1) with its token-local work time-multiplexed: less hardware
+    ii2, nat = res["points"][2], res["points"][1]
+    assert ii2["accuracy_golden"] == nat["accuracy_golden"] and (nat["ii_cycles"], ii2["ii_cycles"]) == (1, 2)
+    assert not (out / "points" / ii2["key"] / "model").exists() and (out / "points" / ii2["key"] / "rtl").is_dir()
+    assert 0 < ii2["da4ml_cost_total"] < nat["da4ml_cost_total"]
     for p in res["points"][:2]:
         assert p["keras_golden_mismatches"] == 0
         assert p["da4ml_cost_total"] > 0 and p["latency_cycles"] > 0
