@@ -276,6 +276,7 @@ def plot(rows: list[dict[str, Any]], front: list[str], path: Path, title: str) -
     for r in pts:
         ax.annotate(r["key"], (r["da4ml_cost_total"], 100 * r["accuracy_golden"]), fontsize=6,
                     xytext=(3, 3), textcoords="offset points")
+    ax.margins(x=0.15, y=0.08)
     ax.set_xlabel("da4ml cost (LUT-equivalents)")
     ax.set_ylabel("golden accuracy (%)")
     ax.set_title(f"{title}: accuracy vs area vs latency")
