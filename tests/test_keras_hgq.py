@@ -159,3 +159,26 @@ def test_train_rejects_negative_beta(tmp_path):
 
     with pytest.raises(TrainError, match="--beta must be >= 0"):
         train("swin-digits", tmp_path / "o", epochs=1, beta=-1e-6)
+
+
+def test_weight_beyond_the_exported_format_is_widened(tmp_path):
+    """A weight that fits the calibrated 8-bit format but not the exported one (the widest trained
+    fraction is coarser, so its largest code is smaller) gets an integer bit before export, instead
+    of the export refusing it as saturating."""
+    from swinfpga.frontend.keras import from_keras_model
+    from swinfpga.keras.model import widen_saturated_weights
+
+    m, codes, _, summ = trained("bn", "relu", "channel")
+    layer = next(ly for ly in m.layers if type(ly).__name__ == "QMlp")
+    lin = layer.fc2  # no folded BatchNorm / scale: the effective weight is the kernel
+    ef = lin.export_w_fmt()
+    assert ef.frac < layer.fmt("fc2.w").frac, "the test needs a coarser exported format"
+    v = ef.max_value + 0.75 * ef.lsb  # rounds past the exported format's largest code
+    assert v <= layer.fmt("fc2.w").max_value
+    k = np.asarray(lin.kernel).copy()
+    k[0, 0] = v
+    lin.kernel.assign(k)
+    changed = widen_saturated_weights(m)
+    assert any(c.startswith(f"{layer.name}.fc2.w") for c in changed), changed
+    check_export(m, codes, summ, tmp_path)
+    assert from_keras_model(m).node(layer.name).fc2.w_fmt.int_bits == ef.int_bits + 1
