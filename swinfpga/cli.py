@@ -44,7 +44,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.data:
         raise TrainError(f"--data is for architecture files (.yaml); {a.model!r} trains on sklearn digits")
     res = train(a.model, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force, progress=_console().log,
-                beta=a.beta, granularity=a.granularity, qat_epochs=a.qat_epochs, init=a.init)
+                beta=a.beta, granularity=a.granularity, qat_epochs=a.qat_epochs, init=a.init,
+                finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk)
     print(json.dumps(res.metrics, indent=1))
     return 0
 
@@ -53,9 +54,10 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     from .sweep import SweepConfig, SweepPoint, sweep
 
     grans = a.granularity or ["channel"]
-    pts = tuple(SweepPoint(b, g, n) for n in (a.bits or [8]) for b in a.beta for g in grans if b > 0 or g == grans[0])
+    pts = tuple(SweepPoint(b, g, n, ii) for n in (a.bits or [8]) for b in a.beta for g in grans
+                for ii in (a.ii or [None]) if b > 0 or g == grans[0])
     cfg = SweepConfig(a.model, pts, epochs=a.epochs, qat_epochs=a.qat_epochs, init=a.init, rtl=not a.no_rtl,
-                      board=a.board, seed=a.seed)
+                      board=a.board, seed=a.seed, finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk)
     res = sweep(cfg, Path(a.out), scheduler=a.scheduler, workers=a.workers, progress=_console().log)
     print((Path(a.out) / "sweep.md").read_text())
     return 0 if res["points"] else 1
@@ -158,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HGQ weight bits per output channel or per weight")
     t.add_argument("--qat-epochs", type=int, default=None, help="quantization-aware (HGQ) epochs")
     t.add_argument("--init", default=None, help="start from this trained output directory (skip float training)")
+    t.add_argument("--finetune-epochs", type=int, default=None,
+                   help="HGQ: fixed-format epochs after the bits froze (default: a quarter of --qat-epochs)")
+    t.add_argument("--hgq-qk", action="store_true", help="HGQ: attention's q and k outputs train their bits too")
     t.set_defaults(fn=cmd_train)
 
     w = sub.add_parser("sweep", help="design-space sweep over HGQ beta / granularity on Dask (resumes)")
@@ -170,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--epochs", type=int, default=None)
     w.add_argument("--qat-epochs", type=int, default=None)
     w.add_argument("--init", default=None, help="start every point from this trained output directory")
+    w.add_argument("--finetune-epochs", type=int, default=None, help="HGQ: fixed-format epochs after the bits froze")
+    w.add_argument("--hgq-qk", action="store_true", help="HGQ: attention's q and k outputs train their bits too")
+    w.add_argument("--ii", type=int, nargs="+", default=None,
+                   help="RTL initiation intervals: each trained point is traced at each II (no retraining)")
     w.add_argument("--no-rtl", action="store_true", help="skip the RTL trace (no da4ml cost)")
     w.add_argument("--board", default="vu13p")
     w.add_argument("--seed", type=int, default=0)

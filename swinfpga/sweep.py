@@ -1,11 +1,17 @@
-"""``swinfpga sweep``: a design-space sweep over HGQ ``beta`` and weight-bit granularity on Dask.
+"""``swinfpga sweep``: a design-space sweep over HGQ ``beta``, weight-bit granularity and RTL II on Dask.
 
-Each point trains the model (:func:`swinfpga.train.train_spec`, HGQ when ``beta > 0``), checks
-Keras == golden, traces the RTL with da4ml (optional) and records golden accuracy, da4ml's cost
-figure (LUT-equivalents) and the predicted latency / II.  Points run as Dask tasks: a
-``distributed.LocalCluster`` by default, or an existing cluster given by its scheduler address.
-Finished points are kept (``OUT/points/<key>/point.json``) and skipped when the sweep is re-run.
-Writes ``OUT/sweep.json``, ``OUT/sweep.md`` and ``OUT/pareto.png`` (accuracy vs cost, latency as colour).
+Each trained configuration (beta, granularity, bit budget) trains the model once
+(:func:`swinfpga.train.train_spec`, HGQ when ``beta > 0``; ``OUT/points/<train key>/model``) and
+checks Keras == golden; each point (a trained configuration at one initiation interval ``ii``;
+None = the model's natural II) then traces the RTL with da4ml (optional) and records golden
+accuracy, da4ml's cost figure (LUT-equivalents) and the predicted latency / II.  The II axis needs
+no retraining: the points of one trained configuration share its model.  Trainings and traces run
+as Dask tasks (a trace depends on its training): a ``distributed.LocalCluster`` by default, or an
+existing cluster given by its scheduler address.  Finished points are kept
+(``OUT/points/<key>/point.json``) and skipped when the sweep is re-run; a finished training
+(``OUT/points/<train key>/model/metrics.json``, e.g. a ``swinfpga train`` output copied there) is
+reused instead of retrained.  Writes ``OUT/sweep.json``, ``OUT/sweep.md`` and ``OUT/pareto.png``
+(accuracy vs cost; latency as colour, II as marker).
 """
 
 from __future__ import annotations
@@ -35,11 +41,17 @@ class SweepPoint:
     beta: float
     granularity: str = "channel"
     bits: int = 8  # calibrated weight / activation width (the budget)
+    ii: int | None = None  # RTL initiation interval in clocks (None: the model's natural II)
+
+    @property
+    def train_key(self) -> str:
+        """Key of the trained configuration (points differing only in ``ii`` share it)."""
+        k = f"beta{self.beta:g}-{self.granularity}" if self.beta > 0 else f"beta0-{self.bits}bit"
+        return k if self.beta == 0 or self.bits == 8 else f"{k}-{self.bits}bit"
 
     @property
     def key(self) -> str:
-        k = f"beta{self.beta:g}-{self.granularity}" if self.beta > 0 else f"beta0-{self.bits}bit"
-        return k if self.beta == 0 or self.bits == 8 else f"{k}-{self.bits}bit"
+        return self.train_key if self.ii is None else f"{self.train_key}-ii{self.ii}"
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,8 @@ class SweepConfig:
     points: tuple[SweepPoint, ...]
     epochs: int | None = None
     qat_epochs: int | None = None
+    finetune_epochs: int | None = None
+    hgq_qk: bool = False  # HGQ trains attention's q/k output bits too
     init: str | None = None
     rtl: bool = True
     board: str = "vu13p"
@@ -76,30 +90,47 @@ def _check(cfg: SweepConfig) -> None:
             raise SweepError(f"--granularity {p.granularity!r} unknown; use channel or weight")
         if not 2 <= p.bits <= 16 or (cfg.init is not None and p.bits != 8):
             raise SweepError(f"--bits {p.bits}: must be in 2..16, and 8 with --init (it skips calibration)")
+        if p.ii is not None and p.ii < 1:
+            raise SweepError(f"--ii {p.ii}: the initiation interval must be >= 1 clock")
+        if p.ii is not None and not cfg.rtl:
+            raise SweepError("--ii sets the RTL initiation interval, but --no-rtl skips the RTL: drop one of them")
     keys = [p.key for p in cfg.points]
     if len(set(keys)) != len(keys):
         raise SweepError(f"duplicate sweep points: {', '.join(sorted(k for k in keys if keys.count(k) > 1))}")
 
 
-def run_point(cfg: SweepConfig, point: SweepPoint, out_dir: str) -> dict[str, Any]:
-    """Train, check and count one point (runs inside a Dask worker); writes and returns its record."""
+def train_point(cfg: SweepConfig, point: SweepPoint, out_dir: str) -> dict[str, Any]:
+    """Train the configuration of ``point`` into ``OUT/points/<train key>/model`` (runs inside a Dask
+    worker), or reuse a finished training there; returns its ``metrics.json`` (``reused`` added)."""
     from .models import get_spec
     from .train import _config, train_spec
 
-    pdir = Path(out_dir) / "points" / point.key
-    t0 = time.perf_counter()
+    mdir = Path(out_dir) / "points" / point.train_key / "model"
+    if (mdir / "metrics.json").exists() and (mdir / "model.json").exists():
+        return {**json.loads((mdir / "metrics.json").read_text()), "reused": True}
     spec = cfg.spec if cfg.spec is not None else get_spec(cfg.model)
-    tcfg = dataclasses.replace(_config(spec.name, cfg.epochs, point.beta, point.granularity, cfg.qat_epochs),
-                               bits=point.bits)
+    tcfg = dataclasses.replace(_config(spec.name, cfg.epochs, point.beta, point.granularity, cfg.qat_epochs,
+                                       cfg.finetune_epochs, cfg.hgq_qk), bits=point.bits)
     logs: list[str] = []
-    res = train_spec(spec, pdir / "model", tcfg, cfg.seed, force=True, progress=logs.append, init=cfg.init)
-    m = res.metrics
+    res = train_spec(spec, mdir, tcfg, cfg.seed, force=True, progress=logs.append, init=cfg.init)
+    return {**res.metrics, "reused": False}
+
+
+def run_point(cfg: SweepConfig, point: SweepPoint, out_dir: str, metrics: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """Check and count one point (runs inside a Dask worker) from its training's ``metrics`` (None:
+    :func:`train_point` first); writes and returns its record."""
+    t0 = time.perf_counter()
+    m = metrics if metrics is not None else train_point(cfg, point, out_dir)
+    pdir = Path(out_dir) / "points" / point.key
+    mdir = Path(out_dir) / "points" / point.train_key / "model"
+    logs: list[str] = []
     rec: dict[str, Any] = {
-        "key": point.key, **dataclasses.asdict(point),
+        "key": point.key, **dataclasses.asdict(point), "train_key": point.train_key,
         "accuracy_golden": m["accuracy"]["golden"], "accuracy_quantized": m["accuracy"]["quantized"],
         "keras_golden_mismatches": m["keras_golden_mismatches"],
         "ebops": (m.get("hgq") or {}).get("ebops"), "zero_weights": (m.get("hgq") or {}).get("zero_weights"),
-        "train_seconds": m["train_seconds"],
+        "train_seconds": m["train_seconds"], "training_reused": bool(m.get("reused")),
     }
     if cfg.rtl:
         from .backends.rtl import write_rtl_project
@@ -107,8 +138,8 @@ def run_point(cfg: SweepConfig, point: SweepPoint, out_dir: str) -> dict[str, An
         from .ir import Model
 
         t1 = time.perf_counter()
-        ir = Model.load(pdir / "model" / "model.json")
-        write_rtl_project(ir, load_board(cfg.board), pdir / "rtl", progress=logs.append)
+        ir = Model.load(mdir / "model.json")
+        write_rtl_project(ir, load_board(cfg.board), pdir / "rtl", progress=logs.append, ii=point.ii)
         rtl = json.loads((pdir / "rtl" / "rtl.json").read_text())
         rec.update(
             da4ml_cost={s["name"]: s["da4ml_cost"] for s in rtl["segments"]},
@@ -130,16 +161,18 @@ def load_points(out_dir: Path) -> dict[str, dict[str, Any]]:
     return recs
 
 
+def _objectives(r: dict[str, Any]) -> tuple[float, ...]:
+    """What a point minimises: -accuracy, da4ml cost, latency and II in cycles (missing cycles: 0)."""
+    return (-r["accuracy_golden"], r["da4ml_cost_total"], r.get("latency_cycles") or 0, r.get("ii_cycles") or 0)
+
+
 def pareto(rows: list[dict[str, Any]]) -> list[str]:
-    """Keys of the points no other point beats on accuracy (higher) and cost (lower) at once."""
-    pts = [r for r in rows if r.get("da4ml_cost_total") is not None]
+    """Keys of the points no other point beats on accuracy (higher), cost, latency and II (lower):
+    another point at least as good on all four and better on one dominates."""
+    pts = [(r, _objectives(r)) for r in rows if r.get("da4ml_cost_total") is not None]
     front = []
-    for r in pts:
-        a, c = r["accuracy_golden"], r["da4ml_cost_total"]
-        dominated = any(
-            o is not r and o["accuracy_golden"] >= a and o["da4ml_cost_total"] <= c
-            and (o["accuracy_golden"] > a or o["da4ml_cost_total"] < c)
-            for o in pts)
+    for r, o in pts:
+        dominated = any(q is not r and all(x <= y for x, y in zip(p, o, strict=True)) and p != o for q, p in pts)
         if not dominated:
             front.append(r["key"])
     return front
@@ -161,8 +194,14 @@ def sweep(cfg: SweepConfig, out_dir: Path | str, scheduler: str | None = None, w
                                                       processes=True, dashboard_address=None)
         try:
             with Client(scheduler or cluster) as client:
-                futs = [client.submit(run_point, cfg, p, str(out), key=f"swinfpga-sweep-{p.key}-{time.time_ns()}",
-                                      pure=False) for p in todo]
+                trains: dict[str, Any] = {}  # one training per train key, shared by its II points
+                for p in todo:
+                    if p.train_key not in trains:
+                        trains[p.train_key] = client.submit(
+                            train_point, cfg, p, str(out), key=f"swinfpga-train-{p.train_key}-{time.time_ns()}",
+                            pure=False)
+                futs = [client.submit(run_point, cfg, p, str(out), trains[p.train_key],
+                                      key=f"swinfpga-sweep-{p.key}-{time.time_ns()}", pure=False) for p in todo]
                 for fut in as_completed(futs):
                     r = fut.result()
                     done[r["key"]] = r
@@ -196,8 +235,10 @@ def markdown(summary: dict[str, Any]) -> str:
                   f"{r['zero_weights'] if r['zero_weights'] is not None else '-'} | "
                   f"{f'{cost:,.0f}' if cost is not None else '-'} | {r.get('latency_cycles', '-')} | "
                   f"{r.get('ii_cycles', '-')} | {'yes' if r['key'] in summary['pareto'] else ''} |")
-    md += ["", "da4ml cost: LUT-equivalents of the traced RTL units (da4ml's figure, not Yosys); latency: "
-           "predicted by the RTL schedule. Accuracy: golden model on the 360 digits test images."]
+    md += ["", "da4ml cost: LUT-equivalents of the traced RTL units (da4ml's figure, not Yosys); latency and II: "
+           "predicted by the RTL schedule (clock cycles). Accuracy: golden model on the 360 digits test images. "
+           "Pareto: no other point is at least as good in accuracy, cost, latency and II and better in one. "
+           "Points `...-iiN` reuse the training of the point without the suffix at RTL II N."]
     return "\n".join(md) + "\n"
 
 
@@ -208,23 +249,42 @@ def plot(rows: list[dict[str, Any]], front: list[str], path: Path, title: str) -
     import matplotlib.pyplot as plt
 
     pts = [r for r in rows if r.get("da4ml_cost_total") is not None]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    sc = ax.scatter([r["da4ml_cost_total"] for r in pts], [100 * r["accuracy_golden"] for r in pts],
-                    c=[r.get("latency_cycles", 0) for r in pts], cmap="viridis", s=40, zorder=3)
-    fig.colorbar(sc, ax=ax, label="latency (cycles)")
-    fr = sorted((r for r in pts if r["key"] in front), key=lambda r: r["da4ml_cost_total"])
-    ax.plot([r["da4ml_cost_total"] for r in fr], [100 * r["accuracy_golden"] for r in fr], "r--", label="Pareto front")
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    lat = [r.get("latency_cycles") or 0 for r in pts]
+    norm = matplotlib.colors.Normalize(min(lat), max(max(lat), min(lat) + 1))
+    markers = "osD^vP*X"
+    iis = sorted({r.get("ii_cycles") or 0 for r in pts})
+    sc = None
+    for j, ii in enumerate(iis):
+        sel = [r for r in pts if (r.get("ii_cycles") or 0) == ii]
+        sc = ax.scatter([r["da4ml_cost_total"] for r in sel], [100 * r["accuracy_golden"] for r in sel],
+                        c=[r.get("latency_cycles") or 0 for r in sel], cmap="viridis", norm=norm, s=46,
+                        marker=markers[j % len(markers)], zorder=3, label=f"II {ii}" if ii else "II ?")
+    if sc is not None:
+        fig.colorbar(sc, ax=ax, label="latency (cycles)")
+    fr = [r for r in pts if r["key"] in front]
+    ax.scatter([r["da4ml_cost_total"] for r in fr], [100 * r["accuracy_golden"] for r in fr], s=150,
+               facecolors="none", edgecolors="r", zorder=4, label="Pareto (acc, cost, latency, II)")
+    # the accuracy-vs-cost staircase of the Pareto points
+    fr2, best = [], -1.0
+    for r in sorted(fr, key=lambda r: (r["da4ml_cost_total"], -r["accuracy_golden"])):
+        if r["accuracy_golden"] > best:
+            fr2.append(r)
+            best = r["accuracy_golden"]
+    ax.plot([r["da4ml_cost_total"] for r in fr2], [100 * r["accuracy_golden"] for r in fr2], "r--", lw=1,
+            label="accuracy vs cost front")
     for r in pts:
-        ax.annotate(r["key"], (r["da4ml_cost_total"], 100 * r["accuracy_golden"]), fontsize=7,
+        ax.annotate(r["key"], (r["da4ml_cost_total"], 100 * r["accuracy_golden"]), fontsize=6,
                     xytext=(3, 3), textcoords="offset points")
+    ax.margins(x=0.15, y=0.08)
     ax.set_xlabel("da4ml cost (LUT-equivalents)")
     ax.set_ylabel("golden accuracy (%)")
     ax.set_title(f"{title}: accuracy vs area vs latency")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best")
+    ax.legend(loc="best", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-__all__ = ["SweepConfig", "SweepPoint", "SweepError", "sweep", "run_point", "load_points", "pareto"]
+__all__ = ["SweepConfig", "SweepPoint", "SweepError", "sweep", "train_point", "run_point", "load_points", "pareto"]

@@ -62,6 +62,7 @@ class TrainConfig:
     granularity: str = "channel"  # HGQ weight bits: per output channel | per weight
     finetune_epochs: int | None = None  # HGQ: fixed-format QAT after freezing (default qat_epochs // 4)
     bits: int = 8  # calibrated weight and activation widths (the budget HGQ starts from)
+    hgq_qk: bool = False  # HGQ: attention's q and k outputs train their bits too (the q @ k^T products)
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,16 @@ DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=2
 
 
 def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str = "channel",
-            qat_epochs: int | None = None) -> TrainConfig:
-    base = dataclasses.replace(DEFAULTS.get(name, TrainConfig()), beta=float(beta), granularity=granularity)
+            qat_epochs: int | None = None, finetune_epochs: int | None = None, hgq_qk: bool = False) -> TrainConfig:
+    base = dataclasses.replace(DEFAULTS.get(name, TrainConfig()), beta=float(beta), granularity=granularity,
+                               hgq_qk=bool(hgq_qk))
     if epochs is not None:
         e = max(1, int(epochs))
         base = dataclasses.replace(base, float_epochs=e, qat_epochs=max(1, e // 4))
     if qat_epochs is not None:
         base = dataclasses.replace(base, qat_epochs=max(1, int(qat_epochs)))
+    if finetune_epochs is not None:
+        base = dataclasses.replace(base, finetune_epochs=max(0, int(finetune_epochs)))
     return base
 
 
@@ -147,20 +151,22 @@ def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
 
 def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int = 0, force: bool = False,
           progress: Callable[[str], None] = print, beta: float = 0.0, granularity: str = "channel",
-          qat_epochs: int | None = None, init: Path | str | None = None) -> TrainResult:
+          qat_epochs: int | None = None, init: Path | str | None = None,
+          finetune_epochs: int | None = None, hgq_qk: bool = False) -> TrainResult:
     """Train reference model ``name`` and write ``out_dir`` (see module docstring).
 
     ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 120 + 30
     (swin-digits-ln: 200 + 30 at a higher learning rate, see ``DEFAULTS``).
     An existing ``out_dir`` is refused unless ``force``.  ``beta``/``granularity``: HGQ (module
-    docstring); ``qat_epochs`` overrides the QAT epochs; ``init``: a trained output directory to
-    start from."""
+    docstring); ``qat_epochs`` overrides the QAT epochs, ``finetune_epochs`` the fixed-format epochs
+    after HGQ froze the bits; ``hgq_qk``: HGQ trains attention's q/k output bits too; ``init``: a
+    trained output directory to start from."""
     from .models import get_spec
 
     if name not in TRAINABLE:
         raise TrainError(f"cannot train {name!r}: trainable reference models are {', '.join(TRAINABLE)}")
-    return train_spec(get_spec(name), out_dir, _config(name, epochs, beta, granularity, qat_epochs), seed, force,
-                      progress, init=init)
+    cfg = _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs, hgq_qk)
+    return train_spec(get_spec(name), out_dir, cfg, seed, force, progress, init=init)
 
 
 def _load_init(init: Path | str, spec: SwinSpec) -> Any:
@@ -268,7 +274,7 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     if cfg.beta > 0:
         from .keras import hgq_train as hgq
 
-        hgq.enable(model, cfg.granularity, cfg.beta)
+        hgq.enable(model, cfg.granularity, cfg.beta, qk=cfg.hgq_qk)
         e0 = hgq.total_ebops(model)
         progress(f"{name}: HGQ ({cfg.granularity} weight bits, beta {cfg.beta:g}): EBOPs before {e0:.0f}")
         _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "HGQ")
@@ -277,7 +283,8 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         progress(f"{name}: HGQ froze: EBOPs {summ.ebops:.0f}, {summ.zero_weights}/{summ.weights} weights at 0 bits, "
                  f"mean weight bits {summ.mean_weight_bits:.2f}; quantized accuracy "
                  f"{_accuracy(predict_quantized(model, xte), d.y_test):.4f}; {ft} fixed-format epochs")
-        _fit(model, xtr, d.y_train, ft, cfg.qat_lr / 2, cfg, seed + 2, progress, "QAT")
+        if ft > 0:
+            _fit(model, xtr, d.y_train, ft, cfg.qat_lr / 2, cfg, seed + 2, progress, "QAT")
         summ = hgq.summary(model)
         hgq_info = {"beta": cfg.beta, "granularity": cfg.granularity, "ebops_before": e0, **summ.as_dict()}
     else:

@@ -27,19 +27,23 @@ def tiny(norm: str, act: str) -> SwinSpec:
                     classes=4)
 
 
-def trained(norm: str, act: str, granularity: str, steps: int = 6):
-    """A tiny model calibrated, HGQ-trained for a few eager steps with a strong penalty, and frozen."""
+def trained(norm: str, act: str, granularity: str, steps: int = 6, qk: bool = False, m=None, codes=None):
+    """A tiny model calibrated, HGQ-trained for a few eager steps with a strong penalty, and frozen
+    (``m``, ``codes``: continue HGQ on that frozen model instead)."""
     from swinfpga.keras import hgq_train as hgq
     from swinfpga.keras.model import build_model, calibrate, set_quantized, widen_saturated_weights
 
     keras.utils.set_random_seed(0)
-    m = build_model(tiny(norm, act))
     rng = np.random.default_rng(0)
-    codes = rng.integers(0, 17, (48, 8, 8, 1))
+    fresh = m is None
+    if fresh:
+        m = build_model(tiny(norm, act))
+        codes = rng.integers(0, 17, (48, 8, 8, 1))
+        x = codes * IN_FMT.lsb
+        calibrate(m, x)
+        set_quantized(m, True)
     x, y = codes * IN_FMT.lsb, rng.integers(0, 4, 48)
-    calibrate(m, x)
-    set_quantized(m, True)
-    hgq.enable(m, granularity, beta=0.0)
+    hgq.enable(m, granularity, beta=0.0, qk=qk)
     e0 = hgq.total_ebops(m)
     for ly in m.layers:
         if hasattr(ly, "hgq_beta"):
@@ -56,7 +60,9 @@ def trained(norm: str, act: str, granularity: str, steps: int = 6):
         grads = tape.gradient(loss, m.trainable_variables)
         if step == 0:
             got = {v.path for v, g in zip(m.trainable_variables, grads, strict=True) if g is not None and np.any(g)}
-            lacking = [v.path for v in bit_vars if v.path not in got]
+            # continuing: frozen bits may sit where the loss is flat; the new q/k bits must move
+            lacking = [v.path for v in bit_vars
+                       if v.path not in got and (fresh or v.path.endswith(("frac_q.out", "frac_k.out")))]
             assert not lacking, f"no gradient for bit variables {lacking}"
         opt.apply(grads, m.trainable_variables)
     summ = hgq.freeze(m)
@@ -64,14 +70,35 @@ def trained(norm: str, act: str, granularity: str, steps: int = 6):
     return m, codes, e0, summ
 
 
-@pytest.mark.parametrize("norm,act,granularity", [("bn", "relu", "channel"), ("ln", "gelu", "weight")])
-def test_hgq_bits_fall_and_export_is_bitexact(norm, act, granularity, tmp_path):
+@pytest.mark.parametrize("norm,act,granularity,qk", [("bn", "relu", "channel", False), ("ln", "gelu", "weight", False),
+                                                     ("bn", "relu", "channel", True)])
+def test_hgq_bits_fall_and_export_is_bitexact(norm, act, granularity, qk, tmp_path):
+    m, codes, e0, summ = trained(norm, act, granularity, qk=qk)
+    assert summ.ebops < 0.9 * e0, (summ.ebops, e0)
+    if qk:  # q and k trained their own bits: some fell below the calibrated 8
+        attn = [ly for ly in m.layers if getattr(ly, "hgq_qk", False)]
+        assert attn and any(ly.fmt(s).width < 8 for ly in attn for s in ("q.out", "k.out"))
+    check_export(m, codes, summ, tmp_path)
+
+
+def test_hgq_qk_bits_added_to_a_model_trained_without(tmp_path):
+    """Fine-tuning (`swinfpga train --init`) a model HGQ-trained before q/k bits existed: the new bit
+    variables come after the saved ones, the model reloads, and the export stays bit-exact."""
+    p = tmp_path / "old.keras"
+    m, codes, _, _ = trained("bn", "relu", "channel")
+    assert not any(getattr(ly, "hgq_qk", True) for ly in m.layers if hasattr(ly, "hgq_qk"))
+    m.save(p)
+    m = keras.models.load_model(p, compile=False)
+    m, codes, e0, summ = trained("bn", "relu", "channel", qk=True, m=m, codes=codes)
+    assert all(ly.hgq_qk for ly in m.layers if hasattr(ly, "hgq_qk"))
+    check_export(m, codes, summ, tmp_path)
+
+
+def check_export(m, codes, summ, tmp_path):
     from swinfpga.frontend.keras import from_keras_model
     from swinfpga.keras import predict_quantized
     from swinfpga.keras.hgq import frac_np
 
-    m, codes, e0, summ = trained(norm, act, granularity)
-    assert summ.ebops < 0.9 * e0, (summ.ebops, e0)
     ir = from_keras_model(m)
     info = ir.infer()
     # logits and every layer output: Keras == golden
@@ -132,3 +159,26 @@ def test_train_rejects_negative_beta(tmp_path):
 
     with pytest.raises(TrainError, match="--beta must be >= 0"):
         train("swin-digits", tmp_path / "o", epochs=1, beta=-1e-6)
+
+
+def test_weight_beyond_the_exported_format_is_widened(tmp_path):
+    """A weight that fits the calibrated 8-bit format but not the exported one (the widest trained
+    fraction is coarser, so its largest code is smaller) gets an integer bit before export, instead
+    of the export refusing it as saturating."""
+    from swinfpga.frontend.keras import from_keras_model
+    from swinfpga.keras.model import widen_saturated_weights
+
+    m, codes, _, summ = trained("bn", "relu", "channel")
+    layer = next(ly for ly in m.layers if type(ly).__name__ == "QMlp")
+    lin = layer.fc2  # no folded BatchNorm / scale: the effective weight is the kernel
+    ef = lin.export_w_fmt()
+    assert ef.frac < layer.fmt("fc2.w").frac, "the test needs a coarser exported format"
+    v = ef.max_value + 0.75 * ef.lsb  # rounds past the exported format's largest code
+    assert v <= layer.fmt("fc2.w").max_value
+    k = np.asarray(lin.kernel).copy()
+    k[0, 0] = v
+    lin.kernel.assign(k)
+    changed = widen_saturated_weights(m)
+    assert any(c.startswith(f"{layer.name}.fc2.w") for c in changed), changed
+    check_export(m, codes, summ, tmp_path)
+    assert from_keras_model(m).node(layer.name).fc2.w_fmt.int_bits == ef.int_bits + 1

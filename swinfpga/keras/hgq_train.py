@@ -52,9 +52,10 @@ def link_inputs(model: keras.Model) -> None:
         layer.hgq_in[:] = [(by_name[s], output_site(by_name[s])) for s in srcs if s in by_name]
 
 
-def enable(model: keras.Model, granularity: str = "channel", beta: float = 0.0) -> None:
+def enable(model: keras.Model, granularity: str = "channel", beta: float = 0.0, qk: bool = False) -> None:
     """Add trainable bit variables (initialised to the calibrated formats) to every layer of a
-    calibrated, quantized model and switch HGQ training on with penalty ``beta`` (per EBOP)."""
+    calibrated, quantized model and switch HGQ training on with penalty ``beta`` (per EBOP).
+    ``qk``: attention's q and k outputs train their bits too (also on a model HGQ-trained without)."""
     from .layers import QuantizationError as HGQError
     from .model import set_quantized
 
@@ -69,6 +70,13 @@ def enable(model: keras.Model, granularity: str = "channel", beta: float = 0.0) 
             layer.init_hgq()
         elif layer.hgq != granularity:
             raise HGQError(f"layer {layer.name!r} already has {layer.hgq}-granular bits, not {granularity}")
+        if qk and hasattr(layer, "hgq_qk") and not layer.hgq_qk:
+            layer.hgq_qk = True
+            old = set(layer._act_vars)
+            layer.build_hgq()  # appends the new bit variables (after the existing ones: the saved order)
+            for site in layer.hgq_act_sites():
+                if site not in old:
+                    set_frac(layer.hgq_act_var(site), layer.fmt(site).frac)
         layer.hgq_active = True
         layer.hgq_beta = float(beta)
     link_inputs(model)
@@ -98,6 +106,11 @@ def freeze(model: keras.Model) -> HGQSummary:
             fr = int(frac_np(layer.hgq_act_var(site)))
             layer.fmts[site] = Fmt(f0.signed, f0.int_bits + fr, f0.int_bits, f0.rounding, f0.overflow)
     for layer in layers:
+        if getattr(layer, "hgq_qk", False) and "rel_bias" in layer.fmts:  # aligned to the q.k accumulator
+            rb, qk_frac = layer.fmts["rel_bias"], layer.fmts["q.out"].frac + layer.fmts["k.out"].frac
+            if rb.frac > qk_frac:
+                ib = rb.int_bits if rb.int_bits + qk_frac >= 2 else 2 - qk_frac
+                layer.fmts["rel_bias"] = Fmt(True, ib + qk_frac, ib, rb.rounding, rb.overflow)
         for lin in layer.lins():
             if lin.fvar is None or not lin.has_bias:
                 continue

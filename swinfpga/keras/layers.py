@@ -521,11 +521,13 @@ class QWindowAttention(QLayer):
     microsoft/Swin-Transformer), ``[wh, ww]`` (used exactly as given) or ``"global"`` (the whole
     map, shift 0).  q, k and v are separate ``dim x dim`` linears; ``head_dim**-0.5`` is folded into
     q's weights and bias.  ``pre_bn``: a BatchNorm on the input (the block's norm1), folded into
-    q, k, v when quantized.  ``rel_bias``: learn a relative position bias table (else none)."""
+    q, k, v when quantized.  ``rel_bias``: learn a relative position bias table (else none).
+    ``hgq_qk``: under HGQ, q's and k's outputs get trainable bits too (and ``q @ k^T`` counts in EBOPs)."""
 
     def __init__(self, heads: int, window: int | list[int] | str, shift: int = 0, pre_bn: bool = False,
-                 rel_bias: bool = True, masked: bool = False, **kw: Any) -> None:
+                 rel_bias: bool = True, masked: bool = False, hgq_qk: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
+        self.hgq_qk = bool(hgq_qk)
         if isinstance(window, str):
             if window != "global":
                 raise ValueError(f"window {window!r}: use an int, [wh, ww] or 'global'")
@@ -596,12 +598,16 @@ class QWindowAttention(QLayer):
         return ops.transpose(ops.reshape(t, (-1, nw, nt, self.heads, self.head_dim)), (0, 1, 3, 2, 4))
 
     def hgq_act_sites(self) -> list[str]:
-        return ["v.out", "attn", "proj.out"]
+        return ["v.out", "attn", "proj.out", *(("q.out", "k.out") if self.hgq_qk else ())]
 
     def ebops(self) -> Any:
-        """Linears plus the ``probs @ v`` products (probabilities: the softmax's output width)."""
-        pv = self._ntok * self.win_hw[0] * self.win_hw[1] * self.dim * self.softmax_spec.prob_fmt.width
-        return super().ebops() + self.site_bits("v.out") * float(pv)
+        """Linears plus the ``probs @ v`` products (probabilities: the softmax's output width), and
+        with ``hgq_qk`` the ``q @ k^T`` products."""
+        pairs = self._ntok * self.win_hw[0] * self.win_hw[1] * self.dim
+        e = super().ebops() + self.site_bits("v.out") * float(pairs * self.softmax_spec.prob_fmt.width)
+        if self.hgq_qk:
+            e = e + self.site_bits("q.out") * self.site_bits("k.out") * float(pairs)
+        return e
 
     def call(self, x: Any, training: Any = None) -> Any:
         self.hgq_penalty(training)
@@ -666,6 +672,8 @@ class QWindowAttention(QLayer):
             cfg["rel_bias"] = False
         if self.masked:
             cfg["masked"] = True
+        if self.hgq_qk:
+            cfg["hgq_qk"] = True
         return cfg
 
     def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:

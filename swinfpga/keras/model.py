@@ -175,12 +175,17 @@ def widen_saturated_weights(model: keras.Model) -> list[str]:
 
     changed: list[str] = []
 
-    def fix(layer: QLayer, site: str, values: np.ndarray, extra: int = 0) -> int:
+    def fix(layer: QLayer, site: str, values: np.ndarray, extra: int = 0, frac: int | None = None) -> int:
+        """``frac``: check at these fraction bits (HGQ: the exported weight format's) instead of the site's."""
         f0 = layer.fmts[site]
         f = f0.with_(int_bits=f0.int_bits + extra)
         while True:
             try:
-                check_weight_range(values, f, site)
+                chk = f
+                if frac is not None:  # the fvar cap below keeps the exported fraction <= the site's
+                    fr = min(frac, f.frac)
+                    chk = Fmt(f.signed, max(2, f.int_bits + fr), f.int_bits, f.rounding, f.overflow)
+                check_weight_range(values, chk, site)
                 break
             except FormatError:
                 f = f.with_(int_bits=f.int_bits + 1)
@@ -193,7 +198,10 @@ def widen_saturated_weights(model: keras.Model) -> list[str]:
         for attr in vars(layer).values():
             if isinstance(attr, Lin):
                 w, b = attr.effective()
-                dw = fix(layer, attr.prefix + "w", as_numpy(w))
+                # HGQ: the IR format has the widest trained fraction, whose largest code can be below a value
+                # that fits the calibrated (finer) format: check at the exported fraction
+                ef = attr.export_w_fmt().frac if attr.fvar is not None else None
+                dw = fix(layer, attr.prefix + "w", as_numpy(w), frac=ef)
                 if dw and attr.fvar is not None:  # HGQ: keep the width, as for one format (frac - dw)
                     from .hgq import frac_np, set_frac
 
