@@ -70,8 +70,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="window7-") as td:
         prj = Path(td) / "prj"
         t0 = time.perf_counter()
-        res = convert(m, prj, ConvertOptions(hls=False, n_vectors=max(a.vectors, 1), force=True),
-                      progress=lambda s: print(f"[{time.perf_counter() - t0:7.1f}s] {s}", flush=True))
+        cached: list[bool] = []
+
+        def log(s: str) -> None:
+            cached.append("from cache" in s)
+            print(f"[{time.perf_counter() - t0:7.1f}s] {s}", flush=True)
+
+        res = convert(m, prj, ConvertOptions(hls=False, n_vectors=max(a.vectors, 1), force=True), progress=log)
+        row["trace_cached"] = any(cached)
         row["convert_seconds"] = round(time.perf_counter() - t0, 1)
         row["rtl_seconds"] = round(res.seconds.get("rtl", 0.0), 1)
         rtl = json.loads((prj / "rtl" / "rtl.json").read_text())
@@ -112,7 +118,8 @@ def write(row: dict, a: argparse.Namespace) -> None:
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
           f"| {a.res}x{a.res} | {a.window} | {a.window**2} | {row['windows']} | {a.dim} | {a.heads} | {a.shift} | "
           f"{row['da4ml_cost']:,.0f} | {row['unit_stages']} | {row['predicted_latency_cycles']} | "
-          f"{row['predicted_ii_cycles']} | {row['verilog_mb']} | {row['convert_seconds']} | "
+          f"{row['predicted_ii_cycles']} | {row['verilog_mb']} | {row['convert_seconds']}"
+          f"{' (unit from cache)' if row.get('trace_cached') else ''} | "
           f"{sum(row['traced_check']['mismatches'].values())} / {row['traced_check']['samples']} samples | "
           + (f"{sim['simulator']} | {sim['samples']} | {sim['mismatches']} | {sim['latency_cycles']} | "
              f"{sim['build_seconds']} | {sim['run_seconds']} |" if sim else "- | - | - | - | - | - |"),
