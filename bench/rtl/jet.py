@@ -61,6 +61,9 @@ def run_main(ref: str, project: Path | None, sim: str, yosys: float, n_vectors: 
                     "register_bits": sum(s["register_bits"] for s in rtl["segments"]),
                     "predicted_latency_cycles": rtl["predicted"]["latency_cycles"],
                     "layer_cycles": rtl["layer_cycles"], "traced_check": rtl["traced_check"]})
+        row["sim"] = None
+        if sim == "none":
+            return row
         rep = verify_rtl(proj, simulator=sim, progress=log)
         row["sim"] = {"simulator": rep.simulator, "samples": rep.samples, "mismatches": rep.mismatches,
                       "latency_cycles": rep.latency_cycles, "ii_cycles": rep.ii_cycles,
@@ -95,7 +98,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arch", default=str(ROOT / "examples" / "jet-16x3.yaml"))
     ap.add_argument("--project", default=None, help="an already converted project of the arch file (reused)")
-    ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
+    ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus", "none"])
+    ap.add_argument("--note", default="", help="a sentence for the Markdown (e.g. why the simulation was not run)")
     ap.add_argument("--yosys", type=float, default=0.0, help="Yosys timeout per unit in seconds (0: not run)")
     ap.add_argument("--variant", action="append", default=[], choices=["bn"])
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
@@ -107,7 +111,12 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rtl_jet.json").write_text(json.dumps(row, indent=1) + "\n")
-    s = row["sim"]
+    if a.note:
+        row["note"] = a.note
+    s = row["sim"] or {"simulator": "none", "mismatches": "not simulated", "samples": 0, "variants": {},
+                       "latency_cycles": f"{row['predicted_latency_cycles']} (predicted)",
+                       "latency_ns": f"{row['predicted_latency_cycles'] * 1000.0 / row['clock_mhz']:.0f} (predicted)",
+                       "ii_cycles": 1}
     y = row.get("yosys")
     ylut = f"{y['total']['lut']:,}" + ("" if y["complete"] else " (incomplete: da4ml cost where Yosys stopped)") \
         if y else "not run (`--yosys SECONDS`)"
@@ -117,12 +126,17 @@ def main() -> None:
           "| design | RTL vs golden | latency (cycles) | latency (ns) | II | da4ml cost (LUT-eq) | Yosys LUTs | "
           "register bits |",
           "|---|---|---:|---:|---:|---:|---:|---:|",
-          f"| {row['model']} (LayerNorm, as in the file) | {s['mismatches']} mismatches on {s['samples']} vectors "
-          f"({', '.join(f'{k}: {v}' for k, v in s['variants'].items())}) | {s['latency_cycles']} | "
+          f"| {row['model']} (LayerNorm, as in the file) | RTL sim: "
+          + (f"{s['mismatches']} mismatches on {s['samples']} vectors "
+             f"({', '.join(f'{k}: {v}' for k, v in s['variants'].items())})" if row["sim"] else "not run") +
+          f"; traced program (da4ml "
+          f"int64 interpreter): {sum(row['traced_check']['mismatches'].values())} mismatches on "
+          f"{row['traced_check']['samples']} vectors | {s['latency_cycles']} | "
           f"{s['latency_ns']} | {s['ii_cycles']} | {row['da4ml_cost']:,.0f} | {ylut} | {row['register_bits']:,} |"]
     for v in row["variants"]:
         md.append(f"| same with norm: {v['norm']} (traced only) | - | {v['predicted_latency_cycles']} (predicted) | "
-                  f"{v['predicted_latency_cycles'] * 5.0:.0f} | 1 | {v['da4ml_cost']:,.0f} | - | - |")
+                  f"{v['predicted_latency_cycles'] * 1000.0 / row['clock_mhz']:.0f} (predicted) | 1 | "
+                  f"{v['da4ml_cost']:,.0f} | - | - |")
     md.append(f"| anchor: {ANCHOR['source']} | - | - | {ANCHOR['latency_ns']:.0f} | - | - | {ANCHOR['lut']:,} | - |")
     lc = row["layer_cycles"]
     norms = [k for k in lc if k.split(".")[-1].startswith("norm") or k == "patch_norm"]
@@ -141,6 +155,8 @@ def main() -> None:
            f"- The anchor (279k LUTs) is {row['da4ml_cost'] / ANCHOR['lut']:.1f}x below this design's da4ml figure: "
            "the anchor is HGQ-trained with heterogeneous (mostly narrow or zero) bit-widths, this design has random "
            "weights at uniform 8-bit formats, fully unrolled at II 1.", ""]
+    if a.note:
+        md += [f"- {a.note}", ""]
     md += ["", "Cycles per layer (from the unit's pipeline stages, `rtl.json` layer_cycles):", "",
            "| layer | cycles |", "|---|---:|"]
     md += [f"| {k} | {v} |" for k, v in row["layer_cycles"].items()]

@@ -44,6 +44,16 @@ def attention_model(res: int, dim: int, heads: int, window: int, shift: int):
     return Model(spec.name, (full.nodes[0], replace(attn, src="input")), attn.name, {"bench": "window7"})
 
 
+def unit_cached(m) -> bool:
+    """Whether the traced unit of ``m`` is already in the RTL build cache (convert then skips tracing)."""
+    from swinfpga.backends.rtl.build import TOP, cache_root, latency_cutoff_for, segment_hash
+    from swinfpga.backends.rtl.plan import balance_segments
+
+    segs, _ = balance_segments(m)
+    return all((cache_root() / "rtl" / segment_hash(s, latency_cutoff_for(200.0), f"{TOP}_s{i}_unit")[:24]).exists()
+               for i, s in enumerate(segs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--res", type=int, default=56)
@@ -70,6 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="window7-") as td:
         prj = Path(td) / "prj"
         t0 = time.perf_counter()
+        row["trace_cached"] = unit_cached(m)
         res = convert(m, prj, ConvertOptions(hls=False, n_vectors=max(a.vectors, 1), force=True),
                       progress=lambda s: print(f"[{time.perf_counter() - t0:7.1f}s] {s}", flush=True))
         row["convert_seconds"] = round(time.perf_counter() - t0, 1)
@@ -112,7 +123,8 @@ def write(row: dict, a: argparse.Namespace) -> None:
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
           f"| {a.res}x{a.res} | {a.window} | {a.window**2} | {row['windows']} | {a.dim} | {a.heads} | {a.shift} | "
           f"{row['da4ml_cost']:,.0f} | {row['unit_stages']} | {row['predicted_latency_cycles']} | "
-          f"{row['predicted_ii_cycles']} | {row['verilog_mb']} | {row['convert_seconds']} | "
+          f"{row['predicted_ii_cycles']} | {row['verilog_mb']} | {row['convert_seconds']}"
+          f"{' (unit from cache)' if row.get('trace_cached') else ''} | "
           f"{sum(row['traced_check']['mismatches'].values())} / {row['traced_check']['samples']} samples | "
           + (f"{sim['simulator']} | {sim['samples']} | {sim['mismatches']} | {sim['latency_cycles']} | "
              f"{sim['build_seconds']} | {sim['run_seconds']} |" if sim else "- | - | - | - | - | - |"),

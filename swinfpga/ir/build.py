@@ -151,7 +151,14 @@ def random_model(spec: SwinSpec, seed: int = 0, formats: BlockFormats | None = N
 
 
 def random_input(model: Model, n: int, seed: int = 0) -> np.ndarray:
-    """Random input codes covering the input format's range."""
+    """Random input codes covering the input format's range.  With a padding mask (a
+    :class:`~swinfpga.ir.nodes.TokenMask`) every other sample ends in padding (all-zero tokens):
+    sample ``2j + 1`` has its last ``1 + j % tokens`` tokens zeroed, so the mask is exercised."""
     inp = model.input
     rng = np.random.default_rng(seed)
-    return rng.integers(inp.fmt.min_code, inp.fmt.max_code + 1, size=(n, *inp.shape), dtype=np.int64)
+    x = rng.integers(inp.fmt.min_code, inp.fmt.max_code + 1, size=(n, *inp.shape), dtype=np.int64)
+    if any(isinstance(nd, N.TokenMask) for nd in model.nodes) and len(inp.shape) == 3:
+        tok = x.reshape(n, inp.shape[0] * inp.shape[1], inp.shape[2])  # a view of x
+        for i in range(1, n, 2):
+            tok[i, tok.shape[1] - 1 - (i // 2) % tok.shape[1]:] = 0
+    return x
