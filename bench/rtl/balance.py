@@ -98,6 +98,19 @@ def main() -> None:
         m = out["measured"]
         md += ["", f"Measured ({m['simulator']}, natural II): {m['mismatches']} mismatches on {m['samples']} samples, "
                f"latency {m['latency_cycles']} cycles, II {m['ii_cycles']}."]
+    md += ["", "Where the cycles go: a segment hands its frame on when all its groups are written, so latency = "
+           "sum over segments of (groups - 1) issue clocks + da4ml stages + one frame-buffer clock.  At the natural "
+           "II nothing is lost by waiting for the whole frame: there every segment needs all groups of the previous "
+           "one (shifted windows, patch merging, attention over the one stage-2 window and pooling each read every "
+           "token).  "
+           "Register-only stages are da4ml's registers in front of variable x variable products (q.k, exp x "
+           "reciprocal, p.v) whose modelled delay exceeds one clock; they are kept for retiming into the product.", "",
+           "| design | issue clocks | da4ml stages | of which register-only | frame buffers | latency |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for k, r in rows.items():
+        us = r["units"]
+        md.append(f"| {k} | {sum(u['busy_cycles'] - 1 for u in us)} | {sum(u['stages'] for u in us)} | "
+                  f"{sum(u['register_only_stages'] for u in us)} | {len(us)} | {r['latency_cycles']} |")
     for k, r in rows.items():
         md += ["", f"## {k}", "", "| unit | kind | computes | tokens/clock | busy / II | stages (register-only) | "
                "cycles | before | da4ml cost |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
