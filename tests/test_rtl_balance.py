@@ -153,3 +153,14 @@ def test_unit_output_register_dropped(natural):
         assert s["unit_latency"] == s["unit_stages"]
     top = (natural / "rtl" / "swinfpga_top.v").read_text()
     assert "wire [" in top and "ibv ? ibuf : in_data" in top  # first group issued from in_data
+
+
+def test_stage_is_wiring_tells_renames_from_logic():
+    from swinfpga.backends.rtl.verilog import stage_is_wiring
+
+    head = "`timescale 1 ns / 1 ps\n\nmodule u_stage3 (\n    input [15:0] model_inp,\n    output [15:0] model_out\n);\n"
+    wires = ("    // verilator lint_off UNUSEDSIGNAL\n    wire [7:0] v0; assign v0[7:0] = model_inp[7:0];\n"
+             "    wire [7:0] v1; assign v1[7:0] = v0[7:0];\n    assign model_out[7:0] = v1[7:0];\n")
+    assert stage_is_wiring(head + wires + "\nendmodule\n")
+    adder = "    wire [8:0] v2; shift_adder #(8, 8, 1, 1, 9, 0, 1) op_2 (v0[7:0], v1[7:0], v2[8:0]);\n"
+    assert not stage_is_wiring(head + wires + adder + "endmodule\n")
