@@ -245,13 +245,18 @@ def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: N
                   "| resource | used (estimate) | available | utilization |", "|---|---:|---:|---:|"]
         for k in ("lut", "ff", "dsp", "bram36"):
             if k in ("dsp", "bram36") and not res_src["complete"]:
-                lines.append(f"| {k.upper()} | n/a (Yosys did not finish) | {avail[k]:,} | n/a |")
+                why = "quick: Yosys not run" if quick else "Yosys did not finish"
+                lines.append(f"| {k.upper()} | n/a ({why}) | {avail[k]:,} | n/a |")
                 util.pop(k.upper(), None)
                 continue
             lines.append(f"| {k.upper()} | {tot[k]:,.0f} | {avail[k]:,} | {100.0 * float(tot[k]) / avail[k]:.2f}% |")
         lines += ["", "| segment | status | LUT | FF | DSP | BRAM36 | CARRY8 | Yosys s |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
         for s in res_src["segments"]:
+            if s["status"] == "skipped":  # quick report: say what the total counts instead of zeros
+                lines.append(f"| {s['segment']} | skipped | {s['da4ml_cost'] or 0:,.0f} (da4ml cost) | "
+                             "- | - | - | - | - |")
+                continue
             lines.append(f"| {s['segment']} | {s['status']} | {s['lut']:,} | {s['ff']:,} | {s['dsp']} | "
                          f"{s['bram36']} | {s['carry']:,} | {s['seconds']} |")
         if quick and not res_src["complete"]:
