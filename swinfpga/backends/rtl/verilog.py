@@ -8,11 +8,11 @@ frames with several fields (e.g. the residual, q, k and v of every token) betwee
 
 Segment wrapper (one per unit): a group counter walks the ``G`` groups of the input frame, one
 per clock, gathering each group's elements (plus its constant shift-mask bits and bias rows) into
-the unit; a valid/group tag shift register runs alongside the unit's pipeline; results are
-scattered into one of two output frame buffers (ping-pong, filled in order).  When a result
-reaches the end of the pipeline while its buffer is still waiting for the consumer, the whole
-unit stalls (clock enable ``ce`` on every pipeline register), so back-pressure never drops data
-and the initiation interval is ``G`` clocks when the consumer keeps up.  The input frame is
+the unit; a valid/group tag shift register runs alongside the unit's pipeline; results (the unit's
+last stage, unregistered) are scattered into one of two output frame buffers (ping-pong, filled in
+order).  When a result reaches the end of the pipeline while its buffer is still waiting for the
+consumer, the whole unit stalls (clock enable ``ce`` on every pipeline register), so back-pressure
+never drops data and the initiation interval is ``G`` clocks when the consumer keeps up.  The input frame is
 popped (``in_ready``) when its last group is issued; ``out_valid`` rises when every group of a
 buffer has arrived.  Handshakes are AXI-stream style (data stable while valid; transfer when valid
 and ready).
@@ -38,9 +38,9 @@ class UnitRtl:
     """Generated sources of one traced unit: ``files`` (module name -> Verilog), ``mems`` (ROM
     file name -> contents), ``stages`` (da4ml pipeline stages, each a combinational block behind a
     register: da4ml registers the unit input as ``stage0_inp``).  ``out_reg``: da4ml's output
-    register ``model_out`` is kept; the wrapper drops it (see :func:`drop_output_register`), since
-    its frame buffer already registers the last stage.  ``latency``: clocks from issue to the result
-    at the unit's output."""
+    register ``model_out`` is present (the wrapper drops it with :func:`drop_output_register`: its
+    frame buffer registers the last stage).  ``latency``: clocks from issue to the result at the
+    unit's output."""
 
     name: str
     files: dict[str, str]
@@ -267,13 +267,13 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
     return "\n".join(lines) + "\n"
 
 
-def top_module(name: str, segs: list[Segment], seg_names: list[str], bypass: bool = True) -> str:
+def top_module(name: str, segs: list[Segment], seg_names: list[str]) -> str:
     """Top: segment chain, output = last segment's buffer.
 
-    Input: ``bypass`` (the first unit registers its input): an accepted sample issues its first
-    group straight from ``in_data`` in the accepting clock while ``ibuf`` keeps the frame for the
-    remaining groups (so the input costs no extra cycle); otherwise ``ibuf`` is a plain one-cycle
-    input register in front of the first segment."""
+    Input: an accepted sample issues its first group straight from ``in_data`` in the accepting
+    clock (the first unit registers its input, da4ml's ``stage0_inp``), while ``ibuf`` keeps the
+    frame for the remaining groups, so the input costs no extra cycle.  ``in_ready`` is high when
+    no earlier sample is still being issued and the first unit is not stalled."""
     import numpy as np
 
     s0, sl = segs[0], segs[-1]
@@ -285,29 +285,19 @@ def top_module(name: str, segs: list[Segment], seg_names: list[str], bypass: boo
          f"module {name} (", f"    input clk {PUB},", f"    input rst {PUB},", f"    input in_valid {PUB},",
          f"    output in_ready {PUB},", f"    input [{win - 1}:0] in_data {PUB},", f"    output out_valid {PUB},",
          f"    input out_ready {PUB},", f"    output [{wout - 1}:0] out_data {PUB}", ");",
-         "    reg ibv;", f"    reg [{win - 1}:0] ibuf;", "    wire s0_ready, s0_can;"]
-    if bypass:
-        L += ["    // ibv: ibuf holds a sample whose later groups are still to be issued",
-              "    assign in_ready = !ibv && s0_can;",
-              "    wire acc = in_valid && in_ready;",
-              "    wire s0_iv = ibv || in_valid;",
-              f"    wire [{win - 1}:0] s0_id = ibv ? ibuf : in_data;",
-              "    always @(posedge clk) begin",
-              "        if (acc) ibuf <= in_data;",
-              "        if (rst) ibv <= 1'b0;",
-              "        else if (acc && !s0_ready) ibv <= 1'b1;",
-              "        else if (ibv && s0_ready) ibv <= 1'b0;",
-              "    end"]
-        prev_v, prev_d = "s0_iv", "s0_id"
-    else:
-        L += ["    assign in_ready = !ibv || s0_ready;",
-              "    always @(posedge clk) begin",
-              "        if (in_valid && in_ready) ibuf <= in_data;",
-              "        if (rst) ibv <= 1'b0;",
-              "        else if (in_valid && in_ready) ibv <= 1'b1;",
-              "        else if (s0_ready) ibv <= 1'b0;",
-              "    end"]
-        prev_v, prev_d = "ibv", "ibuf"
+         "    reg ibv;", f"    reg [{win - 1}:0] ibuf;", "    wire s0_ready, s0_can;",
+         "    // ibv: ibuf holds a sample whose later groups are still to be issued",
+         "    assign in_ready = !ibv && s0_can;",
+         "    wire acc = in_valid && in_ready;",
+         "    wire s0_iv = ibv || in_valid;",
+         f"    wire [{win - 1}:0] s0_id = ibv ? ibuf : in_data;",
+         "    always @(posedge clk) begin",
+         "        if (acc) ibuf <= in_data;",
+         "        if (rst) ibv <= 1'b0;",
+         "        else if (acc && !s0_ready) ibv <= 1'b1;",
+         "        else if (ibv && s0_ready) ibv <= 1'b0;",
+         "    end"]
+    prev_v, prev_d = "s0_iv", "s0_id"
     for k, (seg, sn) in enumerate(zip(segs, seg_names, strict=True)):
         w = frame_offsets(seg.frame_out)[-1]
         L += [f"    wire s{k}_ov;", f"    wire [{w - 1}:0] s{k}_od;"]
