@@ -120,7 +120,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
         import_reports(Path(a.dir), Path(a.vivado_reports))
 
-    rep = make_report(Path(a.dir), progress=_console().log)
+    rep = make_report(Path(a.dir), progress=_console().log, quick=a.quick)
     print(rep.markdown)
     return 0
 
@@ -137,7 +137,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from .pipeline import run_demo
 
     res = run_demo(a.model, Path(a.out), board=a.board, force=a.force, csim=not a.no_csim, rtl=not a.no_rtl,
-                   simulator=a.sim, n=a.n, progress=_console().log, show=lambda s: _print_demo(s, Path(a.out)))
+                   simulator=a.sim, n=a.n, progress=_console().log, show=lambda s: _print_demo(s, Path(a.out)),
+                   quick_report=not a.yosys)
     v = res.summary["verify"]
     bad = sum(int(v[k]["mismatches"]) for k in ("csim", "rtl") if k in v)
     return 1 if bad else 0
@@ -233,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("dir")
     r.add_argument("--vivado-reports", default=None, metavar="PATH",
                    help="folder with the reports of rtl/vivado/run.tcl run elsewhere (copied into the project)")
+    r.add_argument("--quick", action="store_true",
+                   help="no Yosys runs: cached Yosys counts where present, else da4ml's cost (labelled)")
     r.set_defaults(fn=cmd_report)
     d = sub.add_parser("demo", help="the main job: load/train -> convert -> verify -> report")
     d.add_argument("model", nargs="?", default="swin-digits")
@@ -243,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-n", type=int, default=None, help="test vectors to simulate (default: all)")
     d.add_argument("--no-csim", action="store_true")
     d.add_argument("--no-rtl", action="store_true")
+    d.add_argument("--yosys", action="store_true", help="run Yosys per RTL unit for the report (slow when cold; "
+                   "default: a quick report from cached Yosys counts, else da4ml's cost, labelled)")
     d.set_defaults(fn=cmd_demo)
     return p
 

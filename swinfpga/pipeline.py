@@ -24,9 +24,10 @@ class DemoResult:
 def run_demo(name: str, out_dir: Path, board: str = "vu13p", force: bool = False, csim: bool = True,
              rtl: bool = True, simulator: str | None = None, n: int | None = None,
              progress: Callable[[str], None] = print,
-             show: Callable[[dict[str, Any]], None] | None = None) -> DemoResult:
+             show: Callable[[dict[str, Any]], None] | None = None, quick_report: bool = False) -> DemoResult:
     """``show`` (if given) receives the summary before ``summary.json`` is written, so a failing
-    write never loses the results."""
+    write never loses the results.  ``quick_report``: the report runs no Yosys (see
+    :func:`swinfpga.synth.report.make_report`)."""
     from .outdir import check_output_dir
     from .project import ConvertOptions, convert, reference_model_path, resolve_model
     from .verify import verify
@@ -59,7 +60,7 @@ def run_demo(name: str, out_dir: Path, board: str = "vu13p", force: bool = False
         from .synth.report import make_report
 
         progress("report")
-        rep = make_report(proj, progress=progress)
+        rep = make_report(proj, progress=progress, quick=quick_report)
         summary["report"] = str(proj / "report.md")
         summary["report_markdown"] = rep.markdown
     summary["seconds"] = time.perf_counter() - t0

@@ -8,6 +8,7 @@ in rtl.json, and that folding further (II 8) lowers da4ml's total cost."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -117,3 +118,49 @@ def test_rtl_json_contract_round_trip(natural, tmp_path):
     bad.write_text(json.dumps(d))
     with pytest.raises(RtlJsonError, match="rtl.json: malformed.*predicted.*re-run `swinfpga convert`"):
         RtlInfo.load(bad)
+
+
+def test_quick_report_runs_no_yosys(natural, tmp_path, monkeypatch):
+    """``report --quick`` (the demo's default) starts no Yosys: cold, every unit falls back to
+    da4ml's cost and says so."""
+    import swinfpga.synth.yosys as ys
+    from swinfpga.synth.report import make_report
+
+    def no_yosys(*a, **k):
+        raise AssertionError("quick report started Yosys")
+
+    monkeypatch.setenv("SWINFPGA_CACHE", str(tmp_path / "cold"))
+    monkeypatch.setattr(ys.subprocess, "run", no_yosys)
+    monkeypatch.setattr(ys, "yosys_exe", lambda: "yosys")
+    monkeypatch.setattr(ys, "yosys_version", lambda exe: "yosys|test")
+    rep = make_report(natural, quick=True)
+    assert "QUICK report: Yosys was not run" in rep.markdown
+    res = rep.data["resources"]
+    assert res["quick"] and not res["complete"]
+    assert {s["status"] for s in res["segments"]} == {"skipped"}
+    assert [s["segment"] for s in res["segments"]] == [s["name"] for s in _rtl(natural)["segments"]]
+    assert res["total"]["lut"] == sum(int(s["da4ml_cost"]) for s in _rtl(natural)["segments"])
+
+
+def test_unit_output_register_dropped(natural):
+    """The wrapper's frame buffer registers the unit's last stage: da4ml's ``model_out`` register
+    is gone, every other register stage stays (unit latency = da4ml stages)."""
+    rtl = _rtl(natural)
+    for s in rtl["segments"]:
+        text = (natural / "rtl" / f"{s['unit']}.v").read_text()
+        assert "output reg" not in text and "assign model_out = stage" in text
+        assert len(re.findall(r"^\s*stage\d+_inp <= ", text, flags=re.M)) == s["unit_stages"]
+        assert s["unit_latency"] == s["unit_stages"]
+    top = (natural / "rtl" / "swinfpga_top.v").read_text()
+    assert "wire [" in top and "ibv ? ibuf : in_data" in top  # first group issued from in_data
+
+
+def test_stage_is_wiring_tells_renames_from_logic():
+    from swinfpga.backends.rtl.verilog import stage_is_wiring
+
+    head = "`timescale 1 ns / 1 ps\n\nmodule u_stage3 (\n    input [15:0] model_inp,\n    output [15:0] model_out\n);\n"
+    wires = ("    // verilator lint_off UNUSEDSIGNAL\n    wire [7:0] v0; assign v0[7:0] = model_inp[7:0];\n"
+             "    wire [7:0] v1; assign v1[7:0] = v0[7:0];\n    assign model_out[7:0] = v1[7:0];\n")
+    assert stage_is_wiring(head + wires + "\nendmodule\n")
+    adder = "    wire [8:0] v2; shift_adder #(8, 8, 1, 1, 9, 0, 1) op_2 (v0[7:0], v1[7:0], v2[8:0]);\n"
+    assert not stage_is_wiring(head + wires + adder + "endmodule\n")

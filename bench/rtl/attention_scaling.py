@@ -35,7 +35,7 @@ def attention_model(window: int, heads: int, dim: int):
 
 
 def run_one(window: int, heads: int, dim: int, clock_mhz: float, yosys_timeout: float) -> dict:
-    from swinfpga.backends.rtl.build import build_model, check_traced, latency_cutoff_for
+    from swinfpga.backends.rtl.build import build_model, check_traced, latency_cutoff_for, predicted_schedule
     from swinfpga.backends.rtl.verilog import static_sources
     from swinfpga.ir.build import random_input
     from swinfpga.synth.yosys import run_yosys
@@ -50,7 +50,7 @@ def run_one(window: int, heads: int, dim: int, clock_mhz: float, yosys_timeout: 
     row["trace_cached"] = b.cached
     row["da4ml_cost"] = b.cost
     row["unit_stages"] = b.stages
-    row["latency_cycles"] = b.seg.groups + b.unit_latency + 1  # + top input register
+    row["latency_cycles"] = predicted_schedule(built)["latency_cycles"]
     row["latency_ns"] = row["latency_cycles"] * 1000.0 / clock_mhz
     row["mismatches_vs_golden"] = sum(check_traced(m, built, random_input(m, 200, seed=3)).values())
     if yosys_timeout > 0:

@@ -122,7 +122,7 @@ def unit_run(window: int, heads: int, dim: int, clock_mhz: float, sim: str | Non
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from attention_scaling import attention_model
 
-    from swinfpga.backends.rtl.build import build_model, check_traced
+    from swinfpga.backends.rtl.build import build_model, check_traced, predicted_schedule
     from swinfpga.ir.build import random_input
 
     m = attention_model(window, heads, dim)
@@ -132,7 +132,7 @@ def unit_run(window: int, heads: int, dim: int, clock_mhz: float, sim: str | Non
     b = built[0]
     row.update({"trace_seconds": round(time.perf_counter() - t0, 1), "trace_cached": b.cached,
                 "da4ml_cost": b.cost, "unit_stages": b.stages,
-                "latency_cycles": b.seg.groups + b.unit_latency + 1,
+                "latency_cycles": predicted_schedule(built)["latency_cycles"],
                 "traced_mismatches": sum(check_traced(m, built, random_input(m, 64, seed=3)).values())})
     if sim:
         from swinfpga.backends.rtl.verify import verify_rtl

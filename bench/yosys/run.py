@@ -10,6 +10,7 @@ background (``nice -n 15``) and be re-run: finished units come from the cache.
 Writes ``bench/results/yosys_vs_da4ml.{json,md}``.
 
     nice -n 15 python bench/yosys/run.py [--budget 7200] [--models swin-digits ...] [--small 2,1,8 ...]
+        [--segments seg0 ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -114,8 +115,12 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=7200.0, help="Yosys seconds per unit")
     ap.add_argument("--clock", type=float, default=200.0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--segments", nargs="*", default=None,
+                    help="only these segments (e.g. seg0 seg2b: a second run in parallel; results meet in the cache)")
     a = ap.parse_args()
     todo = sorted(units(a.models, a.small, a.clock), key=lambda t: t[1].cost)
+    if a.segments is not None:
+        todo = [t for t in todo if t[1].seg.name in a.segments]
     rows: list[dict] = []
     for design, b in todo:
         print(f"== {design} {b.seg.name}: da4ml cost {b.cost:,.0f}; Yosys budget {a.budget:.0f} s", flush=True)

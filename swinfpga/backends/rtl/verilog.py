@@ -8,11 +8,11 @@ frames with several fields (e.g. the residual, q, k and v of every token) betwee
 
 Segment wrapper (one per unit): a group counter walks the ``G`` groups of the input frame, one
 per clock, gathering each group's elements (plus its constant shift-mask bits and bias rows) into
-the unit; a valid/group tag shift register runs alongside the unit's pipeline; results are
-scattered into one of two output frame buffers (ping-pong, filled in order).  When a result
-reaches the end of the pipeline while its buffer is still waiting for the consumer, the whole
-unit stalls (clock enable ``ce`` on every pipeline register), so back-pressure never drops data
-and the initiation interval is ``G`` clocks when the consumer keeps up.  The input frame is
+the unit; a valid/group tag shift register runs alongside the unit's pipeline; results (the unit's
+last stage, unregistered) are scattered into one of two output frame buffers (ping-pong, filled in
+order).  When a result reaches the end of the pipeline while its buffer is still waiting for the
+consumer, the whole unit stalls (clock enable ``ce`` on every pipeline register), so back-pressure
+never drops data and the initiation interval is ``G`` clocks when the consumer keeps up.  The input frame is
 popped (``in_ready``) when its last group is issued; ``out_valid`` rises when every group of a
 buffer has arrived.  Handshakes are AXI-stream style (data stable while valid; transfer when valid
 and ready).
@@ -36,17 +36,21 @@ PUB = "/*verilator public_flat_rw*/"
 @dataclass(frozen=True)
 class UnitRtl:
     """Generated sources of one traced unit: ``files`` (module name -> Verilog), ``mems`` (ROM
-    file name -> contents), ``stages`` (pipeline stages; latency ``stages + 1`` clocks from input to
-    output register)."""
+    file name -> contents), ``stages`` (da4ml pipeline stages, each a combinational block behind a
+    register: da4ml registers the unit input as ``stage0_inp``).  ``out_reg``: da4ml's output
+    register ``model_out`` is present (the wrapper drops it with :func:`drop_output_register`: its
+    frame buffer registers the last stage).  ``latency``: clocks from issue to the result at the
+    unit's output."""
 
     name: str
     files: dict[str, str]
     mems: dict[str, str]
     stages: int
+    out_reg: bool = True
 
     @property
     def latency(self) -> int:
-        return self.stages + 1
+        return self.stages + int(self.out_reg)
 
 
 def unit_rtl(unit: TracedUnit, name: str, latency_cutoff: float) -> UnitRtl:
@@ -71,6 +75,35 @@ def add_clock_enable(text: str, name: str) -> str:
         raise ValueError(f"unexpected da4ml pipeline module layout in {name}")
     text = text.replace(head, head + "    input ce,\n", 1)
     return text.replace("always @(posedge clk) begin", "always @(posedge clk) if (ce) begin")
+
+
+def drop_output_register(text: str, name: str) -> str:
+    """Drive ``model_out`` of da4ml's pipeline module ``name`` from its last stage's logic
+    instead of a register.  The wrapper writes that value straight into its output frame buffer
+    (a register with no logic in front of it), so ``model_out`` -> frame buffer was a pure
+    one-clock delay."""
+    m = re.search(r"output reg (\[\d+:0\]) model_out", text)
+    a = re.search(r"^\s*model_out <= (stage\d+_out);\n", text, flags=re.M)
+    if m is None or a is None:
+        raise ValueError(f"unexpected da4ml output register layout in {name}")
+    text = text.replace(a.group(0), "", 1).replace(m.group(0), f"output {m.group(1)} model_out", 1)
+    return text.replace("\nendmodule", f"\n    assign model_out = {a.group(1)};\nendmodule", 1)
+
+
+_WIRE = re.compile(r"(wire \[\d+:\d+\] v\d+; )?assign (v\d+|model_out)\[\d+:\d+\] = (model_inp|v\d+)\[\d+:\d+\];")
+
+
+def stage_is_wiring(text: str) -> bool:
+    """True when a da4ml stage module only renames bits (no adder, multiplier, lookup, mux).
+    da4ml leaves such stages in front of products it models as longer than one clock (their
+    registers are for retiming into the product); reported, never removed."""
+    body = text[text.index(");") + 2:] if ");" in text else text
+    for line in body.splitlines():
+        t = line.strip()
+        if not t or t.startswith("//") or t == "endmodule" or _WIRE.fullmatch(t):
+            continue
+        return False
+    return True
 
 
 def static_sources() -> dict[str, str]:
@@ -135,13 +168,14 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
              f"// out frame: {', '.join(f'{f.name}[{f.size}] {f.fmt.ap_type}' for f in seg.frame_out)}",
              f"module {name} (", "    input clk,", "    input rst,", "    input in_valid,", "    output in_ready,",
              f"    input [{win - 1}:0] in_frame,", "    output out_valid,", "    input out_ready,",
-             f"    output [{wout - 1}:0] out_frame", ");"]
+             f"    output [{wout - 1}:0] out_frame,", "    output can_issue", ");"]
     lines += [f"    reg [{gb - 1}:0] cnt;", "    reg wptr, rptr, full0, full1;",
               f"    reg [{gb - 1}:0] ocnt;", f"    reg [{wout - 1}:0] obuf0, obuf1;",
               "    wire ov;",
               "    wire wfull = wptr ? full1 : full0;",
               "    wire ce = !(ov && wfull);  // stall: the finished group has nowhere to go",
               "    wire issue = in_valid && ce;",
+              "    assign can_issue = ce;  // a group offered now is issued",
               f"    wire last = (cnt == {gb}'d{g - 1});",
               "    assign in_ready = issue && last;",
               "    assign out_valid = rptr ? full1 : full0;",
@@ -234,7 +268,12 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
 
 
 def top_module(name: str, segs: list[Segment], seg_names: list[str]) -> str:
-    """Top: input register (one-cycle accept), segment chain, output = last segment's buffer."""
+    """Top: segment chain, output = last segment's buffer.
+
+    Input: an accepted sample issues its first group straight from ``in_data`` in the accepting
+    clock (the first unit registers its input, da4ml's ``stage0_inp``), while ``ibuf`` keeps the
+    frame for the remaining groups, so the input costs no extra cycle.  ``in_ready`` is high when
+    no earlier sample is still being issued and the first unit is not stalled."""
     import numpy as np
 
     s0, sl = segs[0], segs[-1]
@@ -246,23 +285,28 @@ def top_module(name: str, segs: list[Segment], seg_names: list[str]) -> str:
          f"module {name} (", f"    input clk {PUB},", f"    input rst {PUB},", f"    input in_valid {PUB},",
          f"    output in_ready {PUB},", f"    input [{win - 1}:0] in_data {PUB},", f"    output out_valid {PUB},",
          f"    input out_ready {PUB},", f"    output [{wout - 1}:0] out_data {PUB}", ");",
-         "    reg ibv;", f"    reg [{win - 1}:0] ibuf;", "    wire s0_ready;",
-         "    assign in_ready = !ibv || s0_ready;",
+         "    reg ibv;", f"    reg [{win - 1}:0] ibuf;", "    wire s0_ready, s0_can;",
+         "    // ibv: ibuf holds a sample whose later groups are still to be issued",
+         "    assign in_ready = !ibv && s0_can;",
+         "    wire acc = in_valid && in_ready;",
+         "    wire s0_iv = ibv || in_valid;",
+         f"    wire [{win - 1}:0] s0_id = ibv ? ibuf : in_data;",
          "    always @(posedge clk) begin",
-         "        if (in_valid && in_ready) ibuf <= in_data;",
+         "        if (acc) ibuf <= in_data;",
          "        if (rst) ibv <= 1'b0;",
-         "        else if (in_valid && in_ready) ibv <= 1'b1;",
-         "        else if (s0_ready) ibv <= 1'b0;",
+         "        else if (acc && !s0_ready) ibv <= 1'b1;",
+         "        else if (ibv && s0_ready) ibv <= 1'b0;",
          "    end"]
-    prev_v, prev_d = "ibv", "ibuf"
+    prev_v, prev_d = "s0_iv", "s0_id"
     for k, (seg, sn) in enumerate(zip(segs, seg_names, strict=True)):
         w = frame_offsets(seg.frame_out)[-1]
         L += [f"    wire s{k}_ov;", f"    wire [{w - 1}:0] s{k}_od;"]
         if k + 1 < len(segs):
             L.append(f"    wire s{k + 1}_ready;")
         ready_next = f"s{k + 1}_ready" if k + 1 < len(segs) else "out_ready"
+        can = ".can_issue(s0_can)" if k == 0 else ".can_issue()"
         L.append(f"    {sn} u_s{k} (.clk(clk), .rst(rst), .in_valid({prev_v}), .in_ready(s{k}_ready), "
-                 f".in_frame({prev_d}), .out_valid(s{k}_ov), .out_ready({ready_next}), .out_frame(s{k}_od));")
+                 f".in_frame({prev_d}), .out_valid(s{k}_ov), .out_ready({ready_next}), .out_frame(s{k}_od), {can});")
         prev_v, prev_d = f"s{k}_ov", f"s{k}_od"
     L += [f"    assign out_valid = {prev_v};", f"    assign out_data = {prev_d};", "endmodule"]
     return "\n".join(L) + "\n"
