@@ -123,3 +123,21 @@ def test_hgq2_model_rtl_matches_golden(hgq2_project):
     require_tool("iverilog")
     r = _verify(hgq2_project, "--rtl", "--sim", "icarus")["rtl"]
     assert r["samples"] == 64 and r["mismatches"] == 0, r
+
+
+@pytest.mark.csim
+def test_hgq2_model_csim_io_stream_every_layer(hgq2_project):
+    """The same model with token streams between layers (io_stream): output and every layer == golden."""
+    require_tool("g++")
+    from swinfpga import golden
+    from swinfpga.backends.hls4ml.csim import compile_model
+    from swinfpga.ir.graph import Model
+
+    m = Model.load(hgq2_project / "model.json")
+    x = np.load(hgq2_project / "vectors.npz")["x"]
+    cm = compile_model(m, 1, io_type="io_stream")
+    np.testing.assert_array_equal(cm.predict_codes(x), golden.run(m, x).output, err_msg="io_stream output")
+    traced = cm.trace_codes(x[:16])
+    part = golden.run(m, x[:16]).outputs
+    for node in m.nodes[1:]:
+        np.testing.assert_array_equal(traced[node.name], part[node.name], err_msg=f"io_stream: layer {node.name}")
