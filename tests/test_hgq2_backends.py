@@ -74,7 +74,8 @@ def test_hgq2_inverse_table_too_large_is_a_clear_error():
     rin = Fmt(False, 20, 4, "RND", "WRAP")
     rec = Lut("t_inv", "custom", rin, 0, 0, sm.recip.out_fmt, tuple([1] * (1 << 20)))
     big = SoftmaxSpec(sm.n, sm.score_fmt, exp, rec, sm.prob_fmt, kind="hgq2")
-    with pytest.raises(TraceError, match=r"softmax table 't_inv' \(inverse.*1048576 entries.*16384") as ei:
+    msg = r"layer 't': softmax inverse table 't_inv' \(.*1048576 entries.*16384.*--no-rtl"
+    with pytest.raises(TraceError, match=msg) as ei:
         trace_softmax_row(big)
     assert isinstance(ei.value, SwinfpgaError)
 

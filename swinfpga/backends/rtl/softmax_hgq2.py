@@ -32,9 +32,11 @@ def _reachable(var: Any) -> int:
 def _lookup(var: Any, lut: Any, sm: SoftmaxSpec, what: str) -> Any:
     n = _reachable(var)
     if n > MAX_TABLE:
-        raise TraceError(f"softmax table {lut.name!r} ({what}, input {lut.in_fmt}, {lut.size} entries): the RTL "
-                         f"lookup would need {n} entries over the reachable inputs of a {sm.n}-token row, more than "
-                         f"da4ml's {MAX_TABLE}; narrow that HGQ2 quantizer (fewer integer/fraction bits) and retrain")
+        layer = lut.name.rsplit("_", 1)[0]  # the importer names the tables LAYER_exp / LAYER_recip
+        raise TraceError(f"layer {layer!r}: softmax {what} table {lut.name!r} (input {lut.in_fmt}, {lut.size} "
+                         f"entries): the RTL lookup would need {n} entries over the reachable inputs of a {sm.n}-token "
+                         f"row, more than da4ml's {MAX_TABLE}; narrow that HGQ2 table's input quantizer (fewer "
+                         "integer/fraction bits) and retrain, or convert with --no-rtl")
     return lut_apply(var, lut)
 
 
