@@ -16,9 +16,9 @@ namespace swin {
 // Inlined into the caller's row pipeline: n exp-table reads and one reciprocal read per row (the caller
 // partitions the exp table into registers / LUT-ROM so that all n reads happen in one cycle).
 template <class SM>
-void softmax_row(const typename SM::score_t s[SM::n], const bool valid[SM::n], typename SM::prob_t p[SM::n],
-                 const typename SM::exp_lut::code_t exp_table[SM::exp_lut::size],
-                 const typename SM::recip_lut::code_t recip_table[SM::recip_lut::size]) {
+void softmax_row_swinfpga(const typename SM::score_t s[SM::n], const bool valid[SM::n], typename SM::prob_t p[SM::n],
+                          const typename SM::exp_lut::code_t exp_table[SM::exp_lut::size],
+                          const typename SM::recip_lut::code_t recip_table[SM::recip_lut::size]) {
     #pragma HLS INLINE
     typedef ap_int<SM::score_t::width + 2> sc_t;
     typedef ap_uint<SM::sum_w> sum_t;
@@ -69,7 +69,8 @@ Out:
 //   m = max(s[j], valid j); e[j] = valid ? EXP[(exp_in_t)(m - s[j])] : 0; S = sum e (exact)
 //   r = RECIP[(inv_in_t) S]; p[j] = (prob_t)(e[j] * r)
 // Every (T) conversion rounds/overflows as its type says (AP_RND / AP_TRN; AP_SAT / AP_WRAP), as in golden.
-// SM: n, score_t, diff_t (exact m - s), exp_in_t, sum_t (exact S), inv_in_t, prob_t, exp_lut, recip_lut.
+// SM: hgq2_tag (void), n, score_t, diff_t (exact m - s), exp_in_t, sum_t (exact S), inv_in_t, prob_t, exp_lut,
+// recip_lut.
 template <class SM>
 void softmax_row_hgq2(const typename SM::score_t s[SM::n], const bool valid[SM::n], typename SM::prob_t p[SM::n],
                       const typename SM::exp_lut::code_t exp_table[SM::exp_lut::size],
@@ -101,6 +102,36 @@ Exp:
 Out:
     for (int j = 0; j < SM::n; j++)
         p[j] = e[j] * r;  // exact product, then one conversion into prob_t
+}
+
+// Kind dispatch: an SM struct declaring `typedef void hgq2_tag;` is HGQ2's kind, any other the default kind.
+template <class SM, class = void> struct softmax_is_hgq2 { static const bool value = false; };
+template <class SM> struct softmax_is_hgq2<SM, typename SM::hgq2_tag> { static const bool value = true; };
+
+template <class SM, bool HGQ2> struct softmax_kind {
+    static void row(const typename SM::score_t s[SM::n], const bool valid[SM::n], typename SM::prob_t p[SM::n],
+                    const typename SM::exp_lut::code_t exp_table[SM::exp_lut::size],
+                    const typename SM::recip_lut::code_t recip_table[SM::recip_lut::size]) {
+        #pragma HLS INLINE
+        softmax_row_swinfpga<SM>(s, valid, p, exp_table, recip_table);
+    }
+};
+template <class SM> struct softmax_kind<SM, true> {
+    static void row(const typename SM::score_t s[SM::n], const bool valid[SM::n], typename SM::prob_t p[SM::n],
+                    const typename SM::exp_lut::code_t exp_table[SM::exp_lut::size],
+                    const typename SM::recip_lut::code_t recip_table[SM::recip_lut::size]) {
+        #pragma HLS INLINE
+        softmax_row_hgq2<SM>(s, valid, p, exp_table, recip_table);
+    }
+};
+
+// One softmax row of either kind (what the attention layers and softmax_lut call).
+template <class SM>
+void softmax_row(const typename SM::score_t s[SM::n], const bool valid[SM::n], typename SM::prob_t p[SM::n],
+                 const typename SM::exp_lut::code_t exp_table[SM::exp_lut::size],
+                 const typename SM::recip_lut::code_t recip_table[SM::recip_lut::size]) {
+    #pragma HLS INLINE
+    softmax_kind<SM, softmax_is_hgq2<SM>::value>::row(s, valid, p, exp_table, recip_table);
 }
 
 // Standalone softmax-LUT layer: `rows` independent rows of n scores, all valid; one row per II = reuse.

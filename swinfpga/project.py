@@ -173,12 +173,6 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
     (the files the model was read from); see :mod:`swinfpga.outdir`."""
     out = check_output_dir(out_dir, opts.force, (MANIFEST,), "a swinfpga project", inputs, ConvertError)
     board: Board = load_board(opts.board)
-    if opts.hls or opts.rtl:
-        for n in model.nodes:  # HGQ2's table softmax (an imported HGQ2 model) runs in golden only, for now
-            sm = getattr(n, "softmax", None)
-            if sm is not None and sm.kind != "swinfpga":
-                raise ConvertError(f"{n.name}: the {'hls4ml' if opts.hls else 'RTL'} back end has no {sm.kind!r} "
-                                   "softmax kind yet (an imported HGQ2 model); run with --no-hls --no-rtl")
     stage = make_stage(out)
     times: dict[str, float] = {}
     try:

@@ -444,15 +444,3 @@ def test_hgq2_jet_16x3():
     y = np.asarray(model(fin.to_float(codes).astype(np.float32), training=False), dtype=np.float64)
     want = np.ldexp(y, ir.infer()[ir.output].fmt.frac)
     _assert_exact(golden.predict(ir, codes.reshape(N_VEC, t, 1, f)), want.astype(np.int64), "jet-16x3 output")
-
-
-@pytest.mark.parametrize("hls", [True, False])
-def test_hgq2_softmax_kind_refused_by_back_ends(tmp_path, hls):
-    """HLS / RTL back ends do not build the hgq2 softmax kind yet: a clear error naming the layer."""
-    require_module("hgq")
-    from swinfpga.frontend.hgq2 import from_hgq2_model
-    from swinfpga.project import ConvertError, ConvertOptions, convert
-
-    ir = from_hgq2_model(_build(12), check=0)
-    with pytest.raises(ConvertError, match=r"mha: the (hls4ml|RTL) back end has no 'hgq2' softmax kind.*--no-hls"):
-        convert(ir, tmp_path / "p", ConvertOptions(hls=hls, rtl=not hls, n_vectors=4))

@@ -227,6 +227,9 @@ class _Cfg:
         return self.array(f"{key}_table", lut.array())
 
     def softmax(self, key: str, sm: SoftmaxSpec, ind: str = "    ") -> tuple[str, str]:
+        if sm.kind == "hgq2":  # HGQ2's table softmax: its own struct (softmax_hgq2.py)
+            from .softmax_hgq2 import emit_struct
+            return emit_struct(self, key, sm, ind)
         if sm.prob_fmt.signed:
             raise PlanError(f"{self.p.ir_name}: signed probability format unsupported")
         i2 = ind + "    "
@@ -389,7 +392,7 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
             c.typ("score_acc", acc_fmt(min(bl, 0) + hd * min(pl, 0), max(bh, 0) + hd * max(ph, 0), af),
                   "score_acc_t")
             vf = n.v.out_fmt
-            pvl, pvh = _prod_rng((0, n.softmax.prob_fmt.max_code), _rng(vf))
+            pvl, pvh = _prod_rng((min(0, n.softmax.prob_fmt.min_code), n.softmax.prob_fmt.max_code), _rng(vf))
             c.typ("pv_acc", acc_fmt(nt * min(pvl, 0), nt * max(pvh, 0), n.softmax.prob_fmt.frac + vf.frac),
                   "pv_acc_t")
             c.typ("attn", n.attn_fmt, "attn_t")

@@ -92,6 +92,8 @@ def _tables_of(obj: Any, luts: list[Lut], softmaxes: list[SoftmaxSpec]) -> None:
     """Every Lut and SoftmaxSpec reachable through an IR node's dataclass fields (no per-node code)."""
     if isinstance(obj, Lut):
         luts.append(obj)
+    elif isinstance(obj, SoftmaxSpec) and obj.kind == "hgq2":  # both tables looked up directly
+        luts.extend((obj.exp, obj.recip))
     elif isinstance(obj, SoftmaxSpec):
         softmaxes.append(obj)
         luts.append(obj.exp)

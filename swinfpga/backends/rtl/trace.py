@@ -162,6 +162,9 @@ def _softmax_rows(s: Any, sm: SoftmaxSpec, valid: Any | None) -> Any:
     traced bits), ``u = S >> k`` in ``[1, 2)`` truncated to B fraction bits addresses the
     reciprocal table (``2**B`` entries, independent of ``n``), and each ``e * r`` is shifted right
     by ``k`` before the final rounding to the probability format."""
+    if sm.kind == "hgq2":  # HGQ2's table softmax: its own module
+        from .softmax_hgq2 import softmax_row
+        return softmax_row(list(s), sm, valid)
     const = tracer().var.from_const
     n = len(s)
     lsb = sm.score_fmt.lsb
