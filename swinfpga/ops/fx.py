@@ -12,23 +12,22 @@ tracks fraction bits itself (the ``frac`` arguments).  Two implementations execu
 
 Primitives (last axis = channels; ``fmt`` arguments are :class:`swinfpga.fixed.Fmt`):
 
-=====================================  ==================================================================
-``requant(name, acc, frac, fmt)``       re-express ``acc`` (frac ``frac``) in ``fmt`` (round, saturate)
-``matmul(x, lin, x_fmt)``               ``x @ W + b`` with a constant :class:`~swinfpga.ir.nodes.Linear`
-                                        (frac ``lin.acc_frac(x_fmt)``, bias aligned to it)
-``scale(x, code, frac)``                ``x * code`` by a constant scalar code of ``frac`` bits
-``mul(a, b)``                           elementwise product (fracs add)
-``mul_const(x, codes, fmt)``            ``x * codes`` by constant codes on the last axis (fracs add)
-``add(a, fa, b, fb)`` / ``sub``         aligned sum / difference (frac ``max(fa, fb)``)
-``add_const(x, fx, codes, fmt)``        ``x + codes`` aligned to ``fx`` (``fmt.frac <= fx``)
-``sum(x, axis)``                        exact sum over ``axis`` (an adder tree in hardware)
-``relu(x)``                             ``max(x, 0)``
-``lookup(x, lut)``                      ``lut.lookup`` (a ROM; :class:`swinfpga.lut.Lut` addressing)
-``mask(x, bits)``                       ``x`` where ``bits`` (last axis 1) is 1, else 0 (a mux)
-``count_lookup(bits, table, name)``     ``table[number of ones of bits over axis -2]`` (keepdims)
-``any_nonzero(x)``                      1 where any value of the last axis is non-zero (keepdims)
-``tap(name, x)``                        record an intermediate (golden only)
-=====================================  ==================================================================
+- ``requant(name, acc, frac, fmt)``: re-express ``acc`` (``frac`` bits) in ``fmt`` (round, saturate)
+- ``matmul(x, lin, x_fmt)``: ``x @ W + b`` with a constant :class:`~swinfpga.ir.nodes.Linear`
+  (frac ``lin.acc_frac(x_fmt)``, the bias aligned to it)
+- ``scale(x, code, frac)``: ``x * code``, a constant scalar code of ``frac`` bits
+- ``mul(a, b)``: elementwise product (fracs add)
+- ``mul_const(x, codes, fmt)``: ``x * codes``, constant codes on the last axis (fracs add)
+- ``add(a, fa, b, fb)`` / ``sub(...)``: aligned sum / difference (frac ``max(fa, fb)``)
+- ``add_const(x, fx, codes, fmt)``: ``x + codes`` aligned to ``fx`` (``fmt.frac <= fx``)
+- ``sum(x, axis, keepdims=True)``: exact sum over ``axis`` (an adder tree in hardware)
+- ``relu(x)``: ``max(x, 0)``
+- ``lookup(x, lut)``: ``lut.lookup`` (a ROM; :class:`swinfpga.lut.Lut` addressing)
+- ``mask(x, bits)``: ``x`` where ``bits`` (last axis 1) is 1, else 0 (a mux on a bit)
+- ``count_lookup(bits, table, frac, name)``: ``table[number of ones of bits over axis -2]``
+  (keepdims; ``frac``: the table's fraction bits; a mux chain in hardware)
+- ``any_nonzero(x)``: 1 where any value on the last axis is non-zero (keepdims)
+- ``tap(name, x)``: record an intermediate (golden only)
 """
 
 from __future__ import annotations
@@ -120,7 +119,7 @@ class NumpyFx:
     def mask(self, x: np.ndarray, bits: np.ndarray) -> np.ndarray:
         return x * bits
 
-    def count_lookup(self, bits: np.ndarray, table: np.ndarray, name: str) -> np.ndarray:
+    def count_lookup(self, bits: np.ndarray, table: np.ndarray, frac: int, name: str) -> np.ndarray:
         return table[np.sum(bits, axis=-2)]
 
     def any_nonzero(self, x: np.ndarray) -> np.ndarray:

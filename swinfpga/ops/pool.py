@@ -24,7 +24,7 @@ def kernel(A: Any, n: Pool, x: Any, x_fmt: Fmt, keep: Any | None = None) -> Any:
         s = A.sum(x, -2, keepdims=False)
         return A.requant(n.name, A.scale(s, n.inv_n, n.inv_frac), x_fmt.frac + n.inv_frac, n.out_fmt)
     assert n.inv_table is not None
-    inv = A.count_lookup(keep, n.inv_table, n.name)  # (..., 1)
+    inv = A.count_lookup(keep, n.inv_table, n.inv_frac, n.name)  # (..., 1)
     s = A.sum(A.mask(x, keep), -2, keepdims=False)
     return A.requant(n.name, A.mul(s, inv), x_fmt.frac + n.inv_frac, n.out_fmt)
 
