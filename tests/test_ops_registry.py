@@ -161,3 +161,12 @@ def test_primitives_numpy_equals_tracer():
     _check(lambda A, m: A.count_lookup(m, table, 6, "pool"), [bits], 6)
     sparse = (a[0] * (rng.random(a[0].shape) < 0.2), a_f)  # rows of zeros occur
     _check(lambda A, x: A.any_nonzero(x), [sparse], 0)
+    # multi-head pieces of attention (numpy: a heads axis; tracer: per-head lists of slices)
+    q, k, v = a, (_codes(rng, a_f, (3, 4)), a_f), (_codes(rng, b_f, (3, 4)), b_f)
+
+    def att(A, q, k, v):
+        s = A.qk(A.heads(q, 2), A.heads(k, 2))
+        s = A.requant("s", s, 2 * a_f.frac, _fmt(True, 6, 4))
+        return A.merge_heads(A.pv(s, A.heads(v, 2)))
+
+    _check(att, [q, k, v], 2 + b_f.frac)

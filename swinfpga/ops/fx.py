@@ -27,6 +27,15 @@ Primitives (last axis = channels; ``fmt`` arguments are :class:`swinfpga.fixed.F
 - ``count_lookup(bits, table, frac, name)``: ``table[number of ones of bits over axis -2]``
   (keepdims; ``frac``: the table's fraction bits; a mux chain in hardware)
 - ``any_nonzero(x)``: 1 where any value on the last axis is non-zero (keepdims)
+- ``heads(x, n)`` / ``merge_heads(x)``: split the channels of (..., N, C) into ``n`` heads / join them
+- ``qk(q, k)``: per head ``q @ k.T`` of two variable arrays (an exact product sum)
+- ``pv(p, v)``: per head ``p @ v`` of two variable arrays
+- ``softmax(scores, spec, valid)``: the integer softmax of :class:`swinfpga.lut.SoftmaxSpec` along the
+  last axis.  The one primitive whose two forms differ in structure (numpy:
+  :func:`swinfpga.lut.softmax_codes`; tracer: leading-one normalisation in logic,
+  ``trace.py:_softmax_rows``); ``tests/test_rtl_trace.py`` holds them equal.  ``valid``: the
+  implementation's valid bits (numpy: a bool array broadcastable to ``scores``; tracer: the row-major
+  bits of one window's pairs, or None)
 - ``tap(name, x)``: record an intermediate (golden only)
 """
 
@@ -124,3 +133,22 @@ class NumpyFx:
 
     def any_nonzero(self, x: np.ndarray) -> np.ndarray:
         return np.any(x != 0, axis=-1, keepdims=True).astype(np.int64)
+
+    def heads(self, x: np.ndarray, n: int) -> np.ndarray:
+        *lead, t, c = x.shape
+        return np.moveaxis(x.reshape(*lead, t, n, c // n), -2, -3)
+
+    def merge_heads(self, x: np.ndarray) -> np.ndarray:
+        y = np.moveaxis(x, -3, -2)
+        return y.reshape(*y.shape[:-2], -1)
+
+    def qk(self, q: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return np.einsum("...id,...jd->...ij", q, k, dtype=np.int64)
+
+    def pv(self, p: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.einsum("...ij,...jd->...id", p, v, dtype=np.int64)
+
+    def softmax(self, scores: np.ndarray, spec: Any, valid: Any) -> np.ndarray:
+        from ..lut import softmax_codes
+
+        return softmax_codes(spec, scores, valid)

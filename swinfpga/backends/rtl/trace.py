@@ -5,8 +5,8 @@ Values in the trace are real numbers (code x LSB).  Each IR node runs its operat
 implementation of the fixed-point array interface: every requant site of the golden model becomes
 a da4ml ``quantize`` with the same (k, i, f), rounding and overflow, so the traced program is
 bit-exact by construction and is checked against the golden model with da4ml's int64 interpreter
-(``CombLogic.predict``) before any Verilog is simulated.  Window attention's per-window
-score/softmax/value core (:func:`_attention_core`, :func:`_softmax_rows`) is still written here.
+(``CombLogic.predict``) before any Verilog is simulated.  The softmax primitive's logic form
+(:func:`_softmax_rows`: leading-one normalisation) is written here.
 """
 
 from __future__ import annotations
@@ -145,6 +145,8 @@ class TraceFx:
         pass
 
     def requant(self, name: str, acc: Any, frac: int, fmt: Fmt) -> Any:
+        if isinstance(acc, list):  # per head
+            return [_q(a, fmt) for a in acc]
         return _q(acc, fmt)
 
     def matmul(self, x: Any, lin: N.Linear, x_fmt: Fmt) -> Any:
@@ -166,7 +168,9 @@ class TraceFx:
         return _obj(x) * _consts(codes, fmt.lsb)
 
     def add(self, a: Any, fa: int, b: Any, fb: int) -> Any:
-        return a + b
+        if isinstance(a, list):  # per head: b indexed by head
+            return [a[h] + b[h] for h in range(len(a))]
+        return _obj(a) + _obj(b)
 
     def sub(self, a: Any, fa: int, b: Any, fb: int) -> np.ndarray:
         return _obj(a) - _obj(b)
@@ -218,6 +222,34 @@ class TraceFx:
         for idx in np.ndindex(*xs.shape[:-1]):
             out[idx + (0,)] = _tree([abs(v) > 0.0 for v in xs[idx]], lambda a, b: a | b)
         return _arr(out)
+
+
+    # multi-head values are Python lists of per-head traced arrays (slices of the (R, C) array)
+    def heads(self, x: Any, n: int) -> list[Any]:
+        d = x.shape[-1] // n
+        return [x[:, h * d: (h + 1) * d] for h in range(n)]
+
+    def merge_heads(self, x: list[Any]) -> Any:
+        return np.concatenate(x, axis=-1) if len(x) > 1 else x[0]
+
+    def qk(self, q: list[Any], k: list[Any]) -> list[Any]:
+        return [qh @ kh.T for qh, kh in zip(q, k, strict=True)]
+
+    def pv(self, p: list[Any], v: list[Any]) -> list[Any]:
+        return [ph @ vh for ph, vh in zip(p, v, strict=True)]
+
+    def softmax(self, scores: list[Any], spec: SoftmaxSpec, valid: Any | None) -> list[Any]:
+        """Per head, per row :func:`_softmax_rows`; ``valid``: R*n bits (row-major) or None."""
+        out = []
+        for sc in scores:
+            nr, nt = sc.shape
+            probs = []
+            for i in range(nr):
+                row = [sc[i, j] for j in range(nt)]
+                v = None if valid is None else [valid[i * nt + j] for j in range(nt)]  # any indexable of bits
+                probs.append(_softmax_rows(row, spec, v))
+            out.append(_arr(probs))
+        return out
 
 
 FX = TraceFx()
@@ -361,27 +393,13 @@ def _attention_qkv(x: Any, n: N.WindowAttention, in_fmt: Fmt) -> tuple[Any, Any,
 
 
 def _attention_core(q: Any, k: Any, v: Any, n: N.WindowAttention, mask: Any | None, bias: Any | None = None) -> Any:
-    """Query rows ``q`` (R, C) of one window against all its keys/values ``k``, ``v`` (n, C):
-    scores + bias, softmax per row, probabilities x values, heads concatenated (codes of
-    ``n.attn_fmt``; the projection is applied by the caller).  ``mask``: R*n valid bits (row-major);
-    ``bias``: (heads, R, n) values (default: the constant bias matrix, R == n)."""
-    nr, nt = q.shape[0], k.shape[0]
-    hd = n.head_dim
+    """Query rows ``q`` (R, C) of one window against all its keys/values ``k``, ``v`` (n, C): the
+    shared kernel :func:`swinfpga.ops.window_attention.core` (codes of ``n.attn_fmt``; the projection
+    is applied by the caller).  ``mask``: R*n valid bits (row-major); ``bias``: (heads, R, n) values
+    (default: the constant bias matrix, R == n)."""
     if bias is None:
         bias = n.bias_matrix().astype(np.float64) * n.bias_fmt.lsb  # heads, N, N
-    outs = []
-    for h in range(n.heads):
-        sl = slice(h * hd, (h + 1) * hd)
-        qh, kh, vh = q[:, sl], k[:, sl], v[:, sl]
-        sc = _q(qh @ kh.T + bias[h], n.score_fmt)
-        probs = []
-        for i in range(nr):
-            row = [sc[i, j] for j in range(nt)]
-            valid = None if mask is None else [mask[i * nt + j] for j in range(nt)]  # any indexable of bits
-            probs.append(_softmax_rows(row, n.softmax, valid))
-        p = _arr(probs)
-        outs.append(_q(p @ vh, n.attn_fmt))
-    return np.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
+    return ops.window_attention.core(FX, n, q, k, v, mask, bias)
 
 
 # ----- per-node handlers: the operator kernels of swinfpga.ops on TraceFx ----------------------------
