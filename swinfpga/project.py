@@ -110,19 +110,10 @@ def test_vectors(model: Model, n: int, seed: int = 0) -> tuple[np.ndarray, str]:
 
 
 def model_tables(model: Model) -> list[Lut]:
-    from .ir import nodes as N
+    """Every table of the model, node by node (each operator module's registered ``tables``)."""
+    from .ops import node_tables
 
-    out: list[Lut] = []
-    for n in model.nodes:
-        if isinstance(n, N.WindowAttention):
-            out += [n.softmax.exp, n.softmax.recip]
-        elif isinstance(n, N.Mlp) and n.gelu is not None:
-            out.append(n.gelu)
-        elif isinstance(n, N.LayerNorm):
-            out.append(n.rsqrt)
-        elif isinstance(n, N.PatchMerging) and n.norm is not None:
-            out.append(n.norm.rsqrt)
-    return out
+    return [t for n in model.nodes for t in node_tables(n)]
 
 
 @dataclass(frozen=True)

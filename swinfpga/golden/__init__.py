@@ -1,4 +1,6 @@
-"""Bit-exact numpy interpreter of the IR (the reference every back end is compared with)."""
+"""Bit-exact numpy interpreter of the IR (the reference every back end is compared with): each node
+runs its operator kernel (:mod:`swinfpga.ops`) on the numpy implementation of the fixed-point
+interface, dispatched through the ``GOLDEN`` registry."""
 
 from __future__ import annotations
 
@@ -7,10 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..fixed import FormatError
-from ..ir import nodes as N
 from ..ir.graph import Model
-from . import ops
-from .ops import Taps
+from ..ops import GOLDEN, Taps
 
 
 @dataclass
@@ -41,26 +41,7 @@ def run(model: Model, x: np.ndarray, taps: bool = False, until: str | None = Non
     for n in model.nodes[1:]:
         ins = [vals[i] for i in n.inputs]
         fm = [info[i].fmt for i in n.inputs]
-        if isinstance(n, N.PatchEmbed):
-            y = ops.patch_embed(n, ins[0], fm[0], t)
-        elif isinstance(n, N.WindowAttention):
-            y = ops.window_attention(n, ins[0], fm[0], t, ins[1] if n.mask is not None else None)
-        elif isinstance(n, N.Mlp):
-            y = ops.mlp(n, ins[0], fm[0], t)
-        elif isinstance(n, N.LayerNorm):
-            y = ops.layer_norm(n, ins[0], fm[0], t)
-        elif isinstance(n, N.PatchMerging):
-            y = ops.patch_merging(n, ins[0], fm[0], t)
-        elif isinstance(n, N.Add):
-            y = ops.add(n, ins[0], fm[0], ins[1], fm[1], t)
-        elif isinstance(n, N.Pool):
-            y = ops.pool(n, ins[0], fm[0], t, ins[1] if n.mask is not None else None)
-        elif isinstance(n, N.TokenMask):
-            y = ops.token_mask(n, ins[0], t)
-        elif isinstance(n, N.Dense):
-            y = ops.dense(n, ins[0], fm[0], t)
-        else:  # pragma: no cover - graph validation rejects these
-            raise N.IRError(f"golden model cannot run {type(n).__name__}")
+        y = GOLDEN.handler(n)(n, ins, fm, t)
         vals[n.name] = y
         last = n.name
         if until == n.name:

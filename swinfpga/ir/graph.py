@@ -19,6 +19,7 @@ from ..errors import SwinfpgaError
 from ..fixed import Fmt
 from ..lut import Lut, SoftmaxSpec
 from ..outdir import umask
+from ..registry import Registry
 from . import nodes as N
 from .nodes import IRError
 
@@ -204,77 +205,116 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-# ----- inference per node ------------------------------------------------------------------------
+# ----- inference per node (registered by node type; re-exported by each swinfpga.ops module) -----------
+INFER = Registry("shape/format inference", IRError)
+
+
 def _infer_node(n: N.Node, ins: list[TensorInfo]) -> TensorInfo:
-    if isinstance(n, N.Input):
-        return TensorInfo(tuple(n.shape), n.fmt)
-    x = ins[0] if ins else None
-    assert x is not None
-    if isinstance(n, N.PatchEmbed):
-        h, w, c = x.shape
-        if h % n.patch or w % n.patch:
-            raise IRError(f"{n.name}: patch {n.patch} does not divide the input {h}x{w}")
-        if n.linear.n_in != n.patch * n.patch * c:
-            raise IRError(f"{n.name}: weight rows {n.linear.n_in} != patch*patch*C = {n.patch * n.patch * c}")
-        n.linear.check_input(x.fmt, n.name)
-        return TensorInfo((h // n.patch, w // n.patch, n.linear.n_out), n.linear.out_fmt)
-    if isinstance(n, N.WindowAttention):
-        if x.shape != (*n.resolution, n.dim):
-            raise IRError(f"{n.name}: input shape {x.shape} != {(*n.resolution, n.dim)}")
-        for lin in (n.q, n.k, n.v):
-            lin.check_input(x.fmt, n.name)
-        n.proj.check_input(n.attn_fmt, n.name)
-        if n.mask is not None and ins[1].shape != (*n.resolution, 1):
-            raise IRError(f"{n.name}: mask {n.mask!r} shape {ins[1].shape} != {(*n.resolution, 1)}")
-        return TensorInfo(x.shape, n.proj.out_fmt)
-    if isinstance(n, N.TokenMask):
-        if len(x.shape) != 3:
-            raise IRError(f"{n.name}: a token mask needs an (H, W, C) input, got {x.shape}")
-        return TensorInfo((*x.shape[:2], 1), N.MASK_FMT)
-    if isinstance(n, N.Mlp):
-        if n.fc1.n_in != x.shape[-1] or n.fc2.n_in != n.fc1.n_out or n.fc2.n_out != x.shape[-1]:
-            raise IRError(f"{n.name}: MLP shapes {n.fc1.n_in}->{n.fc1.n_out}->{n.fc2.n_out} vs C={x.shape[-1]}")
-        n.fc1.check_input(x.fmt, n.name)
-        n.fc2.check_input(n.hidden_fmt, n.name)
-        return TensorInfo(x.shape, n.fc2.out_fmt)
-    if isinstance(n, N.LayerNorm):
-        c = x.shape[-1]
-        if n.gamma.shape != (c,) or n.beta.shape != (c,):
-            raise IRError(f"{n.name}: gamma/beta must have shape ({c},)")
-        if n.mean_fmt.frac < x.fmt.frac:
-            raise IRError(f"{n.name}: mean_fmt must keep at least the input's {x.fmt.frac} fraction bits")
-        return TensorInfo(x.shape, n.out_fmt)
-    if isinstance(n, N.PatchMerging):
-        h, w, c = x.shape
-        if h % 2 or w % 2:
-            raise IRError(
-                f"{n.name}: patch merging needs an even resolution, got {h}x{w}; "
-                "change the patch size or the number of stages"
-            )
-        if n.linear.n_in != 4 * c:
-            raise IRError(f"{n.name}: reduction weight rows {n.linear.n_in} != 4C = {4 * c}")
-        n.linear.check_input(n.norm.out_fmt if n.norm else x.fmt, n.name)
-        return TensorInfo((h // 2, w // 2, n.linear.n_out), n.linear.out_fmt)
-    if isinstance(n, N.Add):
-        a, b = ins
-        if a.shape != b.shape:
-            raise IRError(f"{n.name}: cannot add shapes {a.shape} and {b.shape}")
-        return TensorInfo(a.shape, n.out_fmt)
-    if isinstance(n, N.Pool):
-        if n.mask is not None:
-            ntok = int(np.prod(x.shape[:-1]))
-            if ins[1].shape != (*x.shape[:-1], 1):
-                raise IRError(f"{n.name}: mask {n.mask!r} shape {ins[1].shape} != {(*x.shape[:-1], 1)}")
-            assert n.inv_table is not None
-            if n.inv_table.shape != (ntok + 1,):
-                raise IRError(f"{n.name}: inv_table shape {n.inv_table.shape} != ({ntok + 1},)")
-        return TensorInfo((x.shape[-1],), n.out_fmt)
-    if isinstance(n, N.Dense):
-        if n.linear.n_in != x.shape[-1]:
-            raise IRError(f"{n.name}: weight rows {n.linear.n_in} != input features {x.shape[-1]}")
-        n.linear.check_input(x.fmt, n.name)
-        return TensorInfo((*x.shape[:-1], n.linear.n_out), n.linear.out_fmt)
-    raise IRError(f"unsupported node type {type(n).__name__}")
+    return INFER.handler(n)(n, ins)
+
+
+@INFER.handles(N.Input)
+def infer_input(n: N.Input, ins: list[TensorInfo]) -> TensorInfo:
+    return TensorInfo(tuple(n.shape), n.fmt)
+
+
+@INFER.handles(N.PatchEmbed)
+def infer_patch_embed(n: N.PatchEmbed, ins: list[TensorInfo]) -> TensorInfo:
+    x = ins[0]
+    h, w, c = x.shape
+    if h % n.patch or w % n.patch:
+        raise IRError(f"{n.name}: patch {n.patch} does not divide the input {h}x{w}")
+    if n.linear.n_in != n.patch * n.patch * c:
+        raise IRError(f"{n.name}: weight rows {n.linear.n_in} != patch*patch*C = {n.patch * n.patch * c}")
+    n.linear.check_input(x.fmt, n.name)
+    return TensorInfo((h // n.patch, w // n.patch, n.linear.n_out), n.linear.out_fmt)
+
+
+@INFER.handles(N.WindowAttention)
+def infer_window_attention(n: N.WindowAttention, ins: list[TensorInfo]) -> TensorInfo:
+    x = ins[0]
+    if x.shape != (*n.resolution, n.dim):
+        raise IRError(f"{n.name}: input shape {x.shape} != {(*n.resolution, n.dim)}")
+    for lin in (n.q, n.k, n.v):
+        lin.check_input(x.fmt, n.name)
+    n.proj.check_input(n.attn_fmt, n.name)
+    if n.mask is not None and ins[1].shape != (*n.resolution, 1):
+        raise IRError(f"{n.name}: mask {n.mask!r} shape {ins[1].shape} != {(*n.resolution, 1)}")
+    return TensorInfo(x.shape, n.proj.out_fmt)
+
+
+@INFER.handles(N.TokenMask)
+def infer_token_mask(n: N.TokenMask, ins: list[TensorInfo]) -> TensorInfo:
+    x = ins[0]
+    if len(x.shape) != 3:
+        raise IRError(f"{n.name}: a token mask needs an (H, W, C) input, got {x.shape}")
+    return TensorInfo((*x.shape[:2], 1), N.MASK_FMT)
+
+
+@INFER.handles(N.Mlp)
+def infer_mlp(n: N.Mlp, ins: list[TensorInfo]) -> TensorInfo:
+    x = ins[0]
+    if n.fc1.n_in != x.shape[-1] or n.fc2.n_in != n.fc1.n_out or n.fc2.n_out != x.shape[-1]:
+        raise IRError(f"{n.name}: MLP shapes {n.fc1.n_in}->{n.fc1.n_out}->{n.fc2.n_out} vs C={x.shape[-1]}")
+    n.fc1.check_input(x.fmt, n.name)
+    n.fc2.check_input(n.hidden_fmt, n.name)
+    return TensorInfo(x.shape, n.fc2.out_fmt)
+
+
+@INFER.handles(N.LayerNorm)
+def infer_layer_norm(n: N.LayerNorm, ins: list[TensorInfo]) -> TensorInfo:
+    x = ins[0]
+    c = x.shape[-1]
+    if n.gamma.shape != (c,) or n.beta.shape != (c,):
+        raise IRError(f"{n.name}: gamma/beta must have shape ({c},)")
+    if n.mean_fmt.frac < x.fmt.frac:
+        raise IRError(f"{n.name}: mean_fmt must keep at least the input's {x.fmt.frac} fraction bits")
+    return TensorInfo(x.shape, n.out_fmt)
+
+
+@INFER.handles(N.PatchMerging)
+def infer_patch_merging(n: N.PatchMerging, ins: list[TensorInfo]) -> TensorInfo:
+    x = ins[0]
+    h, w, c = x.shape
+    if h % 2 or w % 2:
+        raise IRError(
+            f"{n.name}: patch merging needs an even resolution, got {h}x{w}; "
+            "change the patch size or the number of stages"
+        )
+    if n.linear.n_in != 4 * c:
+        raise IRError(f"{n.name}: reduction weight rows {n.linear.n_in} != 4C = {4 * c}")
+    n.linear.check_input(n.norm.out_fmt if n.norm else x.fmt, n.name)
+    return TensorInfo((h // 2, w // 2, n.linear.n_out), n.linear.out_fmt)
+
+
+@INFER.handles(N.Add)
+def infer_add(n: N.Add, ins: list[TensorInfo]) -> TensorInfo:
+    a, b = ins
+    if a.shape != b.shape:
+        raise IRError(f"{n.name}: cannot add shapes {a.shape} and {b.shape}")
+    return TensorInfo(a.shape, n.out_fmt)
+
+
+@INFER.handles(N.Pool)
+def infer_pool(n: N.Pool, ins: list[TensorInfo]) -> TensorInfo:
+    x = ins[0]
+    if n.mask is not None:
+        ntok = int(np.prod(x.shape[:-1]))
+        if ins[1].shape != (*x.shape[:-1], 1):
+            raise IRError(f"{n.name}: mask {n.mask!r} shape {ins[1].shape} != {(*x.shape[:-1], 1)}")
+        assert n.inv_table is not None
+        if n.inv_table.shape != (ntok + 1,):
+            raise IRError(f"{n.name}: inv_table shape {n.inv_table.shape} != ({ntok + 1},)")
+    return TensorInfo((x.shape[-1],), n.out_fmt)
+
+
+@INFER.handles(N.Dense)
+def infer_dense(n: N.Dense, ins: list[TensorInfo]) -> TensorInfo:
+    x = ins[0]
+    if n.linear.n_in != x.shape[-1]:
+        raise IRError(f"{n.name}: weight rows {n.linear.n_in} != input features {x.shape[-1]}")
+    n.linear.check_input(x.fmt, n.name)
+    return TensorInfo((*x.shape[:-1], n.linear.n_out), n.linear.out_fmt)
 
 
 def _type_ok(v: Any, t: Any) -> bool:

@@ -1,6 +1,6 @@
 """Typed IR nodes.  Every tensor is a batch of integer codes; the per-sample layout is
 ``(H, W, C)`` for token maps and ``(C,)`` after pooling.  Each node states its formats; the
-integer semantics are implemented once in :mod:`swinfpga.golden.ops` and mirrored by the back ends.
+integer semantics are implemented once in :mod:`swinfpga.ops` and mirrored by the back ends.
 
 All ``np.ndarray`` fields hold ``int64`` codes in the format named next to them.
 """

@@ -16,8 +16,9 @@ import numpy as np
 from ...errors import SwinfpgaError
 from ...fixed import Fmt, acc_fmt
 from ...ir import nodes as N
-from ...ir.graph import Model
+from ...ir.graph import Model, TensorInfo
 from ...lut import Lut, SoftmaxSpec
+from ...registry import Registry
 
 HEADERS = ("swin_common.h", "swin_softmax.h", "swin_attention.h", "swin_layernorm.h", "swin_layers.h",
            "swin_stream.h")
@@ -336,268 +337,344 @@ def plan_model(model: Model, reuse_factor: int = 1, strategy: str = "latency",
         out = info[n.name]
         p = LayerPlan(type(n).__name__, hls_name(n.name), n.name, ins, tuple(out.shape), out.fmt, in_fmts)
         c = _Cfg(p)
-        u = p.units
-        if isinstance(n, N.Input):
-            p.kind = "Input"
-        elif isinstance(n, N.PatchEmbed):
-            h, w, cin = info[n.src].shape
-            p.kind = "SwinPatchEmbed"
-            for k, v in (("height", h), ("width", w), ("cin", cin), ("patch", n.patch), ("reuse", rf)):
-                c.const(k, v)
-            lin = n.linear
-            wr, br = c.linear("lin", lin, in_fmts[0], rf, strategy)
-            tokens = (h // n.patch) * (w // n.patch)
-            p.function = "patch_embed" + sfx + ("_s" if st else "")
-            if st:
-                p.lag_tokens = n.patch * w
-                u.append(Unit("Bands/Read", 1, n.patch * w, h // n.patch, 2,
-                              arrays=(ArrayUse("lb", n.patch * n.patch * cin, in_fmts[0].width),)))
-            if rs:
-                u.append(Unit("Patches/Gather", 1, lin.n_in, tokens, 2))
-                u += _lin_units("lin", lin, in_fmts[0], rf, tokens)
-            else:
-                u.append(Unit("Patches", rf, tokens, 1, _lin_depth(lin.n_in), const_mults=lin.n_in * lin.n_out,
-                              mult_limit=_ceil(lin.n_in * lin.n_out, rf), mult_bits=(in_fmts[0].width, lin.w_fmt.width),
-                              adds=lin.n_in * lin.n_out))
-            p.call = _call(p.function, p, [wr, br])
-        elif isinstance(n, N.WindowAttention):
-            p.kind = "SwinWindowAttention"
-            h, w = n.resolution
-            wh, ww = n.window_hw
-            nt, hd, ch = n.tokens, n.head_dim, n.dim
-            row_mults = 2 * nt * hd + nt
-            has_bias = n.rel_bias is not None
-            for k, v in (("height", h), ("width", w), ("C", ch), ("heads", n.heads), ("head_dim", hd),
-                         ("window_h", wh), ("window_w", ww), ("shift", n.shift), ("N", nt),
-                         ("n_windows", n.n_windows), ("reuse", rf), ("strategy", int(rs)), ("has_bias", int(has_bias)),
-                         ("masked", int(n.mask is not None)), ("row_mult_limit", _ceil(row_mults, rf)),
-                         ("rows_buf", h if n.shift else wh), ("qkv_mult_limit", _ceil(3 * ch * ch, rf))):
-                c.const(k, v)
-            refs = []
-            for key, lin, xf in (("q_lin", n.q, in_fmts[0]), ("k_lin", n.k, in_fmts[0]), ("v_lin", n.v, in_fmts[0]),
-                                 ("p_lin", n.proj, n.attn_fmt)):
-                refs += list(c.linear(key, lin, xf, rf, strategy))
-            af = n.q.out_fmt.frac + n.k.out_fmt.frac
-            c.typ("rel_bias", n.bias_fmt, "rel_bias_t")
-            if has_bias:
-                c.lines.append(f"    typedef {rom_ctype(n.rel_bias)} rel_bias_code_t;")
-                rb = c.array("rel_bias", n.rel_bias)
-                sh = af - n.bias_fmt.frac
-                bl, bh = int(n.rel_bias.min()) << sh, int(n.rel_bias.max()) << sh
-            else:  # no table, no add: a 1-entry placeholder ROM the C++ never reads
-                c.lines.append(f"    typedef {NO_TABLE_T} rel_bias_code_t;")
-                rb = c.array("no_table", np.zeros(1, dtype=np.int64))
-                bl = bh = 0
-            pl, ph = _prod_rng(_rng(n.q.out_fmt), _rng(n.k.out_fmt))
-            c.typ("score_acc", acc_fmt(min(bl, 0) + hd * min(pl, 0), max(bh, 0) + hd * max(ph, 0), af),
-                  "score_acc_t")
-            vf = n.v.out_fmt
-            pvl, pvh = _prod_rng((min(0, n.softmax.prob_fmt.min_code), n.softmax.prob_fmt.max_code), _rng(vf))
-            c.typ("pv_acc", acc_fmt(nt * min(pvl, 0), nt * max(pvh, 0), n.softmax.prob_fmt.frac + vf.frac),
-                  "pv_acc_t")
-            c.typ("attn", n.attn_fmt, "attn_t")
-            if n.softmax.score_fmt != n.score_fmt:
-                raise PlanError(f"{n.name}: softmax score format differs from score_fmt")
-            e, r = c.softmax("sm", n.softmax)
-            if n.mask is None:
-                p.function = "window_attention_s" if st else "window_attention"
-                p.call = _call(p.function, p, [*refs, rb, e, r])
-            else:  # second input: the TokenMask layer's (H, W, 1) codes
-                p.function = "window_attention_ms" if st else "window_attention_m"
-                p.call = (f"swin::{p.function}<{{input_t}}, {{input2_t}}, {{output_t}}, config{{index}}>"
-                          f"({{input}}, {{input2}}, {{output}}, {', '.join([*refs, rb, e, r])});")
-            wn, xw = n.n_windows, in_fmts[0].width
-            if st:  # line buffer of `window_h` rows, or (cyclic shift) the whole map: C banks each
-                rbuf = h if n.shift else wh
-                p.lag_tokens = rbuf * w
-                u.append(Unit("Chunks/Read", 1, rbuf * w, h // rbuf, 2, arrays=(ArrayUse("xb", ch, xw),),
-                              tables=(TableUse("xb", rbuf * w, ch * xw, 1, "ram"),)))
-            u.append(Unit("Windows/Gather", 1, nt, wn, 3, arrays=(ArrayUse("xw", ch, xw),)))
-            if rs:
-                for key, lin in (("q_lin", n.q), ("k_lin", n.k), ("v_lin", n.v)):
-                    u += _lin_units(key, lin, in_fmts[0], rf, wn * nt)
-            else:
-                u.append(Unit("QKV", rf, nt, wn, _lin_depth(ch), const_mults=3 * ch * ch,
-                              mult_limit=_ceil(3 * ch * ch, rf), mult_bits=(xw, n.q.w_fmt.width), adds=3 * ch * ch))
-            sm = n.softmax
-            qkv_banks = tuple(ArrayUse(k, nt * hd, f.width) for k, f in (("q", n.q.out_fmt), ("k", n.k.out_fmt),
-                                                                        ("v", vf)))
-            tabs = (TableUse("exp_table", sm.exp.size, sm.exp.out_fmt.width, nt, "registers"),
-                    *((TableUse("rel_bias", n.rel_bias.size, n.bias_fmt.width, nt, "registers"),) if has_bias else ()),
-                    TableUse("recip_table", sm.recip.size, sm.recip.out_fmt.width, 1, "rom"))
-            u.append(Unit("Heads/Rows", rf, nt, wn * n.heads, 10 + _ceil(_log2(hd) + _log2(nt), 2), var_mults=row_mults,
-                          mult_limit=_ceil(row_mults, rf), mult_bits=(max(n.q.out_fmt.width, vf.width),
-                                                                      max(n.k.out_fmt.width, sm.prob_fmt.width)),
-                          adds=2 * nt * hd, tables=tabs, arrays=(*qkv_banks, ArrayUse("o", ch, n.attn_fmt.width))))
-            if rs:
-                u += _lin_units("p_lin", n.proj, n.attn_fmt, rf, wn * nt)
-            else:
-                u.append(Unit("Proj", rf, nt, wn, _lin_depth(ch), const_mults=ch * ch, mult_limit=_ceil(ch * ch, rf),
-                              mult_bits=(n.attn_fmt.width, n.proj.w_fmt.width), adds=ch * ch))
-            u.append(Unit("Windows/Scatter", 1, nt, wn, 2, arrays=(ArrayUse("yw", ch, out.fmt.width),)))
-            if st:
-                u.append(Unit("Chunks/Write", 1, rbuf * w, h // rbuf, 2, arrays=(ArrayUse("yb", ch, out.fmt.width),),
-                              tables=(TableUse("yb", rbuf * w, ch * out.fmt.width, 1, "ram"),)))
-        elif isinstance(n, N.Mlp):
-            p.kind = "SwinMlp"
-            shape = info[n.src].shape
-            tokens = int(np.prod(shape[:-1]))
-            ch, hid = shape[-1], n.fc1.n_out
-            for k, v in (("tokens", tokens), ("C", ch), ("gelu", int(n.act == "gelu")), ("reuse", rf)):
-                c.const(k, v)
-            w1, b1 = c.linear("fc1", n.fc1, in_fmts[0], rf, strategy)
-            c.typ("hidden", n.hidden_fmt, "hidden_t")
-            w2, b2 = c.linear("fc2", n.fc2, n.hidden_fmt, rf, strategy)
-            if n.gelu is not None:
-                g = c.lut("gelu_lut", n.gelu, n.fc1.out_fmt.width + 1)
-                gt = (TableUse("gelu_table", n.gelu.size, n.gelu.out_fmt.width, 1 if rs else hid,
-                               "rom" if rs else "registers"),)
-            else:
-                c.lines.append(f"    struct gelu_lut {{ typedef hidden_t out_t; typedef {NO_TABLE_T} code_t;"
-                               " static const int size = 1, shift = 0, calc_w = 2;"
-                               " static const long long offset = 0; };")
-                g = c.array("no_table", np.zeros(1, dtype=np.int64))
-                gt = ()
-            p.function = "mlp" + sfx + ("_s" if st else "")
-            p.call = _call(p.function, p, [w1, b1, w2, b2, g])
-            if rs:
-                u += _lin_units("fc1", n.fc1, in_fmts[0], rf, tokens)
-                u.append(Unit("Tokens/Act", 1, hid, tokens, 2, tables=gt))
-                u += _lin_units("fc2", n.fc2, n.hidden_fmt, rf, tokens)
-            else:
-                k2 = 2 * ch * hid
-                u.append(Unit("Tokens", rf, tokens, 1, _lin_depth(ch) + _lin_depth(hid) + 1, const_mults=k2,
-                              mult_limit=_ceil(k2, rf), mult_bits=(max(in_fmts[0].width, n.hidden_fmt.width),
-                                                                   max(n.fc1.w_fmt.width, n.fc2.w_fmt.width)),
-                              adds=k2, tables=gt))
-        elif isinstance(n, N.LayerNorm):
-            p.kind = "SwinLayerNorm"
-            shape = info[n.src].shape
-            tokens, ch = int(np.prod(shape[:-1])), shape[-1]
-            c.const("tokens", tokens)
-            c.const("reuse", rf)
-            gm, bt, t = c.layernorm("ln", n, in_fmts[0], ch)
-            p.function = "layernorm" + sfx + ("_s" if st else "")
-            p.call = _call(p.function, p, [gm, bt, t])
-            u += _ln_units("Tokens", n, in_fmts[0], ch, tokens, rf, rs)
-        elif isinstance(n, N.PatchMerging):
-            p.kind = "SwinPatchMerging"
-            h, w, ch = info[n.src].shape
-            for k, v in (("height", h), ("width", w), ("C", ch), ("has_norm", int(n.norm is not None)),
-                         ("reuse", rf)):
-                c.const(k, v)
-            if n.norm is not None:
-                gm, bt, t = c.layernorm("ln", n.norm, in_fmts[0], 4 * ch)
-                c.typ("cat", n.norm.out_fmt, "cat_t")
-                lin_in = n.norm.out_fmt
-            else:
-                c.typ("cat", in_fmts[0], "cat_t")
-                c.lines.append(f"    struct ln {{ typedef {NO_TABLE_T} gc_t; typedef {NO_TABLE_T} bc_t;"
-                               f" struct rsqrt_lut {{ typedef {NO_TABLE_T} code_t; }}; }};")
-                gm = bt = t = c.array("no_table", np.zeros(1, dtype=np.int64))
-                lin_in = in_fmts[0]
-            lin = n.linear
-            wr, br = c.linear("lin", lin, lin_in, rf, strategy)
-            p.function = "patch_merging" + sfx + ("_s" if st else "")
-            p.call = _call(p.function, p, [wr, br, gm, bt, t])
-            tokens = (h // 2) * (w // 2)
-            if st:
-                p.lag_tokens = 2 * w
-                u.append(Unit("Rows/Read", 1, 2 * w, h // 2, 2, arrays=(ArrayUse("rb", 4 * ch, in_fmts[0].width),)))
-            if rs:
-                u.append(Unit("Tokens/Gather", 1, 4 * ch, tokens, 2))
-                if n.norm is not None:
-                    u += _ln_units("Tokens/Norm", n.norm, in_fmts[0], 4 * ch, tokens, rf, True)
-                u += _lin_units("lin", lin, lin_in, rf, tokens)
-            else:
-                cm, vm, tabs = lin.n_in * lin.n_out, 0, ()
-                if n.norm is not None:
-                    lu = _ln_units("Tokens", n.norm, in_fmts[0], 4 * ch, tokens, rf, False)[0]
-                    cm, vm, tabs = cm + lu.const_mults, lu.var_mults, lu.tables
-                u.append(Unit("Tokens", rf, tokens, 1, _lin_depth(lin.n_in) + (8 if n.norm is not None else 0),
-                              const_mults=cm, var_mults=vm, mult_limit=_ceil(cm + vm, rf),
-                              mult_bits=(lin_in.width, lin.w_fmt.width), adds=cm + vm, tables=tabs))
-        elif isinstance(n, N.Add):
-            p.kind = "SwinAdd"
-            fa, fb = in_fmts
-            f = max(fa.frac, fb.frac)
-            (al, ah), (bl, bh) = _rng(fa, f), _rng(fb, f)
-            ch = int(out.shape[-1])
-            c.const("n", int(np.prod(out.shape)))
-            c.const("C", ch)
-            c.typ("sum", acc_fmt(al + bl, ah + bh, f), "sum_t")
-            p.function = "add_s" if st else "add"
-            p.call = (f"swin::{p.function}<{{input_t}}, {{input2_t}}, {{output_t}}, config{{index}}>"
-                      "({input}, {input2}, {output});")
-            u.append(Unit("Tokens", 1, int(np.prod(out.shape)) // ch, 1, 2, adds=ch))
-        elif isinstance(n, N.Pool):
-            p.kind = "SwinPool"
-            shape = info[n.src].shape
-            tokens = int(np.prod(shape[:-1]))
-            c.const("tokens", tokens)
-            c.const("C", shape[-1])
-            xl, xh = _rng(in_fmts[0])
-            c.typ("sum", acc_fmt(min(0, tokens * xl), max(0, tokens * xh), in_fmts[0].frac), "sum_t")
-            if n.mask is None:
-                inv_w = max(1, int(n.inv_n).bit_length())
-                c.typ("inv", Fmt(False, inv_w, inv_w - n.inv_frac), "inv_t")
-                c.const("inv_code", n.inv_n)
-                p.function = "pool_s" if st else "pool"
-                p.call = _call(p.function, p, [])
-            else:  # masked: sum of real tokens times inv_table[count] (a ROM of tokens + 1 entries)
-                assert n.inv_table is not None
-                if n.inv_table.shape != (tokens + 1,):
-                    raise PlanError(f"{n.name}: inv_table has {n.inv_table.size} entries, the pool needs "
-                                    f"{tokens + 1} (one per token count 0..{tokens})")
-                inv_w = max(1, int(n.inv_table.max()).bit_length())
-                c.typ("inv", Fmt(False, inv_w, inv_w - n.inv_frac), "inv_t")
-                c.lines.append(f"    typedef {rom_ctype(n.inv_table)} inv_code_t;")
-                c.lines.append(f"    typedef ap_uint<{max(1, tokens.bit_length())}> count_t;")
-                it = c.array("inv_table", n.inv_table)
-                p.function = "pool_ms" if st else "pool_m"
-                p.call = (f"swin::{p.function}<{{input_t}}, {{input2_t}}, {{output_t}}, config{{index}}>"
-                          f"({{input}}, {{input2}}, {{output}}, {it});")
-            inv_t = (TableUse("inv_table", tokens + 1, inv_w, 1, "rom"),) if n.mask is not None else ()
-            u.append(Unit("Tokens", 1, tokens, 1, 2, adds=shape[-1]))
-            u.append(Unit("Scale", 1, 1, 1, 3, const_mults=shape[-1], mult_limit=shape[-1], mult_bits=(inv_w, inv_w),
-                          tables=inv_t))
-        elif isinstance(n, N.TokenMask):
-            p.kind = "SwinTokenMask"
-            shape = info[n.src].shape
-            readers = [m.name for m in model.nodes if n.name in m.inputs]
-            if st and len(readers) > 7:
-                raise PlanError(f"{n.name}: the padding mask is read by {len(readers)} layers, but hls4ml's io_stream "
-                                "clones a stream into at most 7; use --io-type io_parallel or fewer attention blocks")
-            tokens = int(np.prod(shape[:-1]))
-            c.const("tokens", tokens)
-            c.const("C", shape[-1])
-            p.function = "token_mask_s" if st else "token_mask"
-            p.call = _call(p.function, p, [])
-            u.append(Unit("Tokens", 1, tokens, 1, 2, adds=shape[-1]))
-        elif isinstance(n, N.Dense):
-            p.kind = "SwinDense"
-            shape = info[n.src].shape
-            rows = int(np.prod(shape[:-1]))
-            c.const("rows", rows)
-            c.const("relu", int(n.relu))
-            c.const("reuse", rf)
-            lin = n.linear
-            wr, br = c.linear("lin", lin, in_fmts[0], rf, strategy)
-            p.function = "dense" + sfx + ("_s" if st else "")
-            p.call = _call(p.function, p, [wr, br])
-            if rs:
-                u += _lin_units("lin", lin, in_fmts[0], rf, rows)
-            else:
-                u.append(Unit("Rows", rf, rows, 1, _lin_depth(lin.n_in), const_mults=lin.n_in * lin.n_out,
-                              mult_limit=_ceil(lin.n_in * lin.n_out, rf), mult_bits=(in_fmts[0].width, lin.w_fmt.width),
-                              adds=lin.n_in * lin.n_out))
-        else:
-            raise PlanError(f"no HLS template for IR node type {type(n).__name__}")
+        PLAN.handler(n)(n, p, _Ctx(model, info, in_fmts, out, rf, rs, sfx, st, strategy, c))
         if p.kind in ("SwinPatchEmbed", "SwinMlp", "SwinLayerNorm", "SwinPatchMerging", "SwinDense"):
             c.const("mult_limit", _latency_limit(n, in_fmts[0], info, rf))  # ALLOCATION of the token pipeline
         p.config = c.text()
         plans.append(p)
     return plans
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """What a plan handler reads besides its node: the model, inferred tensors, the node's input formats
+    and output, reuse factor, strategy flags and the layer's config builder."""
+
+    model: Model
+    info: dict
+    in_fmts: list[Fmt]
+    out: TensorInfo
+    rf: int
+    rs: bool
+    sfx: str
+    st: bool
+    strategy: str
+    cfg: _Cfg
+
+
+# ----- one handler per IR node type (fills p.kind, p.function, p.call, config lines and units) -------------
+PLAN = Registry("HLS plan", PlanError)
+
+
+@PLAN.handles(N.Input)
+def _plan_input(n: N.Input, p: LayerPlan, ctx: _Ctx) -> None:
+    p.kind = "Input"
+
+
+@PLAN.handles(N.PatchEmbed)
+def _plan_patch_embed(n: N.PatchEmbed, p: LayerPlan, ctx: _Ctx) -> None:
+    c = ctx.cfg
+    u = p.units
+    info, in_fmts, rf, rs, sfx, st, strategy = ctx.info, ctx.in_fmts, ctx.rf, ctx.rs, ctx.sfx, ctx.st, ctx.strategy
+    h, w, cin = info[n.src].shape
+    p.kind = "SwinPatchEmbed"
+    for k, v in (("height", h), ("width", w), ("cin", cin), ("patch", n.patch), ("reuse", rf)):
+        c.const(k, v)
+    lin = n.linear
+    wr, br = c.linear("lin", lin, in_fmts[0], rf, strategy)
+    tokens = (h // n.patch) * (w // n.patch)
+    p.function = "patch_embed" + sfx + ("_s" if st else "")
+    if st:
+        p.lag_tokens = n.patch * w
+        u.append(Unit("Bands/Read", 1, n.patch * w, h // n.patch, 2,
+                      arrays=(ArrayUse("lb", n.patch * n.patch * cin, in_fmts[0].width),)))
+    if rs:
+        u.append(Unit("Patches/Gather", 1, lin.n_in, tokens, 2))
+        u += _lin_units("lin", lin, in_fmts[0], rf, tokens)
+    else:
+        u.append(Unit("Patches", rf, tokens, 1, _lin_depth(lin.n_in), const_mults=lin.n_in * lin.n_out,
+                      mult_limit=_ceil(lin.n_in * lin.n_out, rf), mult_bits=(in_fmts[0].width, lin.w_fmt.width),
+                      adds=lin.n_in * lin.n_out))
+    p.call = _call(p.function, p, [wr, br])
+
+
+@PLAN.handles(N.WindowAttention)
+def _plan_window_attention(n: N.WindowAttention, p: LayerPlan, ctx: _Ctx) -> None:
+    c = ctx.cfg
+    u = p.units
+    in_fmts, out, rf, rs, st, strategy = ctx.in_fmts, ctx.out, ctx.rf, ctx.rs, ctx.st, ctx.strategy
+    p.kind = "SwinWindowAttention"
+    h, w = n.resolution
+    wh, ww = n.window_hw
+    nt, hd, ch = n.tokens, n.head_dim, n.dim
+    row_mults = 2 * nt * hd + nt
+    has_bias = n.rel_bias is not None
+    for k, v in (("height", h), ("width", w), ("C", ch), ("heads", n.heads), ("head_dim", hd),
+                 ("window_h", wh), ("window_w", ww), ("shift", n.shift), ("N", nt),
+                 ("n_windows", n.n_windows), ("reuse", rf), ("strategy", int(rs)), ("has_bias", int(has_bias)),
+                 ("masked", int(n.mask is not None)), ("row_mult_limit", _ceil(row_mults, rf)),
+                 ("rows_buf", h if n.shift else wh), ("qkv_mult_limit", _ceil(3 * ch * ch, rf))):
+        c.const(k, v)
+    refs = []
+    for key, lin, xf in (("q_lin", n.q, in_fmts[0]), ("k_lin", n.k, in_fmts[0]), ("v_lin", n.v, in_fmts[0]),
+                         ("p_lin", n.proj, n.attn_fmt)):
+        refs += list(c.linear(key, lin, xf, rf, strategy))
+    af = n.q.out_fmt.frac + n.k.out_fmt.frac
+    c.typ("rel_bias", n.bias_fmt, "rel_bias_t")
+    if has_bias:
+        c.lines.append(f"    typedef {rom_ctype(n.rel_bias)} rel_bias_code_t;")
+        rb = c.array("rel_bias", n.rel_bias)
+        sh = af - n.bias_fmt.frac
+        bl, bh = int(n.rel_bias.min()) << sh, int(n.rel_bias.max()) << sh
+    else:  # no table, no add: a 1-entry placeholder ROM the C++ never reads
+        c.lines.append(f"    typedef {NO_TABLE_T} rel_bias_code_t;")
+        rb = c.array("no_table", np.zeros(1, dtype=np.int64))
+        bl = bh = 0
+    pl, ph = _prod_rng(_rng(n.q.out_fmt), _rng(n.k.out_fmt))
+    c.typ("score_acc", acc_fmt(min(bl, 0) + hd * min(pl, 0), max(bh, 0) + hd * max(ph, 0), af),
+          "score_acc_t")
+    vf = n.v.out_fmt
+    pvl, pvh = _prod_rng((min(0, n.softmax.prob_fmt.min_code), n.softmax.prob_fmt.max_code), _rng(vf))
+    c.typ("pv_acc", acc_fmt(nt * min(pvl, 0), nt * max(pvh, 0), n.softmax.prob_fmt.frac + vf.frac),
+          "pv_acc_t")
+    c.typ("attn", n.attn_fmt, "attn_t")
+    if n.softmax.score_fmt != n.score_fmt:
+        raise PlanError(f"{n.name}: softmax score format differs from score_fmt")
+    e, r = c.softmax("sm", n.softmax)
+    if n.mask is None:
+        p.function = "window_attention_s" if st else "window_attention"
+        p.call = _call(p.function, p, [*refs, rb, e, r])
+    else:  # second input: the TokenMask layer's (H, W, 1) codes
+        p.function = "window_attention_ms" if st else "window_attention_m"
+        p.call = (f"swin::{p.function}<{{input_t}}, {{input2_t}}, {{output_t}}, config{{index}}>"
+                  f"({{input}}, {{input2}}, {{output}}, {', '.join([*refs, rb, e, r])});")
+    wn, xw = n.n_windows, in_fmts[0].width
+    if st:  # line buffer of `window_h` rows, or (cyclic shift) the whole map: C banks each
+        rbuf = h if n.shift else wh
+        p.lag_tokens = rbuf * w
+        u.append(Unit("Chunks/Read", 1, rbuf * w, h // rbuf, 2, arrays=(ArrayUse("xb", ch, xw),),
+                      tables=(TableUse("xb", rbuf * w, ch * xw, 1, "ram"),)))
+    u.append(Unit("Windows/Gather", 1, nt, wn, 3, arrays=(ArrayUse("xw", ch, xw),)))
+    if rs:
+        for key, lin in (("q_lin", n.q), ("k_lin", n.k), ("v_lin", n.v)):
+            u += _lin_units(key, lin, in_fmts[0], rf, wn * nt)
+    else:
+        u.append(Unit("QKV", rf, nt, wn, _lin_depth(ch), const_mults=3 * ch * ch,
+                      mult_limit=_ceil(3 * ch * ch, rf), mult_bits=(xw, n.q.w_fmt.width), adds=3 * ch * ch))
+    sm = n.softmax
+    qkv_banks = tuple(ArrayUse(k, nt * hd, f.width) for k, f in (("q", n.q.out_fmt), ("k", n.k.out_fmt),
+                                                                ("v", vf)))
+    tabs = (TableUse("exp_table", sm.exp.size, sm.exp.out_fmt.width, nt, "registers"),
+            *((TableUse("rel_bias", n.rel_bias.size, n.bias_fmt.width, nt, "registers"),) if has_bias else ()),
+            TableUse("recip_table", sm.recip.size, sm.recip.out_fmt.width, 1, "rom"))
+    u.append(Unit("Heads/Rows", rf, nt, wn * n.heads, 10 + _ceil(_log2(hd) + _log2(nt), 2), var_mults=row_mults,
+                  mult_limit=_ceil(row_mults, rf), mult_bits=(max(n.q.out_fmt.width, vf.width),
+                                                              max(n.k.out_fmt.width, sm.prob_fmt.width)),
+                  adds=2 * nt * hd, tables=tabs, arrays=(*qkv_banks, ArrayUse("o", ch, n.attn_fmt.width))))
+    if rs:
+        u += _lin_units("p_lin", n.proj, n.attn_fmt, rf, wn * nt)
+    else:
+        u.append(Unit("Proj", rf, nt, wn, _lin_depth(ch), const_mults=ch * ch, mult_limit=_ceil(ch * ch, rf),
+                      mult_bits=(n.attn_fmt.width, n.proj.w_fmt.width), adds=ch * ch))
+    u.append(Unit("Windows/Scatter", 1, nt, wn, 2, arrays=(ArrayUse("yw", ch, out.fmt.width),)))
+    if st:
+        u.append(Unit("Chunks/Write", 1, rbuf * w, h // rbuf, 2, arrays=(ArrayUse("yb", ch, out.fmt.width),),
+                      tables=(TableUse("yb", rbuf * w, ch * out.fmt.width, 1, "ram"),)))
+
+
+@PLAN.handles(N.Mlp)
+def _plan_mlp(n: N.Mlp, p: LayerPlan, ctx: _Ctx) -> None:
+    c = ctx.cfg
+    u = p.units
+    info, in_fmts, rf, rs, sfx, st, strategy = ctx.info, ctx.in_fmts, ctx.rf, ctx.rs, ctx.sfx, ctx.st, ctx.strategy
+    p.kind = "SwinMlp"
+    shape = info[n.src].shape
+    tokens = int(np.prod(shape[:-1]))
+    ch, hid = shape[-1], n.fc1.n_out
+    for k, v in (("tokens", tokens), ("C", ch), ("gelu", int(n.act == "gelu")), ("reuse", rf)):
+        c.const(k, v)
+    w1, b1 = c.linear("fc1", n.fc1, in_fmts[0], rf, strategy)
+    c.typ("hidden", n.hidden_fmt, "hidden_t")
+    w2, b2 = c.linear("fc2", n.fc2, n.hidden_fmt, rf, strategy)
+    if n.gelu is not None:
+        g = c.lut("gelu_lut", n.gelu, n.fc1.out_fmt.width + 1)
+        gt = (TableUse("gelu_table", n.gelu.size, n.gelu.out_fmt.width, 1 if rs else hid,
+                       "rom" if rs else "registers"),)
+    else:
+        c.lines.append(f"    struct gelu_lut {{ typedef hidden_t out_t; typedef {NO_TABLE_T} code_t;"
+                       " static const int size = 1, shift = 0, calc_w = 2;"
+                       " static const long long offset = 0; };")
+        g = c.array("no_table", np.zeros(1, dtype=np.int64))
+        gt = ()
+    p.function = "mlp" + sfx + ("_s" if st else "")
+    p.call = _call(p.function, p, [w1, b1, w2, b2, g])
+    if rs:
+        u += _lin_units("fc1", n.fc1, in_fmts[0], rf, tokens)
+        u.append(Unit("Tokens/Act", 1, hid, tokens, 2, tables=gt))
+        u += _lin_units("fc2", n.fc2, n.hidden_fmt, rf, tokens)
+    else:
+        k2 = 2 * ch * hid
+        u.append(Unit("Tokens", rf, tokens, 1, _lin_depth(ch) + _lin_depth(hid) + 1, const_mults=k2,
+                      mult_limit=_ceil(k2, rf), mult_bits=(max(in_fmts[0].width, n.hidden_fmt.width),
+                                                           max(n.fc1.w_fmt.width, n.fc2.w_fmt.width)),
+                      adds=k2, tables=gt))
+
+
+@PLAN.handles(N.LayerNorm)
+def _plan_layer_norm(n: N.LayerNorm, p: LayerPlan, ctx: _Ctx) -> None:
+    c = ctx.cfg
+    u = p.units
+    info, in_fmts, rf, rs, sfx, st = ctx.info, ctx.in_fmts, ctx.rf, ctx.rs, ctx.sfx, ctx.st
+    p.kind = "SwinLayerNorm"
+    shape = info[n.src].shape
+    tokens, ch = int(np.prod(shape[:-1])), shape[-1]
+    c.const("tokens", tokens)
+    c.const("reuse", rf)
+    gm, bt, t = c.layernorm("ln", n, in_fmts[0], ch)
+    p.function = "layernorm" + sfx + ("_s" if st else "")
+    p.call = _call(p.function, p, [gm, bt, t])
+    u += _ln_units("Tokens", n, in_fmts[0], ch, tokens, rf, rs)
+
+
+@PLAN.handles(N.PatchMerging)
+def _plan_patch_merging(n: N.PatchMerging, p: LayerPlan, ctx: _Ctx) -> None:
+    c = ctx.cfg
+    u = p.units
+    info, in_fmts, rf, rs, sfx, st, strategy = ctx.info, ctx.in_fmts, ctx.rf, ctx.rs, ctx.sfx, ctx.st, ctx.strategy
+    p.kind = "SwinPatchMerging"
+    h, w, ch = info[n.src].shape
+    for k, v in (("height", h), ("width", w), ("C", ch), ("has_norm", int(n.norm is not None)),
+                 ("reuse", rf)):
+        c.const(k, v)
+    if n.norm is not None:
+        gm, bt, t = c.layernorm("ln", n.norm, in_fmts[0], 4 * ch)
+        c.typ("cat", n.norm.out_fmt, "cat_t")
+        lin_in = n.norm.out_fmt
+    else:
+        c.typ("cat", in_fmts[0], "cat_t")
+        c.lines.append(f"    struct ln {{ typedef {NO_TABLE_T} gc_t; typedef {NO_TABLE_T} bc_t;"
+                       f" struct rsqrt_lut {{ typedef {NO_TABLE_T} code_t; }}; }};")
+        gm = bt = t = c.array("no_table", np.zeros(1, dtype=np.int64))
+        lin_in = in_fmts[0]
+    lin = n.linear
+    wr, br = c.linear("lin", lin, lin_in, rf, strategy)
+    p.function = "patch_merging" + sfx + ("_s" if st else "")
+    p.call = _call(p.function, p, [wr, br, gm, bt, t])
+    tokens = (h // 2) * (w // 2)
+    if st:
+        p.lag_tokens = 2 * w
+        u.append(Unit("Rows/Read", 1, 2 * w, h // 2, 2, arrays=(ArrayUse("rb", 4 * ch, in_fmts[0].width),)))
+    if rs:
+        u.append(Unit("Tokens/Gather", 1, 4 * ch, tokens, 2))
+        if n.norm is not None:
+            u += _ln_units("Tokens/Norm", n.norm, in_fmts[0], 4 * ch, tokens, rf, True)
+        u += _lin_units("lin", lin, lin_in, rf, tokens)
+    else:
+        cm, vm, tabs = lin.n_in * lin.n_out, 0, ()
+        if n.norm is not None:
+            lu = _ln_units("Tokens", n.norm, in_fmts[0], 4 * ch, tokens, rf, False)[0]
+            cm, vm, tabs = cm + lu.const_mults, lu.var_mults, lu.tables
+        u.append(Unit("Tokens", rf, tokens, 1, _lin_depth(lin.n_in) + (8 if n.norm is not None else 0),
+                      const_mults=cm, var_mults=vm, mult_limit=_ceil(cm + vm, rf),
+                      mult_bits=(lin_in.width, lin.w_fmt.width), adds=cm + vm, tables=tabs))
+
+
+@PLAN.handles(N.Add)
+def _plan_add(n: N.Add, p: LayerPlan, ctx: _Ctx) -> None:
+    c = ctx.cfg
+    u = p.units
+    in_fmts, out, st = ctx.in_fmts, ctx.out, ctx.st
+    p.kind = "SwinAdd"
+    fa, fb = in_fmts
+    f = max(fa.frac, fb.frac)
+    (al, ah), (bl, bh) = _rng(fa, f), _rng(fb, f)
+    ch = int(out.shape[-1])
+    c.const("n", int(np.prod(out.shape)))
+    c.const("C", ch)
+    c.typ("sum", acc_fmt(al + bl, ah + bh, f), "sum_t")
+    p.function = "add_s" if st else "add"
+    p.call = (f"swin::{p.function}<{{input_t}}, {{input2_t}}, {{output_t}}, config{{index}}>"
+              "({input}, {input2}, {output});")
+    u.append(Unit("Tokens", 1, int(np.prod(out.shape)) // ch, 1, 2, adds=ch))
+
+
+@PLAN.handles(N.Pool)
+def _plan_pool(n: N.Pool, p: LayerPlan, ctx: _Ctx) -> None:
+    c = ctx.cfg
+    u = p.units
+    info, in_fmts, st = ctx.info, ctx.in_fmts, ctx.st
+    p.kind = "SwinPool"
+    shape = info[n.src].shape
+    tokens = int(np.prod(shape[:-1]))
+    c.const("tokens", tokens)
+    c.const("C", shape[-1])
+    xl, xh = _rng(in_fmts[0])
+    c.typ("sum", acc_fmt(min(0, tokens * xl), max(0, tokens * xh), in_fmts[0].frac), "sum_t")
+    if n.mask is None:
+        inv_w = max(1, int(n.inv_n).bit_length())
+        c.typ("inv", Fmt(False, inv_w, inv_w - n.inv_frac), "inv_t")
+        c.const("inv_code", n.inv_n)
+        p.function = "pool_s" if st else "pool"
+        p.call = _call(p.function, p, [])
+    else:  # masked: sum of real tokens times inv_table[count] (a ROM of tokens + 1 entries)
+        assert n.inv_table is not None
+        if n.inv_table.shape != (tokens + 1,):
+            raise PlanError(f"{n.name}: inv_table has {n.inv_table.size} entries, the pool needs "
+                            f"{tokens + 1} (one per token count 0..{tokens})")
+        inv_w = max(1, int(n.inv_table.max()).bit_length())
+        c.typ("inv", Fmt(False, inv_w, inv_w - n.inv_frac), "inv_t")
+        c.lines.append(f"    typedef {rom_ctype(n.inv_table)} inv_code_t;")
+        c.lines.append(f"    typedef ap_uint<{max(1, tokens.bit_length())}> count_t;")
+        it = c.array("inv_table", n.inv_table)
+        p.function = "pool_ms" if st else "pool_m"
+        p.call = (f"swin::{p.function}<{{input_t}}, {{input2_t}}, {{output_t}}, config{{index}}>"
+                  f"({{input}}, {{input2}}, {{output}}, {it});")
+    inv_t = (TableUse("inv_table", tokens + 1, inv_w, 1, "rom"),) if n.mask is not None else ()
+    u.append(Unit("Tokens", 1, tokens, 1, 2, adds=shape[-1]))
+    u.append(Unit("Scale", 1, 1, 1, 3, const_mults=shape[-1], mult_limit=shape[-1], mult_bits=(inv_w, inv_w),
+                  tables=inv_t))
+
+
+@PLAN.handles(N.TokenMask)
+def _plan_token_mask(n: N.TokenMask, p: LayerPlan, ctx: _Ctx) -> None:
+    c = ctx.cfg
+    u = p.units
+    model, info, st = ctx.model, ctx.info, ctx.st
+    p.kind = "SwinTokenMask"
+    shape = info[n.src].shape
+    readers = [m.name for m in model.nodes if n.name in m.inputs]
+    if st and len(readers) > 7:
+        raise PlanError(f"{n.name}: the padding mask is read by {len(readers)} layers, but hls4ml's io_stream "
+                        "clones a stream into at most 7; use --io-type io_parallel or fewer attention blocks")
+    tokens = int(np.prod(shape[:-1]))
+    c.const("tokens", tokens)
+    c.const("C", shape[-1])
+    p.function = "token_mask_s" if st else "token_mask"
+    p.call = _call(p.function, p, [])
+    u.append(Unit("Tokens", 1, tokens, 1, 2, adds=shape[-1]))
+
+
+@PLAN.handles(N.Dense)
+def _plan_dense(n: N.Dense, p: LayerPlan, ctx: _Ctx) -> None:
+    c = ctx.cfg
+    u = p.units
+    info, in_fmts, rf, rs, sfx, st, strategy = ctx.info, ctx.in_fmts, ctx.rf, ctx.rs, ctx.sfx, ctx.st, ctx.strategy
+    p.kind = "SwinDense"
+    shape = info[n.src].shape
+    rows = int(np.prod(shape[:-1]))
+    c.const("rows", rows)
+    c.const("relu", int(n.relu))
+    c.const("reuse", rf)
+    lin = n.linear
+    wr, br = c.linear("lin", lin, in_fmts[0], rf, strategy)
+    p.function = "dense" + sfx + ("_s" if st else "")
+    p.call = _call(p.function, p, [wr, br])
+    if rs:
+        u += _lin_units("lin", lin, in_fmts[0], rf, rows)
+    else:
+        u.append(Unit("Rows", rf, rows, 1, _lin_depth(lin.n_in), const_mults=lin.n_in * lin.n_out,
+                      mult_limit=_ceil(lin.n_in * lin.n_out, rf), mult_bits=(in_fmts[0].width, lin.w_fmt.width),
+                      adds=lin.n_in * lin.n_out))
 
 
 def _latency_limit(n: N.Node, x_fmt: Fmt, info: dict, rf: int) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...lut import SoftmaxSpec
-from .trace import TraceError, _q, _tree, lut_apply, tracer
+from .trace import SOFTMAX_KINDS, TraceError, _q, _tree, lut_apply, tracer
 
 MAX_TABLE = 1 << 14  # da4ml's lookup limit (entries per table)
 
@@ -60,3 +60,6 @@ def softmax_row(s: list[Any], sm: SoftmaxSpec, valid: list[Any] | None) -> list[
     total = _tree(list(e), lambda a, b: a + b)
     r = _lookup(_q(total, sm.recip.in_fmt), sm.recip, sm, "inverse")
     return [_q(ej * r, sm.prob_fmt) for ej in e]
+
+
+SOFTMAX_KINDS["hgq2"] = softmax_row

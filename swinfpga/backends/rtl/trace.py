@@ -1,9 +1,12 @@
 """Trace one segment's group function with da4ml (the only module importing da4ml's tracer).
 
-Values in the trace are real numbers (code x LSB); every requant site of the golden model
-(:mod:`swinfpga.golden.ops`) becomes a da4ml ``quantize`` with the same (k, i, f), rounding and
-overflow, so the traced program is bit-exact by construction and is checked against the golden
-model with da4ml's int64 interpreter (``CombLogic.predict``) before any Verilog is simulated.
+Values in the trace are real numbers (code x LSB).  Each IR node runs its operator kernel
+(:mod:`swinfpga.ops`, dispatched through ``TRACE``) on :class:`TraceFx`, the tracer's
+implementation of the fixed-point array interface: every requant site of the golden model becomes
+a da4ml ``quantize`` with the same (k, i, f), rounding and overflow, so the traced program is
+bit-exact by construction and is checked against the golden model with da4ml's int64 interpreter
+(``CombLogic.predict``) before any Verilog is simulated.  The softmax primitive's logic form
+(:func:`_softmax_rows`: leading-one normalisation) is written here.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ... import ops
 from ...errors import SwinfpgaError
 from ...fixed import Fmt
 from ...ir import nodes as N
 from ...lut import Lut, SoftmaxSpec
+from ...registry import Registry
 from .plan import Segment
 
 
@@ -116,6 +121,150 @@ def _arr(vars_: Any) -> Any:
     return tracer().array(vars_)
 
 
+def _obj(x: Any) -> np.ndarray:
+    """The scalar variables of a traced array (or of an object ndarray) as an object ndarray."""
+    return np.asarray(_elems(x), dtype=object)
+
+
+def _consts(codes: np.ndarray, lsb: float) -> np.ndarray:
+    """Constant codes as an object ndarray of Python floats (code x LSB)."""
+    c = np.asarray(codes)
+    out = np.empty(c.shape, dtype=object)
+    for idx in np.ndindex(*c.shape):
+        out[idx] = float(c[idx]) * lsb
+    return out
+
+
+class TraceFx:
+    """The RTL tracer's implementation of the fixed-point array interface (:mod:`swinfpga.ops.fx`):
+    values are da4ml variables of real numbers (code x LSB) for one gathered group of tokens, so
+    the ``frac`` arguments are ignored; requant is :func:`_q`, sums are adder trees (:func:`_tree`),
+    lookups ROMs (:func:`lut_apply`), masks muxes on a bit."""
+
+    def tap(self, name: str, x: Any) -> None:
+        pass
+
+    def requant(self, name: str, acc: Any, frac: int, fmt: Fmt) -> Any:
+        if isinstance(acc, list):  # per head
+            return [_q(a, fmt) for a in acc]
+        return _q(acc, fmt)
+
+    def matmul(self, x: Any, lin: N.Linear, x_fmt: Fmt) -> Any:
+        w = lin.weight.astype(np.float64) * lin.w_fmt.lsb
+        acc = (x if hasattr(x, "_vars") else _arr(x)) @ w
+        if lin.bias is not None:
+            assert lin.b_fmt is not None
+            acc = acc + lin.bias.astype(np.float64) * lin.b_fmt.lsb
+        return acc
+
+    def scale(self, x: Any, code: Any, frac: int) -> Any:
+        c = code * 2.0**-frac
+        return _map(lambda v: v * c, x)
+
+    def mul(self, a: Any, b: Any) -> np.ndarray:
+        return _obj(a) * _obj(b)
+
+    def mul_const(self, x: Any, codes: np.ndarray, fmt: Fmt) -> np.ndarray:
+        return _obj(x) * _consts(codes, fmt.lsb)
+
+    def add(self, a: Any, fa: int, b: Any, fb: int) -> Any:
+        if isinstance(a, list):  # per head: b indexed by head
+            return [a[h] + b[h] for h in range(len(a))]
+        return _obj(a) + _obj(b)
+
+    def sub(self, a: Any, fa: int, b: Any, fb: int) -> np.ndarray:
+        return _obj(a) - _obj(b)
+
+    def add_const(self, x: Any, fx: int, codes: np.ndarray, fmt: Fmt) -> np.ndarray:
+        return _obj(x) + _consts(codes, fmt.lsb)
+
+    def sum(self, x: Any, axis: int = -1, keepdims: bool = True) -> np.ndarray:
+        xs = np.moveaxis(_obj(x), axis, -1)
+        out = np.empty(xs.shape[:-1], dtype=object)
+        for idx in np.ndindex(*out.shape):
+            out[idx] = _tree(list(xs[idx]), lambda a, b: a + b)
+        return np.expand_dims(out, axis) if keepdims else out
+
+    def relu(self, x: Any) -> Any:
+        return (x if hasattr(x, "_vars") else _arr(x)).relu()
+
+    def lookup(self, x: Any, lut: Lut) -> Any:
+        return _map(lambda v: lut_apply(v, lut), x)
+
+    def mask(self, x: Any, bits: Any) -> np.ndarray:
+        const = tracer().var.from_const
+        xs, bs = _obj(x), _obj(bits)
+        out = np.empty(xs.shape, dtype=object)
+        for idx in np.ndindex(*xs.shape):
+            out[idx] = bs[idx[:-1] + (0,)].msb_mux(xs[idx], const(0.0, hwconf=xs[idx].hwconf))
+        return out
+
+    def count_lookup(self, bits: Any, table: np.ndarray, frac: int, name: str) -> np.ndarray:
+        """``table[count]`` as a chain of muxes on ``count >= c`` (constants, no ROM)."""
+        const = tracer().var.from_const
+        bs = np.moveaxis(_obj(bits)[..., 0], -1, 0)  # tokens first
+        nt = bs.shape[0]
+        if len(table) < nt + 1:
+            raise TraceError(f"{name}: inv_table has {len(table)} entries for {nt} tokens")
+        tab = table.astype(np.float64) * 2.0**-frac
+        out = np.empty(bs.shape[1:] + (1,), dtype=object)
+        for idx in np.ndindex(*bs.shape[1:]):
+            count = _tree([bs[(t, *idx)] for t in range(nt)], lambda a, b: a + b)
+            inv = const(float(tab[0]), hwconf=count.hwconf)
+            for c in range(1, nt + 1):
+                inv = (count >= float(c)).msb_mux(const(float(tab[c]), hwconf=count.hwconf), inv)
+            out[idx + (0,)] = inv
+        return out
+
+    def any_nonzero(self, x: Any) -> Any:
+        xs = _obj(x)
+        out = np.empty(xs.shape[:-1] + (1,), dtype=object)
+        for idx in np.ndindex(*xs.shape[:-1]):
+            out[idx + (0,)] = _tree([abs(v) > 0.0 for v in xs[idx]], lambda a, b: a | b)
+        return _arr(out)
+
+
+    # multi-head values are Python lists of per-head traced arrays (slices of the (R, C) array)
+    def heads(self, x: Any, n: int) -> list[Any]:
+        d = x.shape[-1] // n
+        return [x[:, h * d: (h + 1) * d] for h in range(n)]
+
+    def merge_heads(self, x: list[Any]) -> Any:
+        return np.concatenate(x, axis=-1) if len(x) > 1 else x[0]
+
+    def qk(self, q: list[Any], k: list[Any]) -> list[Any]:
+        return [qh @ kh.T for qh, kh in zip(q, k, strict=True)]
+
+    def pv(self, p: list[Any], v: list[Any]) -> list[Any]:
+        return [ph @ vh for ph, vh in zip(p, v, strict=True)]
+
+    def softmax(self, scores: list[Any], spec: SoftmaxSpec, valid: Any | None) -> list[Any]:
+        """Per head, per row :func:`_softmax_rows`; ``valid``: R*n bits (row-major) or None."""
+        out = []
+        for sc in scores:
+            nr, nt = sc.shape
+            probs = []
+            for i in range(nr):
+                row = [sc[i, j] for j in range(nt)]
+                v = None if valid is None else [valid[i * nt + j] for j in range(nt)]  # any indexable of bits
+                probs.append(_softmax_rows(row, spec, v))
+            out.append(_arr(probs))
+        return out
+
+
+FX = TraceFx()
+
+
+def _map(fn: Any, x: Any) -> Any:
+    if not _is_array(x):
+        return fn(x)
+    xs = _obj(x)
+    out = np.empty(xs.shape, dtype=object)
+    for idx in np.ndindex(*xs.shape):
+        out[idx] = fn(xs[idx])
+    return out
+
+
 def _lut_table(var: Any, values: np.ndarray, fn_addr: Any, max_entries: int = 1 << 14) -> Any:
     """Look ``var`` up in a numpy table indexed from ``var``'s lowest value; ``fn_addr`` maps the
     real values of ``var`` to output real values."""
@@ -146,12 +295,12 @@ def lut_apply(var: Any, lut: Lut) -> Any:
 
 
 def _linear(x: Any, lin: N.Linear, in_fmt: Fmt) -> Any:
-    w = lin.weight.astype(np.float64) * lin.w_fmt.lsb
-    acc = x @ w
-    if lin.bias is not None:
-        assert lin.b_fmt is not None
-        acc = acc + lin.bias.astype(np.float64) * lin.b_fmt.lsb
-    return _q(acc, lin.out_fmt)
+    return ops.linear.kernel(FX, lin, x, in_fmt, "")
+
+
+# softmax kind -> traced row function (scores, spec, valid bits) -> probabilities; the default kind is
+# _softmax_rows below, the others register themselves (backends/rtl/softmax_hgq2.py)
+SOFTMAX_KINDS: dict[str, Any] = {}
 
 
 def _softmax_rows(s: Any, sm: SoftmaxSpec, valid: Any | None) -> Any:
@@ -162,9 +311,12 @@ def _softmax_rows(s: Any, sm: SoftmaxSpec, valid: Any | None) -> Any:
     traced bits), ``u = S >> k`` in ``[1, 2)`` truncated to B fraction bits addresses the
     reciprocal table (``2**B`` entries, independent of ``n``), and each ``e * r`` is shifted right
     by ``k`` before the final rounding to the probability format."""
-    if sm.kind == "hgq2":  # HGQ2's table softmax: its own module
-        from .softmax_hgq2 import softmax_row
-        return softmax_row(list(s), sm, valid)
+    if sm.kind != "swinfpga":  # another kind (HGQ2's table softmax): its own module registers it
+        row = SOFTMAX_KINDS.get(sm.kind)
+        if row is None:
+            raise TraceError(f"the RTL back end has no {sm.kind!r} softmax kind (import "
+                             f"swinfpga.backends.rtl.softmax_{sm.kind} to register it)")
+        return row(list(s), sm, valid)
     const = tracer().var.from_const
     n = len(s)
     lsb = sm.score_fmt.lsb
@@ -232,14 +384,6 @@ def _attention(x: Any, n: N.WindowAttention, in_fmt: Fmt, mask: Any | None, keys
     return _linear(_attention_core(q, k, v, n, _pair_valid(mask, keys, q.shape[0], k.shape[0])), n.proj, n.attn_fmt)
 
 
-def _token_mask(x: Any) -> Any:
-    """(tokens, 1) bits: 1 where any of the token's input codes (a row of ``x``) is non-zero."""
-    rows = []
-    for t in range(x.shape[0]):
-        rows.append([_tree([abs(x[t, j]) > 0.0 for j in range(x.shape[1])], lambda a, b: a | b)])
-    return _arr(rows)
-
-
 def _pair_valid(shift_bits: Any | None, keys: Any | None, nr: int, nt: int) -> list[Any] | None:
     """Valid bits of the ``nr x nt`` score pairs (row-major): the shifted-window bits ``shift_bits``
     (flat) and, with a padding mask, the key token's bit ``keys`` ((nt, 1) bits of the window's
@@ -256,126 +400,76 @@ def _pair_valid(shift_bits: Any | None, keys: Any | None, nr: int, nt: int) -> l
 
 def _attention_qkv(x: Any, n: N.WindowAttention, in_fmt: Fmt) -> tuple[Any, Any, Any]:
     """Token-local q, k, v projections of (tokens, C) variables."""
-    return _linear(x, n.q, in_fmt), _linear(x, n.k, in_fmt), _linear(x, n.v, in_fmt)
+    return ops.window_attention.qkv(FX, n, x, in_fmt)
 
 
 def _attention_core(q: Any, k: Any, v: Any, n: N.WindowAttention, mask: Any | None, bias: Any | None = None) -> Any:
-    """Query rows ``q`` (R, C) of one window against all its keys/values ``k``, ``v`` (n, C):
-    scores + bias, softmax per row, probabilities x values, heads concatenated (codes of
-    ``n.attn_fmt``; the projection is applied by the caller).  ``mask``: R*n valid bits (row-major);
-    ``bias``: (heads, R, n) values (default: the constant bias matrix, R == n)."""
-    nr, nt = q.shape[0], k.shape[0]
-    hd = n.head_dim
+    """Query rows ``q`` (R, C) of one window against all its keys/values ``k``, ``v`` (n, C): the
+    shared kernel :func:`swinfpga.ops.window_attention.core` (codes of ``n.attn_fmt``; the projection
+    is applied by the caller).  ``mask``: R*n valid bits (row-major); ``bias``: (heads, R, n) values
+    (default: the constant bias matrix, R == n)."""
     if bias is None:
         bias = n.bias_matrix().astype(np.float64) * n.bias_fmt.lsb  # heads, N, N
-    outs = []
-    for h in range(n.heads):
-        sl = slice(h * hd, (h + 1) * hd)
-        qh, kh, vh = q[:, sl], k[:, sl], v[:, sl]
-        sc = _q(qh @ kh.T + bias[h], n.score_fmt)
-        probs = []
-        for i in range(nr):
-            row = [sc[i, j] for j in range(nt)]
-            valid = None if mask is None else [mask[i * nt + j] for j in range(nt)]  # any indexable of bits
-            probs.append(_softmax_rows(row, n.softmax, valid))
-        p = _arr(probs)
-        outs.append(_q(p @ vh, n.attn_fmt))
-    return np.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
+    return ops.window_attention.core(FX, n, q, k, v, mask, bias)
 
 
-def _layer_norm(x: Any, n: N.LayerNorm, in_fmt: Fmt) -> Any:
-    nt, c = x.shape
-    inv = n.inv_c * 2.0**-n.inv_frac
-    rows = []
-    for t in range(nt):
-        xs = [x[t, j] for j in range(c)]
-        s = _tree(xs, lambda a, b: a + b)
-        mean = _q(s * inv, n.mean_fmt)
-        d = [xj - mean for xj in xs]
-        ss = _tree([dj * dj for dj in d], lambda a, b: a + b)
-        var = _q(ss * inv, n.var_fmt)
-        rs = lut_apply(var, n.rsqrt)
-        out = []
-        for j in range(c):
-            y = _q(d[j] * rs, n.norm_fmt)
-            g = float(n.gamma[j]) * n.g_fmt.lsb
-            b = float(n.beta[j]) * n.b_fmt.lsb
-            out.append(_q(y * g + b, n.out_fmt))
-        rows.append(out)
-    return _arr(rows)
-
-
-def _pool(node: N.Pool, src: Any, keep: Any | None) -> Any:
-    """Average over the (tokens, C) rows of ``src``; with a padding mask ``keep`` ((tokens, 1) bits)
-    padded rows are zeroed and the scale is ``inv_table[count of real tokens]`` (a lookup)."""
-    const = tracer().var.from_const
-    nt = src.shape[0]
-    if keep is None:
-        inv = node.inv_n * 2.0**-node.inv_frac
-    else:
-        assert node.inv_table is not None
-        bits = [keep[t, 0] for t in range(nt)]
-        count = _tree(list(bits), lambda a, b: a + b)
-        table = node.inv_table.astype(np.float64) * 2.0**-node.inv_frac
-        if len(table) < nt + 1:
-            raise TraceError(f"{node.name}: inv_table has {len(table)} entries for {nt} tokens")
-        # table[count] as a chain of muxes on count >= k (constants, no ROM: a handful of entries)
-        inv = const(float(table[0]), hwconf=count.hwconf)
-        for c in range(1, nt + 1):
-            inv = (count >= float(c)).msb_mux(const(float(table[c]), hwconf=count.hwconf), inv)
-    cols = []
-    for j in range(src.shape[1]):
-        xs = [src[t, j] for t in range(nt)]
-        if keep is not None:
-            xs = [keep[t, 0].msb_mux(xs[t], const(0.0, hwconf=xs[t].hwconf)) for t in range(nt)]
-        s = _tree(xs, lambda a, b: a + b)
-        cols.append(_q(s * inv, node.out_fmt))
-    return _arr(cols)
+# ----- per-node handlers: the operator kernels of swinfpga.ops on TraceFx ----------------------------
+TRACE = Registry("RTL trace", TraceError)
 
 
 def _trace_node(node: N.Node, vals: dict[str, Any], fmt_of: dict[str, Fmt], x: Any, in_fmt: Fmt,
                 mask: Any | None) -> Any:
     """Trace one IR node on (tokens, C) variables; ``x``: the previous output (the raw gathered
     group for patch embedding/merging, format ``in_fmt``); ``mask``: shifted-window valid bits."""
-    if isinstance(node, N.PatchEmbed):
-        y = _linear(x, node.linear, in_fmt)
-    elif isinstance(node, N.PatchMerging):
-        cat = x
-        cf = in_fmt
-        if node.norm is not None:
-            cat = _layer_norm(cat, node.norm, cf)
-            cf = node.norm.out_fmt
-        y = _linear(cat, node.linear, cf)
-    elif isinstance(node, N.WindowAttention):
-        keys = vals[node.mask] if node.mask is not None else None
-        y = _attention(vals[node.src], node, fmt_of[node.src], mask if node.shift else None, keys)
-    elif isinstance(node, N.TokenMask):
-        y = _token_mask(vals[node.src])
-    elif isinstance(node, N.Mlp):
-        src = vals[node.src]
-        h = _linear(src, node.fc1, fmt_of[node.src])
-        if node.act == "relu":
-            h = _q(h.relu(), node.hidden_fmt)
-        else:
-            assert node.gelu is not None
-            hv = np.empty(h.shape, dtype=object)
-            for idx in np.ndindex(*h.shape):
-                hv[idx] = lut_apply(h[idx], node.gelu)
-            h = _arr(hv)
-        y = _linear(h, node.fc2, node.hidden_fmt)
-    elif isinstance(node, N.LayerNorm):
-        y = _layer_norm(vals[node.src], node, fmt_of[node.src])
-    elif isinstance(node, N.Add):
-        y = _q(vals[node.a] + vals[node.b], node.out_fmt)
-    elif isinstance(node, N.Pool):
-        y = _pool(node, vals[node.src], vals[node.mask] if node.mask is not None else None)
-    elif isinstance(node, N.Dense):
-        y = _linear(vals[node.src], node.linear, fmt_of[node.src])
-        if node.relu:
-            y = y.relu()
-    else:
-        raise TraceError(f"RTL back end cannot trace {type(node).__name__} ({node.name})")
-    return y
+    y = TRACE.handler(node)(node, vals, fmt_of, x, in_fmt, mask)
+    return y if hasattr(y, "_vars") else _arr(y)
+
+
+@TRACE.handles(N.PatchEmbed)
+def _patch_embed(node: N.PatchEmbed, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: Any) -> Any:
+    return ops.patch_embed.kernel(FX, node, x, in_fmt)  # x: the planner's gathered patches
+
+
+@TRACE.handles(N.PatchMerging)
+def _patch_merging(node: N.PatchMerging, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: Any) -> Any:
+    return ops.patch_merging.kernel(FX, node, x, in_fmt)  # x: the planner's gathered 2x2 concatenation
+
+
+@TRACE.handles(N.WindowAttention)
+def _window_attention(node: N.WindowAttention, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: Any) -> Any:
+    keys = vals[node.mask] if node.mask is not None else None
+    return _attention(vals[node.src], node, fmt_of[node.src], mask if node.shift else None, keys)
+
+
+@TRACE.handles(N.TokenMask)
+def _token_mask(node: N.TokenMask, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: Any) -> Any:
+    return ops.token_mask.kernel(FX, node, vals[node.src])
+
+
+@TRACE.handles(N.Mlp)
+def _mlp(node: N.Mlp, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: Any) -> Any:
+    return ops.mlp.kernel(FX, node, vals[node.src], fmt_of[node.src])
+
+
+@TRACE.handles(N.LayerNorm)
+def _layer_norm(node: N.LayerNorm, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: Any) -> Any:
+    return ops.layer_norm.kernel(FX, node, vals[node.src], fmt_of[node.src])
+
+
+@TRACE.handles(N.Add)
+def _add(node: N.Add, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: Any) -> Any:
+    return ops.add.kernel(FX, node, vals[node.a], fmt_of[node.a], vals[node.b], fmt_of[node.b])
+
+
+@TRACE.handles(N.Pool)
+def _pool(node: N.Pool, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: Any) -> Any:
+    keep = vals[node.mask] if node.mask is not None else None
+    return ops.pool.kernel(FX, node, vals[node.src], fmt_of[node.src], keep)
+
+
+@TRACE.handles(N.Dense)
+def _dense(node: N.Dense, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: Any) -> Any:
+    return ops.dense.kernel(FX, node, vals[node.src], fmt_of[node.src])
 
 
 def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:

@@ -1,0 +1,154 @@
+"""The fixed-point array interface that every operator kernel is written against, and its numpy
+implementation (the golden model).
+
+A kernel (``swinfpga.ops.<op>.kernel``) receives an implementation ``A`` and arrays of values and
+tracks fraction bits itself (the ``frac`` arguments).  Two implementations execute it:
+
+* :class:`NumpyFx` (here): ``int64`` codes with leading batch axes; ``frac`` says what the codes
+  mean; every requant is counted and tapped (:class:`Taps`).
+* ``TraceFx`` (``swinfpga.backends.rtl.trace``): da4ml traced variables holding real values (code
+  x LSB) of one gathered group of tokens; ``frac`` arguments are ignored (the values carry their
+  scale) and requant is a da4ml ``quantize`` with the format's (k, i, f), rounding and overflow.
+
+Primitives (last axis = channels; ``fmt`` arguments are :class:`swinfpga.fixed.Fmt`):
+
+- ``requant(name, acc, frac, fmt)``: re-express ``acc`` (``frac`` bits) in ``fmt`` (round, saturate)
+- ``matmul(x, lin, x_fmt)``: ``x @ W + b`` with a constant :class:`~swinfpga.ir.nodes.Linear`
+  (frac ``lin.acc_frac(x_fmt)``, the bias aligned to it)
+- ``scale(x, code, frac)``: ``x * code``, a constant scalar code of ``frac`` bits
+- ``mul(a, b)``: elementwise product (fracs add)
+- ``mul_const(x, codes, fmt)``: ``x * codes``, constant codes on the last axis (fracs add)
+- ``add(a, fa, b, fb)`` / ``sub(...)``: aligned sum / difference (frac ``max(fa, fb)``)
+- ``add_const(x, fx, codes, fmt)``: ``x + codes`` aligned to ``fx`` (``fmt.frac <= fx``)
+- ``sum(x, axis, keepdims=True)``: exact sum over ``axis`` (an adder tree in hardware)
+- ``relu(x)``: ``max(x, 0)``
+- ``lookup(x, lut)``: ``lut.lookup`` (a ROM; :class:`swinfpga.lut.Lut` addressing)
+- ``mask(x, bits)``: ``x`` where ``bits`` (last axis 1) is 1, else 0 (a mux on a bit)
+- ``count_lookup(bits, table, frac, name)``: ``table[number of ones of bits over axis -2]``
+  (keepdims; ``frac``: the table's fraction bits; a mux chain in hardware)
+- ``any_nonzero(x)``: 1 where any value on the last axis is non-zero (keepdims)
+- ``heads(x, n)`` / ``merge_heads(x)``: split the channels of (..., N, C) into ``n`` heads / join them
+- ``qk(q, k)``: per head ``q @ k.T`` of two variable arrays (an exact product sum)
+- ``pv(p, v)``: per head ``p @ v`` of two variable arrays
+- ``softmax(scores, spec, valid)``: the integer softmax of :class:`swinfpga.lut.SoftmaxSpec` along the
+  last axis.  The one primitive whose two forms differ in structure (numpy:
+  :func:`swinfpga.lut.softmax_codes`; tracer: leading-one normalisation in logic,
+  ``trace.py:_softmax_rows``); ``tests/test_rtl_trace.py`` holds them equal.  ``valid``: the
+  implementation's valid bits (numpy: a bool array broadcastable to ``scores``; tracer: the row-major
+  bits of one window's pairs, or None)
+- ``tap(name, x)``: record an intermediate (golden only)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..fixed import Fmt
+
+
+@dataclass
+class Taps:
+    """Intermediates by name (``node.part``) and overflow counts by requant site."""
+
+    enabled: bool = True
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    overflow: dict[str, int] = field(default_factory=dict)
+    elements: dict[str, int] = field(default_factory=dict)
+
+    def put(self, name: str, v: np.ndarray) -> None:
+        if self.enabled:
+            self.values[name] = v
+
+    def requant(self, name: str, acc: np.ndarray, frac_in: int, fmt: Fmt) -> np.ndarray:
+        out, n = fmt.requant_count(acc, frac_in)
+        self.overflow[name] = self.overflow.get(name, 0) + n
+        self.elements[name] = self.elements.get(name, 0) + int(out.size)
+        self.put(name + ".acc", acc)
+        self.put(name, out)
+        return out
+
+
+def align(codes: np.ndarray, frac_from: int, frac_to: int) -> np.ndarray:
+    """Exactly re-express codes at more fraction bits (``frac_to >= frac_from``)."""
+    assert frac_to >= frac_from, (frac_from, frac_to)
+    return np.asarray(codes, dtype=np.int64) << (frac_to - frac_from)
+
+
+class NumpyFx:
+    """The golden implementation of the interface: exact ``int64`` codes, batch axes first."""
+
+    def __init__(self, taps: Taps) -> None:
+        self.taps = taps
+
+    def tap(self, name: str, x: np.ndarray) -> None:
+        self.taps.put(name, x)
+
+    def requant(self, name: str, acc: np.ndarray, frac: int, fmt: Fmt) -> np.ndarray:
+        return self.taps.requant(name, acc, frac, fmt)
+
+    def matmul(self, x: np.ndarray, lin: Any, x_fmt: Fmt) -> np.ndarray:
+        acc = np.einsum("...i,io->...o", x.astype(np.int64), lin.weight, dtype=np.int64)
+        if lin.bias is not None:
+            assert lin.b_fmt is not None
+            acc = acc + align(lin.bias, lin.b_fmt.frac, lin.acc_frac(x_fmt))
+        return acc
+
+    def scale(self, x: np.ndarray, code: int, frac: int) -> np.ndarray:
+        return x * code
+
+    def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a * b
+
+    def mul_const(self, x: np.ndarray, codes: np.ndarray, fmt: Fmt) -> np.ndarray:
+        return x * codes
+
+    def add(self, a: np.ndarray, fa: int, b: np.ndarray, fb: int) -> np.ndarray:
+        f = max(fa, fb)
+        return align(a, fa, f) + align(b, fb, f)
+
+    def sub(self, a: np.ndarray, fa: int, b: np.ndarray, fb: int) -> np.ndarray:
+        f = max(fa, fb)
+        return align(a, fa, f) - align(b, fb, f)
+
+    def add_const(self, x: np.ndarray, fx: int, codes: np.ndarray, fmt: Fmt) -> np.ndarray:
+        return x + align(codes, fmt.frac, fx)
+
+    def sum(self, x: np.ndarray, axis: int = -1, keepdims: bool = True) -> np.ndarray:
+        return np.sum(x, axis=axis, keepdims=keepdims, dtype=np.int64)
+
+    def relu(self, x: np.ndarray) -> np.ndarray:
+        return np.maximum(x, 0)
+
+    def lookup(self, x: np.ndarray, lut: Any) -> np.ndarray:
+        return lut.lookup(x)
+
+    def mask(self, x: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        return x * bits
+
+    def count_lookup(self, bits: np.ndarray, table: np.ndarray, frac: int, name: str) -> np.ndarray:
+        return table[np.sum(bits, axis=-2)]
+
+    def any_nonzero(self, x: np.ndarray) -> np.ndarray:
+        return np.any(x != 0, axis=-1, keepdims=True).astype(np.int64)
+
+    def heads(self, x: np.ndarray, n: int) -> np.ndarray:
+        *lead, t, c = x.shape
+        return np.moveaxis(x.reshape(*lead, t, n, c // n), -2, -3)
+
+    def merge_heads(self, x: np.ndarray) -> np.ndarray:
+        y = np.moveaxis(x, -3, -2)
+        return y.reshape(*y.shape[:-2], -1)
+
+    def qk(self, q: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return np.einsum("...id,...jd->...ij", q, k, dtype=np.int64)
+
+    def pv(self, p: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.einsum("...ij,...jd->...id", p, v, dtype=np.int64)
+
+    def softmax(self, scores: np.ndarray, spec: Any, valid: Any) -> np.ndarray:
+        from ..lut import softmax_codes
+
+        return softmax_codes(spec, scores, valid)
