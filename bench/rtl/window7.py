@@ -10,7 +10,12 @@ Verilator) on a few random vectors: RTL == golden, 0 mismatches, latency and II 
 Writes ``bench/results/rtl_window7.{json,md}``.
 
     nice -n 15 python bench/rtl/window7.py [--res 56] [--dim 6] [--heads 3] [--shift 0] [--vectors 4]
-                                           [--sim verilator|icarus|none]
+                                           [--ii N] [--sim verilator|icarus|none]
+
+``--ii N`` folds the unit (``convert --ii``): at ``--ii 3136`` (56 x 56 tokens, one per clock) the
+q/k/v projections run token-serial and the attention core one query row per clock (1/49 of the
+fully parallel window unit), which is what simulates on this machine.  Rows of earlier runs with
+another configuration are kept in the results.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ def main() -> None:
     ap.add_argument("--heads", type=int, default=3)
     ap.add_argument("--shift", type=int, default=0)
     ap.add_argument("--vectors", type=int, default=4)
+    ap.add_argument("--ii", type=int, default=None, help="RTL initiation interval (convert --ii); default natural")
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus", "none"])
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--note", default="", help="a sentence for the Markdown (e.g. why the simulation was not run)")
@@ -75,19 +81,21 @@ def main() -> None:
     attn = m.nodes[1]
     row: dict = {"model": m.name, "resolution": [a.res, a.res], "window": a.window, "tokens": a.window**2,
                  "windows": attn.n_windows, "dim": a.dim, "heads": a.heads, "shift": a.shift,
+                 "ii_requested": a.ii,
                  "softmax": {"P": attn.softmax.prob_fmt.frac, "E": attn.softmax.exp_frac,
                              "R": attn.softmax.recip_frac}}
     with tempfile.TemporaryDirectory(prefix="window7-") as td:
         prj = Path(td) / "prj"
         t0 = time.perf_counter()
         row["trace_cached"] = unit_cached(m)
-        res = convert(m, prj, ConvertOptions(hls=False, n_vectors=max(a.vectors, 1), force=True),
+        res = convert(m, prj, ConvertOptions(hls=False, n_vectors=max(a.vectors, 1), force=True, ii=a.ii),
                       progress=lambda s: print(f"[{time.perf_counter() - t0:7.1f}s] {s}", flush=True))
         row["convert_seconds"] = round(time.perf_counter() - t0, 1)
         row["rtl_seconds"] = round(res.seconds.get("rtl", 0.0), 1)
         rtl = json.loads((prj / "rtl" / "rtl.json").read_text())
-        seg = rtl["segments"][0]
-        row.update({"da4ml_cost": seg["da4ml_cost"], "unit_stages": seg["unit_stages"],
+        segs = rtl["segments"]
+        row.update({"da4ml_cost": sum(sg["da4ml_cost"] for sg in segs),
+                    "unit_stages": sum(sg["unit_stages"] for sg in segs), "units": len(segs),
                     "predicted_latency_cycles": rtl["predicted"]["latency_cycles"],
                     "predicted_ii_cycles": rtl["predicted"]["ii_cycles"], "clock_mhz": rtl["clock_mhz"],
                     "traced_check": rtl["traced_check"],
@@ -104,36 +112,51 @@ def main() -> None:
     write(row, a)
 
 
+def _key(r: dict) -> tuple:
+    return (tuple(r["resolution"]), r["window"], r["dim"], r["heads"], r["shift"], r.get("ii_requested"))
+
+
 def write(row: dict, a: argparse.Namespace) -> None:
-    """``rtl_window7.{json,md}`` from ``row`` (``row["sim"]`` absent: not simulated, ``--note`` says why)."""
+    """``rtl_window7.{json,md}``: ``row`` replaces the earlier row of the same configuration, rows of
+    other configurations are kept (``row["sim"]`` absent: not simulated, ``note`` says why)."""
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.note:
         row["note"] = a.note
-    (out / "rtl_window7.json").write_text(json.dumps(row, indent=1) + "\n")
-    sim = row.get("sim")
+    row["command"] = (f"nice -n 15 python bench/rtl/window7.py --res {a.res} --dim {a.dim} --heads {a.heads} "
+                      f"--shift {a.shift} --vectors {a.vectors}" + (f" --ii {a.ii}" if a.ii else "")
+                      + f" --sim {a.sim}")
+    path = out / "rtl_window7.json"
+    rows: list[dict] = []
+    if path.exists():
+        old = json.loads(path.read_text())
+        rows = old.get("rows", []) if isinstance(old, dict) and "rows" in old else [old]
+    rows = [r for r in rows if _key(r) != _key(row)] + [row]
+    path.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
     md = ["# Window-7 attention at the Swin-T stage-1 shape (RTL back end)", "",
-          f"Command: `nice -n 15 python bench/rtl/window7.py --res {a.res} --dim {a.dim} --heads {a.heads} "
-          f"--shift {a.shift} --vectors {a.vectors} --sim {a.sim}`.  One WindowAttention, random weights (seed 7), "
-          "8-bit formats of `ir.build`, da4ml 0.6 at the 200 MHz cutoff; one traced unit serves every window "
-          "(one window per clock).", "",
-          "| map | window | tokens | windows | dim | heads | shift | da4ml cost (LUT-eq) | stages | latency (cycles) | "
-          "II | Verilog MB | convert s | traced mismatches | sim | sim samples | sim mismatches | sim latency | "
-          "sim build s | sim run s |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
-          f"| {a.res}x{a.res} | {a.window} | {a.window**2} | {row['windows']} | {a.dim} | {a.heads} | {a.shift} | "
-          f"{row['da4ml_cost']:,.0f} | {row['unit_stages']} | {row['predicted_latency_cycles']} | "
-          f"{row['predicted_ii_cycles']} | {row['verilog_mb']} | {row['convert_seconds']}"
-          f"{' (unit from cache)' if row.get('trace_cached') else ''} | "
-          f"{sum(row['traced_check']['mismatches'].values())} / {row['traced_check']['samples']} samples | "
-          + (f"{sim['simulator']} | {sim['samples']} | {sim['mismatches']} | {sim['latency_cycles']} | "
-             f"{sim['build_seconds']} | {sim['run_seconds']} |" if sim else "- | - | - | - | - | - |"),
-          "", f"Latency: input register + {row['windows']} windows issued one per clock + the unit's pipeline "
-          "(cycles at "
-          f"{row['clock_mhz']:.0f} MHz); II = windows per sample.  Traced check: da4ml's int64 interpreter vs the "
-          "golden model on every window of the samples (windows x samples unit evaluations)."]
-    if a.note:
-        md += ["", f"Note: {a.note}"]
+          "One WindowAttention, random weights (seed 7), 8-bit formats of `ir.build`, da4ml 0.6 at the 200 MHz "
+          "cutoff. Natural II: one traced unit computes a whole window per clock (II = windows per sample). "
+          "`--ii 3136`: one token per clock (q/k/v token-serial, the attention core one query row per clock).", "",
+          "| map | window | tokens | windows | dim | heads | shift | II | da4ml cost (LUT-eq) | stages | "
+          "latency (cycles) | Verilog MB | convert s | traced mismatches | sim | sim samples | sim mismatches | "
+          "sim latency | sim II | sim build s | sim run s |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        sim = r.get("sim")
+        res = r["resolution"]
+        md.append(
+            f"| {res[0]}x{res[1]} | {r['window']} | {r['tokens']} | {r['windows']} | {r['dim']} | {r['heads']} | "
+            f"{r['shift']} | {r['predicted_ii_cycles']} | {r['da4ml_cost']:,.0f} | {r['unit_stages']} | "
+            f"{r['predicted_latency_cycles']} | {r['verilog_mb']} | {r['convert_seconds']}"
+            f"{' (unit from cache)' if r.get('trace_cached') else ''} | "
+            f"{sum(r['traced_check']['mismatches'].values())} / {r['traced_check']['samples']} samples | "
+            + (f"{sim['simulator']} | {sim['samples']} | {sim['mismatches']} | {sim['latency_cycles']} | "
+               f"{sim['ii_cycles']} | {sim['build_seconds']} | {sim['run_seconds']} |"
+               if sim else "- | - | - | - | - | - | - |"))
+    md += ["", "Latency: cycles at 200 MHz from the first input to the last output (predicted from the schedule; "
+           "`sim latency` measured). Traced check: da4ml's int64 interpreter vs the golden model on every window of "
+           "the samples.", "", "Commands:"]
+    md += [f"- `{r.get('command', '')}`" + (f": {r['note']}" if r.get("note") else "") for r in rows]
     (out / "rtl_window7.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
