@@ -148,8 +148,8 @@ def test_weights_header_uses_narrowest_types() -> None:
     assert len(decl) == len(att.arrays)
     for ln, (k, a) in zip(decl, att.arrays.items(), strict=True):
         t = code_ctype(a)  # what synthesis sees; C simulation uses the smallest C integer (g++ speed)
-        assert ln.startswith(f"static const SWIN_ROM_T({t}, {ctype_for(a)}) {att.name}_{k}[{a.size}]"), ln[:80]
-    assert f"typedef SWIN_ROM_T({code_ctype(att.arrays['q_lin_w'])}, " in att.config
+        assert ln.startswith(f"static const SWIN_ROM_T({t}, {ctype_for(a)}) {k}[{a.size}]"), ln[:80]
+    assert f"typedef SWIN_ROM_T({code_ctype(att.arrays[f'{att.name}_q_lin_w'])}, " in att.config
     assert "#ifdef __SYNTHESIS__\n#define SWIN_ROM_T(AP, C) AP" in text
     assert code_ctype(np.array([-128, 127])) == "ap_int<8>" and code_ctype(np.array([-129, 5])) == "ap_int<9>"
     assert code_ctype(np.array([0, 255])) == "ap_uint<8>" and code_ctype(np.array([-1, 0])) == "ap_int<1>"
@@ -165,7 +165,7 @@ def test_resource_weights_are_reshaped() -> None:
         w = node.linear.weight
         r = min(rf, w.shape[0])
         lanes = -(-w.shape[0] // r)
-        got = p.arrays["lin_w"].reshape(lanes * w.shape[1], r)
+        got = p.arrays[f"{p.name}_lin_w"].reshape(lanes * w.shape[1], r)
         for lane in range(lanes):
             for o in range(w.shape[1]):
                 for cyc in range(r):
@@ -178,5 +178,5 @@ def test_softmax_plan() -> None:
     sm = design_softmax("t", Fmt(True, 8, 4, "RND", "SAT"), 49)
     inp, p = plan_softmax("sm", sm, rows=3)
     assert inp.shape == (147,) and p.out_fmt == sm.prob_fmt and p.kind == "SwinSoftmaxLut"
-    assert p.arrays["exp_lut_table"].size == sm.exp.size
+    assert p.arrays[hls_name(sm.exp.name)].size == sm.exp.size  # the C++ array carries the table's name
     assert hls_name("s0b0.attn") == "s0b0_attn" and hls_name("input") == "x_input"

@@ -131,3 +131,22 @@ def test_verify_rtl_checks_the_roms_first(ln_project, tmp_path, monkeypatch) -> 
     with pytest.raises(RomError, match=mem.name):
         verify(prj, csim=False, rtl=True)
     assert len(calls) == 1, "the simulation ran on a project whose ROMs do not check"
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_cpp_rom_arrays_carry_the_ir_table_names(io_type):
+    """The C++ ROM arrays (weights headers, namespace ``swin_w``) are named exactly as the IR tables /
+    manifest entries / Verilog ROM files are, and hold the table's codes."""
+    import numpy as np
+
+    from swinfpga.backends.hls4ml.plan import hls_name, plan_model
+    from swinfpga.project import model_tables
+
+    m = _ln_unit_model()
+    arrays = {k: a for p in plan_model(m, io_type=io_type) for k, a in p.arrays.items()}
+    tables = model_tables(m)
+    assert {t.kind for t in tables} >= {"exp", "recip", "rsqrt", "gelu"}, sorted({t.kind for t in tables})
+    for t in tables:
+        name = hls_name(t.name)
+        assert name in arrays, f"table {t.name}: no C++ array {name} (have {sorted(arrays)[:6]}...)"
+        np.testing.assert_array_equal(arrays[name], np.asarray(t.array()).reshape(-1), err_msg=t.name)

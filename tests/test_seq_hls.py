@@ -63,7 +63,7 @@ def test_plan_rectangular_window_constants() -> None:
         for const in ("window_h = 2;", "window_w = 4;", "N = 8;", "n_windows = 4;", "has_bias = 1;", "shift = 1;",
                       "rows_buf = 4;"):
             assert f"static const int {const}" in p.config, const
-        assert p.arrays["rel_bias"].size == 3 * 7 * 2  # (2wh-1)(2ww-1) rows x heads
+        assert p.arrays[f"{p.name}_rel_bias"].size == 3 * 7 * 2  # (2wh-1)(2ww-1) rows x heads
         assert preflight(plans, "latency", 1, io_type=io).ok
 
 
@@ -71,7 +71,7 @@ def test_plan_without_bias_has_no_table() -> None:
     m = random_model(NOBIAS, seed=3)
     p = next(q for q in plan_model(m) if q.kind == "SwinWindowAttention")
     assert "static const int has_bias = 0;" in p.config and "static const int window_h = 15;" in p.config
-    assert "rel_bias" not in p.arrays and p.arrays["no_table"].size == 1
+    assert f"{p.name}_rel_bias" not in p.arrays and p.arrays[f"{p.name}_no_table"].size == 1
     assert not any(t.name == "rel_bias" for u in p.units for t in u.tables)
 
 
@@ -83,7 +83,7 @@ def test_plan_padding_mask_layers_and_fifos() -> None:
     kinds = {p.ir_name: p for p in plans}
     assert kinds["mask"].kind == "SwinTokenMask" and kinds["mask"].function == "token_mask_s"
     assert [kinds[a].function for a in ("s0b0.attn", "s0b1.attn", "pool")] == ["window_attention_ms"] * 2 + ["pool_ms"]
-    assert "{input2}" in kinds["pool"].call and kinds["pool"].arrays["inv_table"].size == 13
+    assert "{input2}" in kinds["pool"].call and kinds["pool"].arrays["pool_inv_table"].size == 13
     depths = fifo_depths(plans)
     assert all(depths[("mask", r)] == 12 for r in ("s0b0_attn", "s0b1_attn", "pool"))  # the whole sequence
     assert preflight(plans, "latency", 1, io_type="io_stream").ok

@@ -168,9 +168,13 @@ class _Cfg:
         else:
             self.lines.append(f"{ind}static const long long {name} = {v}LL;")
 
-    def array(self, name: str, codes: np.ndarray) -> str:
-        self.p.arrays[name] = np.asarray(codes, dtype=np.int64).reshape(-1)
-        return f"swin_w::{self.p.name}_{name}"
+    def array(self, name: str, codes: np.ndarray, full_name: str | None = None) -> str:
+        """Register a code array for the weights header: C++ name ``<layer>_<name>``, or ``full_name``."""
+        cname = full_name or f"{self.p.name}_{name}"
+        if cname in self.p.arrays:
+            raise PlanError(f"{self.p.ir_name}: two C++ arrays named {cname}")
+        self.p.arrays[cname] = np.asarray(codes, dtype=np.int64).reshape(-1)
+        return f"swin_w::{cname}"
 
     def linear(self, key: str, lin: N.Linear, x_fmt: Fmt, reuse: int, strategy: str = "latency",
                ind: str = "    ") -> tuple[str, str]:
@@ -225,7 +229,8 @@ class _Cfg:
         self.const("offset", lut.offset, i2)
         self.const("calc_w", max(code_w, abs(lut.offset).bit_length() + 1) + 2, i2)
         self.lines.append(f"{ind}}};")
-        return self.array(f"{key}_table", lut.array())
+        # the ROM array carries the IR table's own name (as the manifest and the Verilog ROM file do)
+        return self.array(f"{key}_table", lut.array(), full_name=hls_name(lut.name))
 
     def softmax(self, key: str, sm: SoftmaxSpec, ind: str = "    ") -> tuple[str, str]:
         if sm.kind == "hgq2":  # HGQ2's table softmax: its own struct (softmax_hgq2.py)
@@ -738,6 +743,6 @@ def weights_header(plan: LayerPlan) -> str:
     for k, a in plan.arrays.items():
         sfx = "LL" if ctype_for(a) == "int64_t" else ""
         body = ",".join(f"{int(v)}{sfx}" for v in a)
-        out.append(f"static const {rom_ctype(a)} {plan.name}_{k}[{a.size}] = {{{body}}};")
+        out.append(f"static const {rom_ctype(a)} {k}[{a.size}] = {{{body}}};")
     out += ["}", "#endif", ""]
     return "\n".join(out)
