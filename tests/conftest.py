@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -31,3 +33,19 @@ def require_module(name: str):
         if IN_CI:
             pytest.fail(f"required Python module {name!r} missing: {e}")
         pytest.skip(f"module {name!r} not installed")
+
+
+@contextmanager
+def csim_cache(tmp_path_factory) -> Iterator[None]:
+    """g++ and hls4ml required; SWINFPGA_CACHE points at a fresh directory for the block, then is restored."""
+    require_tool("g++")
+    require_module("hls4ml")
+    old = os.environ.get("SWINFPGA_CACHE")
+    os.environ["SWINFPGA_CACHE"] = str(tmp_path_factory.mktemp("swinfpga-cache"))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SWINFPGA_CACHE", None)
+        else:
+            os.environ["SWINFPGA_CACHE"] = old

@@ -6,7 +6,6 @@ directory, so the cache test also proves that a second verify does not recompile
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,22 +18,15 @@ from swinfpga.ir.build import A8, B12, RB8, S8, W8, random_input, random_model
 from swinfpga.ir.graph import Model
 from swinfpga.lut import design_softmax, softmax_codes
 from swinfpga.models import SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_T_STAGE1
-from tests.conftest import require_module, require_tool
+from tests.conftest import csim_cache
 
 pytestmark = pytest.mark.csim
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _csim_env(tmp_path_factory):
-    require_tool("g++")
-    require_module("hls4ml")
-    old = os.environ.get("SWINFPGA_CACHE")
-    os.environ["SWINFPGA_CACHE"] = str(tmp_path_factory.mktemp("swinfpga-cache"))
-    yield
-    if old is None:
-        os.environ.pop("SWINFPGA_CACHE", None)
-    else:
-        os.environ["SWINFPGA_CACHE"] = old
+    with csim_cache(tmp_path_factory):
+        yield
 
 
 def _convert(model: Model, out: Path, reuse: int = 1, n: int = 360, strategy: str = "latency",

@@ -22,7 +22,7 @@ from swinfpga.ir import nodes as N
 from swinfpga.ir.build import random_input, random_model
 from swinfpga.ir.graph import Model
 from swinfpga.models import StageSpec, SwinSpec
-from tests.conftest import require_module, require_tool
+from tests.conftest import csim_cache
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "jet-16x3.yaml")
 F8 = Fmt(True, 8, 3, "RND", "SAT")
@@ -100,15 +100,8 @@ def test_io_stream_mask_read_by_too_many_layers_is_refused() -> None:
 # ----- C simulation -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def _csim_cache(tmp_path_factory):
-    require_tool("g++")
-    require_module("hls4ml")
-    old = os.environ.get("SWINFPGA_CACHE")
-    os.environ["SWINFPGA_CACHE"] = str(tmp_path_factory.mktemp("swinfpga-cache"))
-    yield
-    if old is None:
-        os.environ.pop("SWINFPGA_CACHE", None)
-    else:
-        os.environ["SWINFPGA_CACHE"] = old
+    with csim_cache(tmp_path_factory):
+        yield
 
 
 @pytest.mark.csim
