@@ -158,11 +158,12 @@ class KerasFx:
         y = ops.moveaxis(x, -3, -2)
         return ops.reshape(y, (-1, *y.shape[1:-2], y.shape[-2] * y.shape[-1]))
 
-    def qk(self, q: Any, k: Any) -> Any:
-        return ops.matmul(q, ops.swapaxes(k, -1, -2))
+    def qk(self, q: Any, k: Any) -> Any:  # einsum (not matmul): the gradients' summation order of the
+        # hand-written layers before KerasFx, so training is unchanged bit for bit
+        return ops.einsum("...id,...jd->...ij", q, k)
 
     def pv(self, p: Any, v: Any) -> Any:
-        return ops.matmul(p, v)
+        return ops.einsum("...ij,...jd->...id", p, v)
 
     def softmax(self, scores: Any, spec: SoftmaxSpec, valid: Any) -> Any:
         """Integer softmax forward (:func:`.quant.softmax_int`), gradient of the float softmax with
