@@ -548,6 +548,8 @@ class QWindowAttention(QLayer):
     q, k, v when quantized.  ``rel_bias``: learn a relative position bias table (else none).
     ``hgq_qk``: under HGQ, q's and k's outputs get trainable bits too (and ``q @ k^T`` counts in EBOPs)."""
 
+    KERNEL_SITES = {"q": "q.out", "k": "k.out", "v": "v.out", "proj": "proj.out"}  # kernel names -> sites
+
     def __init__(self, heads: int, window: int | list[int] | str, shift: int = 0, pre_bn: bool = False,
                  rel_bias: bool = True, masked: bool = False, hgq_qk: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
@@ -663,8 +665,6 @@ class QWindowAttention(QLayer):
             y = ops.roll(y, (s, s), axis=(1, 2))
         return y
 
-    KERNEL_SITES = {"q": "q.out", "k": "k.out", "v": "v.out", "proj": "proj.out"}  # kernel names -> sites
-
     def _bias(self, table: Any) -> Any:
         """(heads, N, N) relative position bias gathered from ``table`` (Swin's relative index)."""
         nt = self.win_hw[0] * self.win_hw[1]
@@ -754,14 +754,14 @@ class QMlp(QLayer):
     """fc1 -> ReLU (requant to ``hidden``) or GELU (table over fc1's output format) -> fc2.
     ``pre_bn``: BatchNorm on the input (norm2), folded into fc1 when quantized."""
 
+    KERNEL_SITES = {"fc1": "fc1.out", "act": "hidden", "fc2": "fc2.out"}  # ops.mlp.kernel's names -> sites
+
     def __init__(self, hidden: int, act: str = "relu", pre_bn: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         if act not in ("relu", "gelu"):
             raise ValueError(f"{self.name}: activation {act!r} unsupported; use relu or gelu")
         self.hidden, self.act, self.pre_bn = int(hidden), act, bool(pre_bn)
         self._gelu = None
-
-    KERNEL_SITES = {"fc1": "fc1.out", "act": "hidden", "fc2": "fc2.out"}  # ops.mlp.kernel's names -> sites
 
     def build(self, input_shape: Any) -> None:
         c = input_shape[-1]
