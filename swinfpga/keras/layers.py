@@ -6,9 +6,10 @@ Each layer has two modes:
   LayerNorm, softmax with Swin's additive ``-100`` mask, GELU).  With ``calib`` set (a dict), every
   quantization site records its observed min/max, from which :mod:`swinfpga.keras.model` chooses
   formats.
-* quantized (``quantized=True``): the integer definition of :mod:`swinfpga.golden.ops` in the
-  value domain (every value ``code * 2**-frac``; exact in float64), so inference equals the golden
-  model bit for bit.  BatchNorm is folded (Jacob et al.: moving statistics folded into the next
+* quantized (``quantized=True``): the operator kernels ``swinfpga.ops.<op>.kernel`` (the integer
+  definition shared with the golden model and the RTL tracer) run on :class:`~swinfpga.keras.fx.KerasFx`
+  in the value domain (every value ``code * 2**-frac``; exact in float64), so inference equals the
+  golden model bit for bit.  BatchNorm is folded (Jacob et al.: moving statistics folded into the next
   linear's weights and bias *before* weight quantization; the statistics are frozen).  Rounding
   and saturation use HGQ2's fixed-point quantizer with straight-through gradients; the integer
   softmax / rsqrt / GELU tables get the gradient of their float counterparts.
@@ -31,17 +32,39 @@ from ..errors import SwinfpgaError
 from ..fixed import Fmt, FormatError, fit_fmt
 from ..ir import nodes as N
 from ..lut import SoftmaxSpec, design_softmax, gelu_table, rsqrt_table
+from ..ops import add as op_add
+from ..ops import dense as op_dense
+from ..ops import layer_norm as op_layer_norm
+from ..ops import linear as op_linear
+from ..ops import mlp as op_mlp
+from ..ops import patch_embed as op_patch_embed
+from ..ops import patch_merging as op_patch_merging
+from ..ops import pool as op_pool
+from ..ops import token_mask as op_token_mask
+from ..ops import window_attention as op_window_attention
+from .fx import (
+    CARRIED,
+    KAdd,
+    KDense,
+    KerasFx,
+    KLayerNorm,
+    KMlp,
+    KPatchEmbed,
+    KPatchMerging,
+    KPool,
+    KTokenMask,
+    KWindowAttention,
+    Param,
+    Table,
+)
 from .quant import (
     DTYPE,
     MASK_VALUE,
     as_numpy,
     fmts_from_config,
     fmts_to_config,
-    lut_lookup,
     quantize,
     quantize_f,
-    softmax_int,
-    ste,
 )
 
 PKG = "swinfpga"
@@ -312,12 +335,13 @@ class Lin:
         bq = None if b is None else quantize(b, self.layer.fmt(self.prefix + "b"), training)
         return wq, bq
 
-    def quant_call(self, x: Any, training: Any = False) -> Any:
-        wq, bq = self.quant_weights(training)
-        acc = ops.matmul(x, wq)
-        if bq is not None:
-            acc = acc + bq
-        return self.layer.site(self.prefix + "out", acc, training)
+    @property
+    def out_fmt(self) -> Fmt:
+        """Output format (the site ``<prefix>out``; :class:`swinfpga.keras.fx.KLinear`)."""
+        return self.layer.fmt(self.prefix + "out")
+
+    def acc_frac(self, in_fmt: Fmt) -> int:
+        return in_fmt.frac + self.layer.fmt(self.prefix + "w").frac
 
     def sites(self) -> list[str]:
         return [self.prefix + "w", self.prefix + "out"] + ([self.prefix + "b"] if self.has_bias else [])
@@ -472,7 +496,7 @@ class QPatchEmbed(QLayer):
         self.hgq_penalty(training)
         p = _patches(x, self.patch)
         if self.quantized:
-            return self.lin.quant_call(p, training)
+            return op_patch_embed.kernel(KerasFx(self, training), KPatchEmbed(self.name, self.lin), p, CARRIED)
         y = self.lin.float_call(p)
         if self.bn is not None:
             y = _apply_bn(self.bn, y, training)
@@ -523,6 +547,8 @@ class QWindowAttention(QLayer):
     q's weights and bias.  ``pre_bn``: a BatchNorm on the input (the block's norm1), folded into
     q, k, v when quantized.  ``rel_bias``: learn a relative position bias table (else none).
     ``hgq_qk``: under HGQ, q's and k's outputs get trainable bits too (and ``q @ k^T`` counts in EBOPs)."""
+
+    KERNEL_SITES = {"q": "q.out", "k": "k.out", "v": "v.out", "proj": "proj.out"}  # kernel names -> sites
 
     def __init__(self, heads: int, window: int | list[int] | str, shift: int = 0, pre_bn: bool = False,
                  rel_bias: bool = True, masked: bool = False, hgq_qk: bool = False, **kw: Any) -> None:
@@ -615,7 +641,7 @@ class QWindowAttention(QLayer):
         if self.masked:
             x, mk = x
         h, w = self.res
-        s, win, nt = self.eff_shift, self.win, self.win_hw[0] * self.win_hw[1]
+        s, win = self.eff_shift, self.win
         qm = self.quantized
         if self.bn is not None and not qm:
             x = _apply_bn(self.bn, x, training)
@@ -623,19 +649,6 @@ class QWindowAttention(QLayer):
             x = ops.roll(x, (-s, -s), axis=(1, 2))
         xw = k_window_partition(x, win)
         self.tap("windows", xw)
-        if qm:
-            q, k, v = (lin.quant_call(xw, training) for lin in (self.q, self.k, self.v))
-        else:
-            q, k, v = (self.site(p + "out", lin.float_call(xw)) for p, lin in (("q.", self.q), ("k.", self.k),
-                                                                                ("v.", self.v)))
-        qh, kh, vh = self._heads(q), self._heads(k), self._heads(v)
-        scores = ops.einsum("bwhid,bwhjd->bwhij", qh, kh)
-        if self.rel_bias is not None:
-            table = self.site("rel_bias", self.rel_bias, training) if qm else self.site("rel_bias", self.rel_bias)
-            bias = ops.take(table, self.rel_index, axis=0)
-            bias = ops.transpose(ops.reshape(bias, (nt, nt, self.heads)), (2, 0, 1))
-            scores = scores + bias[None, None]
-        scores = self.site("scores", scores, training)
         valid = self.valid[None, :, None]
         if mk is not None:
             if s:
@@ -643,23 +656,53 @@ class QWindowAttention(QLayer):
             keys = k_window_partition(mk, win)[..., 0] > 0.5  # B, nW, N
             keys = ops.logical_or(keys, ops.logical_not(ops.any(keys, axis=-1, keepdims=True)))
             valid = ops.logical_and(ops.convert_to_tensor(valid), keys[:, :, None, None, :])
-        if mk is None:
-            masked = scores + np.where(valid, 0.0, MASK_VALUE)
-        else:
-            masked = scores + ops.cast(ops.where(valid, 0.0, MASK_VALUE), scores.dtype)
-        p_float = ops.softmax(masked, axis=-1) if nt > 1 else ops.ones_like(masked)
         if qm:
-            probs = ste(softmax_int(self.softmax_spec, scores, valid), p_float)
+            y = self._quant_windows(xw, valid, training)
         else:
-            probs = p_float
-        self.tap("probs", probs)
-        o = self.site("attn", ops.einsum("bwhij,bwhjd->bwhid", probs, vh), training)
-        o = ops.reshape(ops.transpose(o, (0, 1, 3, 2, 4)), (-1, o.shape[1], nt, self.dim))
-        y = self.proj.quant_call(o, training) if qm else self.site("proj.out", self.proj.float_call(o))
+            y = self._float_windows(xw, valid, mk is not None)
         y = k_window_reverse(y, win, h, w)
         if s:
             y = ops.roll(y, (s, s), axis=(1, 2))
         return y
+
+    def _bias(self, table: Any) -> Any:
+        """(heads, N, N) relative position bias gathered from ``table`` (Swin's relative index)."""
+        nt = self.win_hw[0] * self.win_hw[1]
+        bias = ops.take(table, self.rel_index, axis=0)
+        return ops.transpose(ops.reshape(bias, (nt, nt, self.heads)), (2, 0, 1))
+
+    def _quant_windows(self, xw: Any, valid: Any, training: Any) -> Any:
+        """Windows (B, nW, N, C) -> projected (B, nW, N, C): ``ops.window_attention.qkv``, ``core`` and
+        the projection kernel on :class:`KerasFx` (the golden handler's steps between partition and reverse)."""
+        A = KerasFx(self, training, self.KERNEL_SITES)  # noqa: N806
+        bias_fmt = self.fmt("rel_bias") if self.rel_bias is not None else CARRIED
+        n = KWindowAttention(self.name, self.heads, self.q, self.k, self.v, bias_fmt, self.fmt("scores"),
+                             self.softmax_spec, self.fmt("attn"), self.proj)
+        q, k, v = op_window_attention.qkv(A, n, xw, CARRIED)
+        # no table: the golden model adds zero codes (``bias_matrix``); x + 0.0 is x
+        bias = self._bias(self.site("rel_bias", self.rel_bias, training)) if self.rel_bias is not None else 0.0
+        o = op_window_attention.core(A, n, q, k, v, valid, bias)
+        return op_linear.kernel(A, n.proj, o, n.attn_fmt, f"{self.name}.proj")
+
+    def _float_windows(self, xw: Any, valid: Any, tensor_valid: bool) -> Any:
+        """Float Swin attention on windows (B, nW, N, C) (additive ``-100`` mask, float softmax)."""
+        nt = self.win_hw[0] * self.win_hw[1]
+        q, k, v = (self.site(p + "out", lin.float_call(xw)) for p, lin in (("q.", self.q), ("k.", self.k),
+                                                                            ("v.", self.v)))
+        qh, kh, vh = self._heads(q), self._heads(k), self._heads(v)
+        scores = ops.einsum("bwhid,bwhjd->bwhij", qh, kh)
+        if self.rel_bias is not None:
+            scores = scores + self._bias(self.site("rel_bias", self.rel_bias))[None, None]
+        scores = self.site("scores", scores)
+        if not tensor_valid:
+            masked = scores + np.where(valid, 0.0, MASK_VALUE)
+        else:
+            masked = scores + ops.cast(ops.where(valid, 0.0, MASK_VALUE), scores.dtype)
+        probs = ops.softmax(masked, axis=-1) if nt > 1 else ops.ones_like(masked)
+        self.tap("probs", probs)
+        o = self.site("attn", ops.einsum("bwhij,bwhjd->bwhid", probs, vh))
+        o = ops.reshape(ops.transpose(o, (0, 1, 3, 2, 4)), (-1, o.shape[1], nt, self.dim))
+        return self.site("proj.out", self.proj.float_call(o))
 
     def required_sites(self) -> list[str]:
         rb = ["rel_bias"] if self.use_rel_bias else []
@@ -711,6 +754,8 @@ class QMlp(QLayer):
     """fc1 -> ReLU (requant to ``hidden``) or GELU (table over fc1's output format) -> fc2.
     ``pre_bn``: BatchNorm on the input (norm2), folded into fc1 when quantized."""
 
+    KERNEL_SITES = {"fc1": "fc1.out", "act": "hidden", "fc2": "fc2.out"}  # ops.mlp.kernel's names -> sites
+
     def __init__(self, hidden: int, act: str = "relu", pre_bn: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         if act not in ("relu", "gelu"):
@@ -743,13 +788,9 @@ class QMlp(QLayer):
     def call(self, x: Any, training: Any = None) -> Any:
         self.hgq_penalty(training)
         if self.quantized:
-            h = self.fc1.quant_call(x, training)
-            if self.act == "relu":
-                h = self.site("hidden", ops.relu(h), training)
-            else:
-                h = ste(lut_lookup(self.gelu_lut, h), gelu(h))
-                self.tap("hidden", h)
-            return self.fc2.quant_call(h, training)
+            n = KMlp(self.name, self.fc1, self.act, self.fmt("hidden"),
+                     Table(self.gelu_lut, gelu) if self.act == "gelu" else None, self.fc2)
+            return op_mlp.kernel(KerasFx(self, training, self.KERNEL_SITES), n, x, CARRIED)
         if self.bn is not None:
             x = _apply_bn(self.bn, x, training)
         h = self.site("fc1.out", self.fc1.float_call(x))
@@ -805,16 +846,17 @@ class LNCore:
             var = L.site(p + "var", ops.mean(d * d, axis=-1, keepdims=True))
             y = L.site(p + "norm", d / ops.sqrt(var + LN_EPS))
             return L.site(p + "out", y * self.gamma + self.beta)
-        inv = self.inv_c * 2.0**-LN_INV_FRAC
-        mean = L.site(p + "mean", ops.sum(x, axis=-1, keepdims=True) * inv, training)
-        d = x - mean
-        var = L.site(p + "var", ops.sum(d * d, axis=-1, keepdims=True) * inv, training)
-        rs = ste(lut_lookup(self.rsqrt_lut, var), 1.0 / ops.sqrt(var + LN_EPS))
-        L.tap(p + "rsqrt", rs)
-        y = L.site(p + "norm", d * rs, training)
-        g = L.site(p + "gamma", self.gamma, training)
-        b = L.site(p + "beta", self.beta, training)
-        return L.site(p + "out", y * g + b, training)
+        n = self.knode()
+        return op_layer_norm.kernel(KerasFx(L, training, {p.rstrip("."): p + "out"} if p else None), n, x, CARRIED)
+
+    def knode(self) -> KLayerNorm:
+        """The node :func:`swinfpga.ops.layer_norm.kernel` reads (named as in :meth:`to_ir`)."""
+        L, p = self.layer, self.prefix  # noqa: N806
+        return KLayerNorm(
+            L.name + ("." + p.rstrip(".") if p else ""), self.inv_c, LN_INV_FRAC, L.fmt(p + "mean"), L.fmt(p + "var"),
+            Table(self.rsqrt_lut, lambda v: 1.0 / ops.sqrt(v + LN_EPS)), L.fmt(p + "norm"),
+            Param(p + "gamma", self.gamma), L.fmt(p + "gamma"), Param(p + "beta", self.beta), L.fmt(p + "beta"),
+            L.fmt(p + "out"))
 
     def sites(self) -> list[str]:
         return [self.prefix + s for s in ("mean", "var", "rsqrt", "norm", "gamma", "beta", "out")]
@@ -903,10 +945,12 @@ class QPatchMerging(QLayer):
         self.hgq_penalty(training)
         x0, x1, x2, x3 = x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]
         cat = ops.concatenate([x0, x1, x2, x3], axis=-1)
+        if self.quantized:
+            norm = self.ln.knode() if self.ln is not None else None
+            fx = KerasFx(self, training, {"norm": "norm.out"})
+            return op_patch_merging.kernel(fx, KPatchMerging(self.name, self.lin, norm), cat, CARRIED)
         if self.ln is not None:
             cat = self.ln.call(cat, training)
-        if self.quantized:
-            return self.lin.quant_call(cat, training)
         if self.bn is not None:
             cat = _apply_bn(self.bn, cat, training)
         return self.site("out", self.lin.float_call(cat))
@@ -942,6 +986,8 @@ class QAdd(QLayer):
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         a, b = inputs
+        if self.quantized:
+            return op_add.kernel(KerasFx(self, training), KAdd(self.name, self.fmt("out")), a, CARRIED, b, CARRIED)
         return self.site("out", a + b, training)
 
     def required_sites(self) -> list[str]:
@@ -969,7 +1015,7 @@ class QTokenMask(QLayer):
         self.fmts["out"] = N.MASK_FMT
 
     def call(self, x: Any, training: Any = None) -> Any:
-        return ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1, keepdims=True), x.dtype)
+        return op_token_mask.kernel(KerasFx(self, training), KTokenMask(self.name), x)
 
     def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
         self.fmts["out"] = N.MASK_FMT
@@ -1000,18 +1046,18 @@ class QPool(QLayer):
         return ["out"]
 
     def call(self, x: Any, training: Any = None) -> Any:
+        mk = None
         if self.masked:
             x, mk = x
+        if self.quantized:  # tokens (B, T, C), keep bits (B, T, 1)
+            n = KPool(self.name, self.inv_n, self.inv_frac, self.fmt("out"), self.inv_table if self.masked else None)
+            keep = None if mk is None else ops.reshape(mk, (-1, self.npos, 1))
+            return op_pool.kernel(KerasFx(self, training), n, ops.reshape(x, (-1, self.npos, x.shape[-1])), CARRIED,
+                                  keep)
+        if mk is not None:
             s = ops.sum(x * mk, axis=(1, 2))
             cnt = ops.sum(mk, axis=(1, 2))  # B, 1
-            if self.quantized:
-                inv = ops.take(ops.convert_to_tensor(self.inv_table.astype(np.float64), dtype=x.dtype),
-                               ops.cast(cnt, "int32"), axis=0)
-                return self.site("out", s * (inv * 2.0**-self.inv_frac), training)
             return self.site("out", s / ops.maximum(cnt, 1.0))
-        if self.quantized:
-            s = ops.sum(x, axis=(1, 2))
-            return self.site("out", s * (self.inv_n * 2.0**-self.inv_frac), training)
         return self.site("out", ops.mean(x, axis=(1, 2)))
 
     def get_config(self) -> dict[str, Any]:
@@ -1053,7 +1099,7 @@ class QDense(QLayer):
     def call(self, x: Any, training: Any = None) -> Any:
         self.hgq_penalty(training)
         if self.quantized:
-            return self.lin.quant_call(x, training)
+            return op_dense.kernel(KerasFx(self, training), KDense(self.name, self.lin), x, CARRIED)
         if self.bn is not None:
             x = _apply_bn(self.bn, x, training)
         return self.site("out", self.lin.float_call(x))

@@ -2,13 +2,15 @@
 implementation (the golden model).
 
 A kernel (``swinfpga.ops.<op>.kernel``) receives an implementation ``A`` and arrays of values and
-tracks fraction bits itself (the ``frac`` arguments).  Two implementations execute it:
+tracks fraction bits itself (the ``frac`` arguments).  Three implementations execute it:
 
 * :class:`NumpyFx` (here): ``int64`` codes with leading batch axes; ``frac`` says what the codes
   mean; every requant is counted and tapped (:class:`Taps`).
 * ``TraceFx`` (``swinfpga.backends.rtl.trace``): da4ml traced variables holding real values (code
   x LSB) of one gathered group of tokens; ``frac`` arguments are ignored (the values carry their
   scale) and requant is a da4ml ``quantize`` with the format's (k, i, f), rounding and overflow.
+* ``KerasFx`` (``swinfpga.keras.fx``): float64 Keras tensors of real values (the quantized Keras
+  layers); ``frac`` arguments are ignored and requant is the layer's (trainable) quantization site.
 
 Primitives (last axis = channels; ``fmt`` arguments are :class:`swinfpga.fixed.Fmt`):
 
