@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from swinfpga.fixed import Fmt
-from swinfpga.lut import design_softmax, gelu_table, rsqrt_table, softmax_codes
+from swinfpga.lut import design_softmax, gelu_table, rsqrt_table
+from swinfpga.ops.softmax import softmax_codes
 from tests.conftest import require_module
 
 keras = require_module("keras")

@@ -170,3 +170,36 @@ def test_primitives_numpy_equals_tracer():
         return A.merge_heads(A.pv(s, A.heads(v, 2)))
 
     _check(att, [q, k, v], 2 + b_f.frac)
+
+
+def test_softmax_primitives_numpy_equals_tracer():
+    """The primitives the softmax kernel adds (max, select, cast, ge, shr, index) agree."""
+    pytest.importorskip("da4ml")
+    from swinfpga.lut import Lut
+
+    rng = np.random.default_rng(1)
+    a_f, u_f = _fmt(), _fmt(False, 9, 4, "TRN", "WRAP")  # frac 5, 5
+    a = (_codes(rng, a_f, (3, 4)), a_f)
+    u = (_codes(rng, u_f, (3, 1)), u_f)
+    bits_f = _fmt(False, 1, 1, "TRN", "WRAP")
+    bits = (_codes(rng, bits_f, (3, 4)), bits_f)
+    col_bits = (_codes(rng, bits_f, (3, 1)), bits_f)
+    _check(lambda A, x: A.max(x, -1), [a], a_f.frac)
+    _check(lambda A, x, m: A.select(m, x, a_f.frac, -7, 2), [a, bits], a_f.frac)
+    _check(lambda A, x, y, m: A.select(m, x, a_f.frac, y, u_f.frac), [a, u, col_bits], a_f.frac)
+    _check(lambda A, x, y, m: A.select(m, A.shr(y, 2), u_f.frac + 2, x, a_f.frac), [a, u, col_bits], u_f.frac + 2)
+    for fmt in (_fmt(False, 6, 3, "TRN", "WRAP"), _fmt(False, 1, 3, "TRN", "WRAP"), _fmt(False, 5, 0, "TRN", "WRAP")):
+        _check(lambda A, x, fmt=fmt: A.cast(x, u_f.frac, fmt), [u], fmt.frac)
+    for code, frac in ((4, 0), (37, 3), (0, 0)):
+        _check(lambda A, x, code=code, frac=frac: A.ge(x, u_f.frac, code, frac), [u], 0)
+    lut = Lut("t", "custom", u_f, 7, 1, a_f, tuple(int(v) for v in rng.integers(a_f.min_code, a_f.max_code + 1, 20)))
+    _check(lambda A, x: A.index(A.cast(x, u_f.frac, _fmt(False, 5, 0, "TRN", "WRAP")), 5, lut), [u], a_f.frac)
+
+
+def test_softmax_is_one_kernel_per_kind():
+    """Every softmax kind has a registered kernel, and golden and tracer run the same one (a kernel
+    replaced in the registry changes both)."""
+    from swinfpga.lut import SOFTMAX_KINDS
+    from swinfpga.ops import softmax
+
+    assert set(softmax.KINDS) == set(SOFTMAX_KINDS)

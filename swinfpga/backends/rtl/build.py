@@ -93,7 +93,6 @@ class BuiltSegment:
 def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapper_name: str,
                   progress: Callable[[str], None] = lambda s: None) -> BuiltSegment:
     """Trace + pipeline + emit one segment, or load it from the cache (keyed by content hash)."""
-    from . import softmax_hgq2  # noqa: F401  (registers the hgq2 softmax kind with the tracer)
     from .trace import TracedUnit, trace_segment
     from .verilog import UnitRtl, add_clock_enable, drop_output_register, segment_wrapper, unit_rtl
 
