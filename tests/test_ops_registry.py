@@ -203,3 +203,29 @@ def test_softmax_is_one_kernel_per_kind():
     from swinfpga.ops import softmax
 
     assert set(softmax.KINDS) == set(SOFTMAX_KINDS)
+
+
+def test_rtl_planner_uses_roles_not_node_types():
+    """backends/rtl/plan.py never switches on IR node types: structure comes from the roles of
+    backends/rtl/roles.py (unregistered types are token-local)."""
+    import ast
+    from pathlib import Path
+
+    from swinfpga.backends.rtl import plan
+    from swinfpga.backends.rtl.roles import TOKEN_LOCAL, reads_writes, role, sub_value
+    from swinfpga.ir.build import random_model
+    from swinfpga.models import SWIN_DIGITS_LN
+
+    tree = ast.parse(Path(plan.__file__).read_text())
+    calls = [c for c in ast.walk(tree) if isinstance(c, ast.Call) and ast.unparse(c.func) == "isinstance"]
+    switches = [ast.unparse(c) for c in calls if "N." in ast.unparse(c.args[1])]
+    assert switches == []
+    m = random_model(SWIN_DIGITS_LN)
+    kinds = {type(n).__name__: role(n) for n in m.nodes}
+    assert kinds["PatchEmbed"].prefix == "patch_embed" and kinds["PatchMerging"].prefix == "merge"
+    assert kinds["WindowAttention"].windowed and kinds["Pool"].pooled and kinds["LayerNorm"].norm
+    assert kinds["Mlp"] is TOKEN_LOCAL and kinds["Add"] is TOKEN_LOCAL
+    att = next(n for n in m.nodes if type(n).__name__ == "WindowAttention")
+    assert reads_writes(att, "core") == ([f"{att.name}.q", f"{att.name}.k", f"{att.name}.v"], [f"{att.name}.o"])
+    assert reads_writes(att, "full") == (list(att.inputs), [att.name])
+    assert sub_value(att, "o") == (att.attn_fmt, att.proj.n_in)

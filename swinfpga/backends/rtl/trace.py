@@ -24,6 +24,7 @@ from ...ir import nodes as N
 from ...lut import Lut, SoftmaxSpec
 from ...registry import Registry
 from .plan import Segment
+from .roles import role
 
 
 class TraceError(SwinfpgaError, RuntimeError):
@@ -493,7 +494,7 @@ def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
         y = _trace_node(node, vals, fmt_of, x, seg.in_fmt, mask)
         vals[node.name] = y
         node_lat[node.name] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
-        if not isinstance(node, N.TokenMask):  # the mask is a side value: the next node reads the data
+        if not role(node).side:  # a side value (the padding mask): the next node reads the data
             x = y
     return _finish(seg, inp, vals[seg.dst].flatten(), node_lat)
 
@@ -558,7 +559,7 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
             vals[name] = y
         label = name if ph == "full" else f"{name}.{ph}"
         node_lat[label] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
-        if not isinstance(node, N.TokenMask):
+        if not role(node).side:
             x = y
     out = _arr(np.concatenate([np.asarray(_elems(vals[name])).ravel() for name, _ in seg.out_values]))
     return _finish(seg, inp, out, node_lat)
