@@ -229,3 +229,17 @@ def test_rtl_planner_uses_roles_not_node_types():
     assert reads_writes(att, "core") == ([f"{att.name}.q", f"{att.name}.k", f"{att.name}.v"], [f"{att.name}.o"])
     assert reads_writes(att, "full") == (list(att.inputs), [att.name])
     assert sub_value(att, "o") == (att.attn_fmt, att.proj.n_in)
+
+
+def test_split_phases_have_trace_handlers():
+    """A node type whose RTL role splits it into phases (balanced segments) has a tracer handler for
+    them (backends/rtl/trace.py:TRACE_PHASES) and writes the values its role declares."""
+    pytest.importorskip("da4ml")
+    from swinfpga.backends.rtl.roles import ROLES, role
+    from swinfpga.backends.rtl.trace import TRACE_PHASES
+    from swinfpga.ir.build import random_model
+    from swinfpga.models import SWIN_DIGITS
+
+    m = random_model(SWIN_DIGITS)
+    split = {type(n) for n in m.nodes if type(n) in ROLES and [p for p, _ in role(n).phases if p != "full"]}
+    assert split and split <= TRACE_PHASES.types()

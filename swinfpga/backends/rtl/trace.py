@@ -470,6 +470,31 @@ def _dense(node: N.Dense, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: A
     return ops.dense.kernel(FX, node, vals[node.src], fmt_of[node.src])
 
 
+# steps of nodes that balanced segments split into phases (their ``Role.phases`` other than "full"):
+# handler(node, phase, vals, fmt_of, mask, bias) -> the step's output, its values stored in ``vals``
+TRACE_PHASES = Registry("RTL trace phases", TraceError)
+
+
+@TRACE_PHASES.handles(N.WindowAttention)
+def _window_attention_phase(node: N.WindowAttention, ph: str, vals: dict, fmt_of: dict, mask: Any,
+                            bias: Any) -> Any:
+    name = node.name
+    if ph == "qkv":
+        q, k, v = _attention_qkv(vals[node.src], node, fmt_of[node.src])
+        vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"] = q, k, v
+        return v
+    if ph == "core":
+        y = _attention_core(vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"], node,
+                            mask if node.shift else None, bias)
+        vals[f"{name}.o"] = y
+        return y
+    if ph != "proj":
+        raise TraceError(f"{name}: no attention phase {ph!r}")
+    y = _linear(vals[f"{name}.o"], node.proj, node.attn_fmt)
+    vals[name] = y
+    return y
+
+
 def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
     """Trace ``seg``'s group function: inputs ``n_in`` codes (+ ``n_mask`` bits), outputs ``n_out``.
 
@@ -543,20 +568,8 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
         if ph == "full":
             y = _trace_node(node, vals, fmt_of, x, seg.in_fmt, mask)
             vals[name] = y
-        elif ph == "qkv":
-            assert isinstance(node, N.WindowAttention)
-            q, k_, v = _attention_qkv(vals[node.src], node, fmt_of[node.src])
-            vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"] = q, k_, v
-            y = v
-        elif ph == "core":
-            assert isinstance(node, N.WindowAttention)
-            y = _attention_core(vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"], node,
-                                mask if node.shift else None, bias)
-            vals[f"{name}.o"] = y
-        else:
-            assert isinstance(node, N.WindowAttention)
-            y = _linear(vals[f"{name}.o"], node.proj, node.attn_fmt)
-            vals[name] = y
+        else:  # a step of a node that a balanced segment splits (see backends/rtl/roles.py)
+            y = TRACE_PHASES.handler(node)(node, ph, vals, fmt_of, mask, bias)
         label = name if ph == "full" else f"{name}.{ph}"
         node_lat[label] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
         if not role(node).side:
