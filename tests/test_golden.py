@@ -14,7 +14,7 @@ from swinfpga.ir import IRError, Model
 from swinfpga.ir import nodes as N
 from swinfpga.ir.build import random_input, random_model
 from swinfpga.models import SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_FREE_DIGITS, StageSpec, SwinSpec
-from swinfpga.ops.softmax import softmax_codes
+from swinfpga.ops.fx import softmax_codes
 
 
 def rq(fmt: Fmt, acc: int, frac: int) -> int:

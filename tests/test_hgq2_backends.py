@@ -34,7 +34,7 @@ def test_hgq2_softmax_row_trace_matches_golden():
     """The traced hgq2 row (da4ml int64 and Python interpreters) == golden, masked and not."""
     require_module("da4ml")
     from swinfpga.backends.rtl.trace import trace_softmax_row
-    from swinfpga.ops.softmax import softmax_codes
+    from swinfpga.ops.fx import softmax_codes
 
     sm = _spec()
     rng = np.random.default_rng(1)

@@ -258,7 +258,7 @@ def test_hgq2_softmax_hls_template_matches_golden(tmp_path):
     with a wrapping sum quantizer, saturating exp input and masked elements."""
     from swinfpga.fixed import Fmt
     from swinfpga.lut import Lut, SoftmaxSpec
-    from swinfpga.ops.softmax import softmax_codes
+    from swinfpga.ops.fx import softmax_codes
     from tests.conftest import require_tool
 
     gxx = require_tool("g++")

@@ -8,7 +8,7 @@ import pytest
 
 from swinfpga.fixed import Fmt
 from swinfpga.lut import design_softmax, gelu_table, rsqrt_table
-from swinfpga.ops.softmax import softmax_codes
+from swinfpga.ops.fx import softmax_codes
 from tests.conftest import require_module
 
 keras = require_module("keras")

@@ -54,7 +54,7 @@ def test_softmax_row_trace_bit_exact(n):
     from swinfpga.backends.rtl.trace import trace_softmax_row
     from swinfpga.ir.build import S8
     from swinfpga.lut import design_softmax
-    from swinfpga.ops.softmax import softmax_codes
+    from swinfpga.ops.fx import softmax_codes
 
     sm = design_softmax("t", S8, n)
     assert sm.recip.size <= 1 << 13

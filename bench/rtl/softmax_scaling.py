@@ -90,7 +90,7 @@ def _trace_row(sm, old: bool):
 def row_costs(rows: list[int]) -> list[dict]:
     from swinfpga.ir.build import S8
     from swinfpga.lut import design_softmax
-    from swinfpga.ops.softmax import softmax_codes
+    from swinfpga.ops.fx import softmax_codes
 
     out = []
     for n in rows:

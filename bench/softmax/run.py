@@ -37,7 +37,7 @@ from swinfpga.fixed import Fmt  # noqa: E402
 from swinfpga.ir import nodes as N  # noqa: E402
 from swinfpga.ir.graph import Model  # noqa: E402
 from swinfpga.lut import SoftmaxSpec  # noqa: E402
-from swinfpga.ops.softmax import softmax_codes  # noqa: E402
+from swinfpga.ops.fx import softmax_codes  # noqa: E402
 
 
 @dataclass

@@ -28,7 +28,7 @@ from . import (
     token_mask,
     window_attention,
 )
-from .fx import NumpyFx, Taps, align
+from .fx import NumpyFx, Taps, align, softmax_codes
 from .registry import GOLDEN, TABLES
 
 MODULES = (patch_embed, window_attention, mlp, layer_norm, patch_merging, add, pool, token_mask, dense)
@@ -40,4 +40,5 @@ def node_tables(node: N.Node) -> list[Lut]:
     return TABLES.handler(node)(node) if type(node) in TABLES else []
 
 
-__all__ = ["GOLDEN", "TABLES", "MODULES", "OP_OF", "NumpyFx", "Taps", "align", "node_tables", "linear", "softmax"]
+__all__ = ["GOLDEN", "TABLES", "MODULES", "OP_OF", "NumpyFx", "Taps", "align", "node_tables", "linear", "softmax",
+           "softmax_codes"]

@@ -30,10 +30,11 @@ Primitives (last axis = channels; ``fmt`` arguments are :class:`swinfpga.fixed.F
 - ``heads(x, n)`` / ``merge_heads(x)``: split the channels of (..., N, C) into ``n`` heads / join them
 - ``qk(q, k)``: per head ``q @ k.T`` of two variable arrays (an exact product sum)
 - ``pv(p, v)``: per head ``p @ v`` of two variable arrays
-- ``map_heads(fn, scores, valid)``: ``fn(rows, valid_rows)`` on the score rows of every head (the
-  softmax: :func:`swinfpga.ops.softmax.kernel`); numpy: all heads at once (a batch axis), ``valid`` a
-  bool array broadcastable to ``scores`` (or None); tracer: per head an (R, n) object array, ``valid``
-  the row-major bits of one window's pairs (or None), reshaped to (R, n)
+- ``softmax(scores, spec, valid)``: the integer softmax of :class:`swinfpga.lut.SoftmaxSpec` along the
+  last axis, per head: NumpyFx and TraceFx run its kernel :func:`swinfpga.ops.softmax.kernel` (one
+  per kind, on the primitives below); ``valid``: the implementation's valid bits (numpy: a bool
+  array broadcastable to ``scores``, or None; tracer: the row-major bits of one window's pairs, or
+  None).  The golden entry point is :func:`softmax_codes`
 - ``max(x, axis)``: maximum over ``axis`` (keepdims; a comparator tree in hardware)
 - ``select(bits, a, fa, b, fb)``: ``a`` where ``bits`` is 1 else ``b`` (elementwise, broadcast; frac
   ``max(fa, fb)``; ``b`` may be a constant code); a mux on a bit
@@ -57,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from ..fixed import Fmt
+from . import softmax as _softmax
 
 
 @dataclass
@@ -84,7 +86,8 @@ class Taps:
 def align(codes: np.ndarray, frac_from: int, frac_to: int) -> np.ndarray:
     """Exactly re-express codes at more fraction bits (``frac_to >= frac_from``)."""
     assert frac_to >= frac_from, (frac_from, frac_to)
-    return np.asarray(codes, dtype=np.int64) << (frac_to - frac_from)
+    c = np.asarray(codes, dtype=np.int64)
+    return c if frac_to == frac_from else c << (frac_to - frac_from)
 
 
 class NumpyFx:
@@ -98,7 +101,7 @@ class NumpyFx:
 
     def requant(self, name: str | None, acc: np.ndarray, frac: int, fmt: Fmt) -> np.ndarray:
         if name is None:
-            return fmt.requant(acc, frac)
+            return _requant_uncounted(acc, frac, fmt)
         return self.taps.requant(name, acc, frac, fmt)
 
     def matmul(self, x: np.ndarray, lin: Any, x_fmt: Fmt) -> np.ndarray:
@@ -160,18 +163,21 @@ class NumpyFx:
     def pv(self, p: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.einsum("...ij,...jd->...id", p, v, dtype=np.int64)
 
-    def map_heads(self, fn: Any, scores: np.ndarray, valid: Any) -> np.ndarray:
-        return fn(scores, None if valid is None else np.broadcast_to(np.asarray(valid, bool), scores.shape))
+    def softmax(self, scores: np.ndarray, spec: Any, valid: Any) -> np.ndarray:
+        """All heads at once (a batch axis): :func:`swinfpga.ops.softmax.kernel`."""
+        v = None if valid is None else np.broadcast_to(np.asarray(valid, bool), scores.shape)
+        return _softmax.kernel(self, spec, scores, v)
 
     def max(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.max(x, axis=axis, keepdims=True)
 
     def select(self, bits: np.ndarray, a: Any, fa: int, b: Any, fb: int) -> np.ndarray:
         f = max(fa, fb)
-        return np.where(np.asarray(bits) != 0, align(a, fa, f), align(b, fb, f))
+        key = np.asarray(bits)
+        return np.where(key if key.dtype == bool else key != 0, align(a, fa, f), align(b, fb, f))
 
     def cast(self, x: np.ndarray, frac: int, fmt: Fmt) -> np.ndarray:
-        return fmt.requant(x, frac)
+        return _requant_uncounted(x, frac, fmt)
 
     def ge(self, x: np.ndarray, fx: int, code: int, frac: int) -> np.ndarray:
         f = max(fx, frac)
@@ -182,3 +188,20 @@ class NumpyFx:
 
     def index(self, a: np.ndarray, frac: int, lut: Any) -> np.ndarray:
         return lut.array()[np.clip(a, 0, lut.size - 1)]
+
+
+def _requant_uncounted(c: np.ndarray, frac: int, fmt: Fmt) -> np.ndarray:
+    """``fmt.requant(c, frac)`` without counting overflows (the same codes)."""
+    s = frac - fmt.frac
+    if s < 0:
+        return fmt.requant(c, frac)
+    if s > 0:
+        c = (c + (np.int64(1) << (s - 1))) >> s if fmt.rounding == "RND" else c >> s
+    return fmt.overflow_codes(c)
+
+
+def softmax_codes(spec: Any, scores: Any, valid: Any | None = None) -> np.ndarray:
+    """The golden softmax of ``spec`` along the last axis of ``scores`` (int codes): its kernel
+    (:mod:`swinfpga.ops.softmax`) on :class:`NumpyFx`; ``valid`` (bool, broadcastable) excludes
+    masked pairs; every row needs a valid element."""
+    return NumpyFx(Taps(enabled=False)).softmax(np.asarray(scores, dtype=np.int64), spec, valid)

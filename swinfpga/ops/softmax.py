@@ -1,6 +1,7 @@
 """The integer softmax, one kernel per kind, written once against the fixed-point array interface
-(:mod:`.fx`): the golden model runs it on :class:`~.fx.NumpyFx` (:func:`softmax_codes`), the RTL
-tracer on ``TraceFx`` (``backends/rtl/trace.py``).  C++ mirror: ``hls_templates/swin_softmax.h``
+(:mod:`.fx`): the golden model runs it on :class:`~.fx.NumpyFx` (``NumpyFx.softmax``; entry point
+:func:`swinfpga.ops.fx.softmax_codes`), the RTL tracer on ``TraceFx`` (``backends/rtl/trace.py``),
+both through the interface primitive ``A.softmax``.  C++ mirror: ``hls_templates/swin_softmax.h``
 (kind ``swinfpga``) and ``backends/hls4ml/softmax_hgq2.py`` (kind ``hgq2``).
 
 ``kernel(A, spec, scores, valid)``: ``scores`` (..., R, n) codes of ``spec.score_fmt`` (the
@@ -15,10 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from ..fixed import Fmt
-from .fx import NumpyFx, Taps
 
 KINDS: dict[str, Callable[..., Any]] = {}
 
@@ -41,14 +39,6 @@ def kernel(A: Any, spec: Any, scores: Any, valid: Any | None) -> Any:
 
         raise SwinfpgaError(f"softmax kind {spec.kind!r} has no kernel; one of {', '.join(sorted(KINDS))}")
     return fn(A, spec, scores, valid)
-
-
-def softmax_codes(spec: Any, scores: Any, valid: Any | None = None) -> np.ndarray:
-    """The golden softmax: :func:`kernel` on :class:`NumpyFx` along the last axis of ``scores`` (int
-    codes); ``valid`` (bool, broadcastable) excludes masked pairs; every row needs a valid element."""
-    s = np.asarray(scores, dtype=np.int64)
-    v = None if valid is None else np.broadcast_to(np.asarray(valid, bool), s.shape)
-    return kernel(NumpyFx(Taps(enabled=False)), spec, s, v)
 
 
 def _masked_max(A: Any, spec: Any, s: Any, valid: Any | None) -> Any:

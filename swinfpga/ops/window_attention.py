@@ -8,8 +8,8 @@ Shared with the RTL trace: :func:`qkv`, :func:`core` (scores + bias, softmax, pr
 values, per head) and the projection (:mod:`.linear`).  The golden model runs them on every
 window at once (batch and window axes first), the tracer on one gathered window.  Kept in the
 callers: the cyclic shift, window partition and reverse (golden: the whole map; RTL: the planner's
-window token tables) and the valid bits (shifted-window regions, padding keys).  The softmax is its
-own kernel (:mod:`.softmax`, per head through ``A.map_heads``)."""
+window token tables) and the valid bits (shifted-window regions, padding keys).  The softmax is the
+interface primitive ``A.softmax``: NumpyFx and TraceFx run its one kernel (:mod:`.softmax`) per head."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from ..ir import nodes as N
 from ..ir.graph import infer_window_attention as infer
 from ..ir.nodes import WindowAttention
 from ..lut import Lut
-from . import linear, softmax
+from . import linear
 from .fx import NumpyFx, Taps
 from .registry import GOLDEN, TABLES
 
@@ -38,14 +38,14 @@ def qkv(A: Any, n: WindowAttention, x: Any, x_fmt: Fmt) -> tuple[Any, Any, Any]:
 
 def core(A: Any, n: WindowAttention, q: Any, k: Any, v: Any, valid: Any, bias: Any) -> Any:
     """Query rows ``q`` (..., R, C) of a window against its keys/values ``k``, ``v`` (..., N, C):
-    ``scores = requant(q.k + bias, score_fmt)``, softmax per row (``valid``: see ``fx.map_heads``),
+    ``scores = requant(q.k + bias, score_fmt)``, softmax per row (``valid``: see ``fx.softmax``),
     ``requant(probs @ v, attn_fmt)``, heads joined: (..., R, C) codes of ``n.attn_fmt``.
     ``bias``: (heads, R, N) of ``n.bias_fmt``."""
     qh, kh, vh = A.heads(q, n.heads), A.heads(k, n.heads), A.heads(v, n.heads)
     af = n.q.out_fmt.frac + n.k.out_fmt.frac
     acc = A.add(A.qk(qh, kh), af, bias, n.bias_fmt.frac)
     scores = A.requant(f"{n.name}.scores", acc, af, n.score_fmt)
-    probs = A.map_heads(lambda s, v: softmax.kernel(A, n.softmax, s, v), scores, valid)
+    probs = A.softmax(scores, n.softmax, valid)
     A.tap(f"{n.name}.probs", probs)
     o = A.requant(f"{n.name}.attn", A.pv(probs, vh), n.softmax.prob_fmt.frac + n.v.out_fmt.frac, n.attn_fmt)
     return A.merge_heads(o)

@@ -243,8 +243,9 @@ class TraceFx:
     def pv(self, p: list[Any], v: list[Any]) -> list[Any]:
         return [ph @ vh for ph, vh in zip(p, v, strict=True)]
 
-    def map_heads(self, fn: Any, scores: list[Any], valid: Any | None) -> list[Any]:
-        """``fn`` on each head's (R, n) scores; ``valid``: R*n bits (row-major; any indexable) or None."""
+    def softmax(self, scores: list[Any], spec: SoftmaxSpec, valid: Any | None) -> list[Any]:
+        """Per head, the kernel :func:`swinfpga.ops.softmax.kernel` on the head's (R, n) scores;
+        ``valid``: R*n bits (row-major; any indexable) or None."""
         out = []
         for sc in scores:
             nr, nt = sc.shape
@@ -254,7 +255,7 @@ class TraceFx:
                 for i in range(nr):
                     for j in range(nt):
                         v[i, j] = valid[i * nt + j]
-            out.append(_arr(fn(_obj(sc), v)))
+            out.append(_arr(ops.softmax.kernel(self, spec, _obj(sc), v)))
         return out
 
     def max(self, x: Any, axis: int = -1) -> np.ndarray:
