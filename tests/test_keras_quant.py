@@ -1,5 +1,5 @@
 """Keras-side building blocks vs the integer definition: HGQ2 quantizer == Fmt.from_float, LUT
-gathers == Lut.lookup, Keras integer softmax == lut.softmax_codes (with masks), exact STE."""
+gathers == Lut.lookup, Keras integer softmax == ops.fx.softmax_codes (with masks), exact STE."""
 
 from __future__ import annotations
 
