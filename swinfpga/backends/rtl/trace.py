@@ -24,7 +24,6 @@ from ...ir import nodes as N
 from ...lut import Lut, SoftmaxSpec
 from ...registry import Registry
 from .plan import Segment
-from .roles import role
 
 
 class TraceError(SwinfpgaError, RuntimeError):
@@ -412,6 +411,31 @@ def _attention_core(q: Any, k: Any, v: Any, n: N.WindowAttention, mask: Any | No
     return ops.window_attention.core(FX, n, q, k, v, mask, bias)
 
 
+# steps of nodes that balanced segments split into phases (their ``Role.phases`` other than "full"):
+# handler(node, phase, vals, fmt_of, mask, bias) -> the step's output, its values stored in ``vals``
+TRACE_PHASES = Registry("RTL trace phases", TraceError)
+
+
+@TRACE_PHASES.handles(N.WindowAttention)
+def _window_attention_phase(node: N.WindowAttention, ph: str, vals: dict, fmt_of: dict, mask: Any,
+                            bias: Any) -> Any:
+    name = node.name
+    if ph == "qkv":
+        q, k, v = _attention_qkv(vals[node.src], node, fmt_of[node.src])
+        vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"] = q, k, v
+        return v
+    if ph == "core":
+        y = _attention_core(vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"], node,
+                            mask if node.shift else None, bias)
+        vals[f"{name}.o"] = y
+        return y
+    if ph != "proj":
+        raise TraceError(f"{name}: no attention phase {ph!r}")
+    y = _linear(vals[f"{name}.o"], node.proj, node.attn_fmt)
+    vals[name] = y
+    return y
+
+
 # ----- per-node handlers: the operator kernels of swinfpga.ops on TraceFx ----------------------------
 TRACE = Registry("RTL trace", TraceError)
 
@@ -471,31 +495,6 @@ def _dense(node: N.Dense, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: A
     return ops.dense.kernel(FX, node, vals[node.src], fmt_of[node.src])
 
 
-# steps of nodes that balanced segments split into phases (their ``Role.phases`` other than "full"):
-# handler(node, phase, vals, fmt_of, mask, bias) -> the step's output, its values stored in ``vals``
-TRACE_PHASES = Registry("RTL trace phases", TraceError)
-
-
-@TRACE_PHASES.handles(N.WindowAttention)
-def _window_attention_phase(node: N.WindowAttention, ph: str, vals: dict, fmt_of: dict, mask: Any,
-                            bias: Any) -> Any:
-    name = node.name
-    if ph == "qkv":
-        q, k, v = _attention_qkv(vals[node.src], node, fmt_of[node.src])
-        vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"] = q, k, v
-        return v
-    if ph == "core":
-        y = _attention_core(vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"], node,
-                            mask if node.shift else None, bias)
-        vals[f"{name}.o"] = y
-        return y
-    if ph != "proj":
-        raise TraceError(f"{name}: no attention phase {ph!r}")
-    y = _linear(vals[f"{name}.o"], node.proj, node.attn_fmt)
-    vals[name] = y
-    return y
-
-
 def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
     """Trace ``seg``'s group function: inputs ``n_in`` codes (+ ``n_mask`` bits), outputs ``n_out``.
 
@@ -520,7 +519,7 @@ def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
         y = _trace_node(node, vals, fmt_of, x, seg.in_fmt, mask)
         vals[node.name] = y
         node_lat[node.name] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
-        if not role(node).side:  # a side value (the padding mask): the next node reads the data
+        if not isinstance(node, N.TokenMask):  # the mask is a side value: the next node reads the data
             x = y
     return _finish(seg, inp, vals[seg.dst].flatten(), node_lat)
 
@@ -573,7 +572,7 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
             y = TRACE_PHASES.handler(node)(node, ph, vals, fmt_of, mask, bias)
         label = name if ph == "full" else f"{name}.{ph}"
         node_lat[label] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
-        if not role(node).side:
+        if not isinstance(node, N.TokenMask):
             x = y
     out = _arr(np.concatenate([np.asarray(_elems(vals[name])).ravel() for name, _ in seg.out_values]))
     return _finish(seg, inp, out, node_lat)
