@@ -10,7 +10,7 @@ headers and Verilog ROM files; no back end recomputes them.  Entry ``a`` holds `
 the middle of its address bucket, rounded to nearest.  Each builder states its error bound; the
 tests check every address against it.
 
-The softmax of swinfpga (``design_softmax`` / :func:`softmax_codes`) is built from an exp table
+The softmax of swinfpga (``design_softmax``; its integer kernel: :mod:`swinfpga.ops.softmax`) is built from an exp table
 over max-subtracted scores and a reciprocal table over the row sum, sized so that every output is
 within 1 LSB of the float softmax of the same score codes, and so that the largest input keeps the
 largest output whenever scores differ (no argmax flips); see :class:`SoftmaxSpec`.
@@ -172,7 +172,7 @@ class SoftmaxSpec:
     exp: Lut
     recip: Lut
     prob_fmt: Fmt
-    kind: str = "swinfpga"  # swinfpga (above) | hgq2 (HGQ2's QSoftmax, see :func:`hgq2_softmax_codes`)
+    kind: str = "swinfpga"  # swinfpga (above) | hgq2 (HGQ2's QSoftmax, see :func:`swinfpga.ops.softmax.hgq2_softmax`)
 
     def __post_init__(self) -> None:
         if self.kind not in SOFTMAX_KINDS:
@@ -242,53 +242,6 @@ def design_softmax(name: str, score_fmt: Fmt, n: int, prob_frac: int | None = No
     recip = recip_table(f"{name}_recip", e, p + 1, p + 3)
     prob_fmt = Fmt(False, p + 1, 1, "RND", "SAT")
     return SoftmaxSpec(n, score_fmt, exp, recip, prob_fmt)
-
-
-def softmax_codes(spec: SoftmaxSpec, scores: Any, valid: Any | None = None) -> np.ndarray:
-    """Apply the integer softmax of ``spec`` along the last axis of ``scores`` (int codes).
-
-    ``valid`` (bool, broadcastable) excludes masked pairs; every row needs >= 1 valid element.
-    """
-    s = np.asarray(scores, dtype=np.int64)
-    v = np.ones(s.shape, dtype=bool) if valid is None else np.broadcast_to(np.asarray(valid, bool), s.shape)
-    if spec.kind == "hgq2":
-        return hgq2_softmax_codes(spec, s, v)
-    lo = np.iinfo(np.int64).min // 4
-    m = np.max(np.where(v, s, lo), axis=-1, keepdims=True)
-    e = np.where(v, spec.exp.lookup(m - s), 0)
-    big_e = spec.exp_frac
-    total = np.sum(e, axis=-1, keepdims=True)
-    k = np.zeros_like(total)
-    for j in range(1, spec.max_k + 1):
-        k += total >= (1 << (big_e + j))
-    r = spec.recip.lookup(total >> k)
-    sh = big_e + spec.recip_frac + k - spec.prob_fmt.frac  # >= 1 by construction
-    t = e * r
-    if spec.prob_fmt.rounding == "RND":
-        t = t + (np.int64(1) << (sh - 1))
-    return spec.prob_fmt.overflow_codes(t >> sh)
-
-
-def hgq2_softmax_codes(spec: SoftmaxSpec, s: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """HGQ2's table softmax (``hgq.layers.QSoftmax``, stable) on score codes ``s`` (``spec.score_fmt``)::
-
-        d    = max(s[j] for valid j) - s                   # exact, frac score_fmt.frac
-        e[j] = EXP[requant(d[j], EXP.in_fmt)] if valid else 0   # EXP.in_fmt: the exp input quantizer
-        S    = sum(e)                                      # exact, frac EXP.out_fmt.frac
-        r    = RECIP[requant(S, RECIP.in_fmt)]             # RECIP.in_fmt: the inverse input quantizer
-        p[j] = requant(e[j] * r, prob_fmt)                 # the softmax output quantizer
-
-    The tables hold HGQ2's own quantized ``exp(-x * input_scaler)`` and ``1 / (x + eps)`` for every
-    input code (one entry per code, RND_CONV / SAT as HGQ2 forces them), read from the trained layer.
-    """
-    lo = np.iinfo(np.int64).min // 4
-    m = np.max(np.where(v, s, lo), axis=-1, keepdims=True)
-    d = np.where(v, m - s, 0)
-    e = np.where(v, spec.exp.lookup(spec.exp.in_fmt.requant(d, spec.score_fmt.frac)), 0)
-    ef = spec.exp.out_fmt.frac
-    total = np.sum(e, axis=-1, keepdims=True)
-    r = spec.recip.lookup(spec.recip.in_fmt.requant(total, ef))
-    return spec.prob_fmt.requant(e * r, ef + spec.recip.out_fmt.frac)
 
 
 # ----- LayerNorm / GELU ----------------------------------------------------------------------

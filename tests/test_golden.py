@@ -13,8 +13,8 @@ from swinfpga.fixed import Fmt, FormatError
 from swinfpga.ir import IRError, Model
 from swinfpga.ir import nodes as N
 from swinfpga.ir.build import random_input, random_model
-from swinfpga.lut import softmax_codes
 from swinfpga.models import SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_FREE_DIGITS, StageSpec, SwinSpec
+from swinfpga.ops.fx import softmax_codes
 
 
 def rq(fmt: Fmt, acc: int, frac: int) -> int:

@@ -33,9 +33,8 @@ def _spec(n: int = 5, rin_bits: int = 7, seed: int = 0):
 def test_hgq2_softmax_row_trace_matches_golden():
     """The traced hgq2 row (da4ml int64 and Python interpreters) == golden, masked and not."""
     require_module("da4ml")
-    from swinfpga.backends.rtl import softmax_hgq2  # noqa: F401  (registers the kind)
     from swinfpga.backends.rtl.trace import trace_softmax_row
-    from swinfpga.lut import softmax_codes
+    from swinfpga.ops.fx import softmax_codes
 
     sm = _spec()
     rng = np.random.default_rng(1)
@@ -62,7 +61,6 @@ def test_hgq2_softmax_row_trace_matches_golden():
 def test_hgq2_inverse_table_too_large_is_a_clear_error():
     """An inverse table whose reachable input range exceeds da4ml's lookup limit: an error naming the table."""
     require_module("da4ml")
-    from swinfpga.backends.rtl import softmax_hgq2  # noqa: F401  (registers the kind)
     from swinfpga.backends.rtl.trace import TraceError, trace_softmax_row
     from swinfpga.errors import SwinfpgaError
     from swinfpga.fixed import Fmt

@@ -257,7 +257,8 @@ def test_hgq2_softmax_hls_template_matches_golden(tmp_path):
     """``swin::softmax_row_hgq2`` (hls_templates/swin_softmax.h), run with g++, == golden on random rows,
     with a wrapping sum quantizer, saturating exp input and masked elements."""
     from swinfpga.fixed import Fmt
-    from swinfpga.lut import Lut, SoftmaxSpec, softmax_codes
+    from swinfpga.lut import Lut, SoftmaxSpec
+    from swinfpga.ops.fx import softmax_codes
     from tests.conftest import require_tool
 
     gxx = require_tool("g++")
@@ -399,14 +400,14 @@ def test_hgq2_import_self_check_names_the_layer(monkeypatch):
     """Every import compares each layer with HGQ2's inference on random inputs (meta['hgq2_check']); a wrong
     softmax (here: off by one LSB) is reported at the attention layer, by name and element."""
     require_module("hgq")
-    import swinfpga.lut as lut
     from swinfpga.frontend.hgq2 import Hgq2ImportError, from_hgq2_model
+    from swinfpga.ops import softmax
 
     model = _build(10)
     ir = from_hgq2_model(model)
     assert ir.meta["hgq2_check"] == {"inputs": 256, "layers": len(model.layers) - 1, "mismatches": 0}
-    orig = lut.hgq2_softmax_codes
-    monkeypatch.setattr(lut, "hgq2_softmax_codes", lambda spec, s, v: orig(spec, s, v) + 1)
+    orig = softmax.KINDS["hgq2"]
+    monkeypatch.setitem(softmax.KINDS, "hgq2", lambda A, spec, s, v: orig(A, spec, s, v) + 1)
     with pytest.raises(Hgq2ImportError, match=r"layer 'mha' \(QMultiHeadAttention\).*first at"):
         from_hgq2_model(model)
 

@@ -1,5 +1,5 @@
 """Keras-side building blocks vs the integer definition: HGQ2 quantizer == Fmt.from_float, LUT
-gathers == Lut.lookup, Keras integer softmax == lut.softmax_codes (with masks), exact STE."""
+gathers == Lut.lookup, Keras integer softmax == ops.fx.softmax_codes (with masks), exact STE."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from swinfpga.fixed import Fmt
-from swinfpga.lut import design_softmax, gelu_table, rsqrt_table, softmax_codes
+from swinfpga.lut import design_softmax, gelu_table, rsqrt_table
+from swinfpga.ops.fx import softmax_codes
 from tests.conftest import require_module
 
 keras = require_module("keras")

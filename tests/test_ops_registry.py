@@ -170,3 +170,76 @@ def test_primitives_numpy_equals_tracer():
         return A.merge_heads(A.pv(s, A.heads(v, 2)))
 
     _check(att, [q, k, v], 2 + b_f.frac)
+
+
+def test_softmax_primitives_numpy_equals_tracer():
+    """The primitives the softmax kernel adds (max, select, cast, ge, shr, index) agree."""
+    pytest.importorskip("da4ml")
+    from swinfpga.lut import Lut
+
+    rng = np.random.default_rng(1)
+    a_f, u_f = _fmt(), _fmt(False, 9, 4, "TRN", "WRAP")  # frac 5, 5
+    a = (_codes(rng, a_f, (3, 4)), a_f)
+    u = (_codes(rng, u_f, (3, 1)), u_f)
+    bits_f = _fmt(False, 1, 1, "TRN", "WRAP")
+    bits = (_codes(rng, bits_f, (3, 4)), bits_f)
+    col_bits = (_codes(rng, bits_f, (3, 1)), bits_f)
+    _check(lambda A, x: A.max(x, -1), [a], a_f.frac)
+    _check(lambda A, x, m: A.select(m, x, a_f.frac, -7, 2), [a, bits], a_f.frac)
+    _check(lambda A, x, y, m: A.select(m, x, a_f.frac, y, u_f.frac), [a, u, col_bits], a_f.frac)
+    _check(lambda A, x, y, m: A.select(m, A.shr(y, 2), u_f.frac + 2, x, a_f.frac), [a, u, col_bits], u_f.frac + 2)
+    for fmt in (_fmt(False, 6, 3, "TRN", "WRAP"), _fmt(False, 1, 3, "TRN", "WRAP"), _fmt(False, 5, 0, "TRN", "WRAP")):
+        _check(lambda A, x, fmt=fmt: A.cast(x, u_f.frac, fmt), [u], fmt.frac)
+    for code, frac in ((4, 0), (37, 3), (0, 0)):
+        _check(lambda A, x, code=code, frac=frac: A.ge(x, u_f.frac, code, frac), [u], 0)
+    lut = Lut("t", "custom", u_f, 7, 1, a_f, tuple(int(v) for v in rng.integers(a_f.min_code, a_f.max_code + 1, 20)))
+    _check(lambda A, x: A.index(A.cast(x, u_f.frac, _fmt(False, 5, 0, "TRN", "WRAP")), 5, lut), [u], a_f.frac)
+
+
+def test_softmax_is_one_kernel_per_kind():
+    """Every softmax kind has a registered kernel, and golden and tracer run the same one (a kernel
+    replaced in the registry changes both)."""
+    from swinfpga.lut import SOFTMAX_KINDS
+    from swinfpga.ops import softmax
+
+    assert set(softmax.KINDS) == set(SOFTMAX_KINDS)
+
+
+def test_rtl_planner_uses_roles_not_node_types():
+    """backends/rtl/plan.py never switches on IR node types: structure comes from the roles of
+    backends/rtl/roles.py (unregistered types are token-local)."""
+    import ast
+    from pathlib import Path
+
+    from swinfpga.backends.rtl import plan
+    from swinfpga.backends.rtl.roles import TOKEN_LOCAL, reads_writes, role, sub_value
+    from swinfpga.ir.build import random_model
+    from swinfpga.models import SWIN_DIGITS_LN
+
+    tree = ast.parse(Path(plan.__file__).read_text())
+    calls = [c for c in ast.walk(tree) if isinstance(c, ast.Call) and ast.unparse(c.func) == "isinstance"]
+    switches = [ast.unparse(c) for c in calls if "N." in ast.unparse(c.args[1])]
+    assert switches == []
+    m = random_model(SWIN_DIGITS_LN)
+    kinds = {type(n).__name__: role(n) for n in m.nodes}
+    assert kinds["PatchEmbed"].prefix == "patch_embed" and kinds["PatchMerging"].prefix == "merge"
+    assert kinds["WindowAttention"].windowed and kinds["Pool"].pooled and kinds["LayerNorm"].norm
+    assert kinds["Mlp"] is TOKEN_LOCAL and kinds["Add"] is TOKEN_LOCAL
+    att = next(n for n in m.nodes if type(n).__name__ == "WindowAttention")
+    assert reads_writes(att, "core") == ([f"{att.name}.q", f"{att.name}.k", f"{att.name}.v"], [f"{att.name}.o"])
+    assert reads_writes(att, "full") == (list(att.inputs), [att.name])
+    assert sub_value(att, "o") == (att.attn_fmt, att.proj.n_in)
+
+
+def test_split_phases_have_trace_handlers():
+    """A node type whose RTL role splits it into phases (balanced segments) has a tracer handler for
+    them (backends/rtl/trace.py:TRACE_PHASES) and writes the values its role declares."""
+    pytest.importorskip("da4ml")
+    from swinfpga.backends.rtl.roles import ROLES, role
+    from swinfpga.backends.rtl.trace import TRACE_PHASES
+    from swinfpga.ir.build import random_model
+    from swinfpga.models import SWIN_DIGITS
+
+    m = random_model(SWIN_DIGITS)
+    split = {type(n) for n in m.nodes if type(n) in ROLES and [p for p, _ in role(n).phases if p != "full"]}
+    assert split and split <= TRACE_PHASES.types()

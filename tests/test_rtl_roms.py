@@ -150,3 +150,36 @@ def test_cpp_rom_arrays_carry_the_ir_table_names(io_type):
         name = hls_name(t.name)
         assert name in arrays, f"table {t.name}: no C++ array {name} (have {sorted(arrays)[:6]}...)"
         np.testing.assert_array_equal(arrays[name], np.asarray(t.array()).reshape(-1), err_msg=t.name)
+
+
+def _rtl_info(rom_files):
+    from swinfpga.backends.rtl.contract import FramePort, RtlInfo, Schedule
+    from swinfpga.backends.rtl.roms import Rom, RomTable
+    from swinfpga.fixed import Fmt
+
+    f = Fmt(True, 8, 3)
+    roms = tuple(Rom(name, "u0", (0, 4, 0), (0, 1, 8), 16, "0" * 64, (RomTable(name[4:-4], "lut", "1" * 64, 0),))
+                 for name in rom_files)
+    return RtlInfo(top="t", model="m", clock_mhz=200.0, latency_cutoff=5.0, ii_requested=None,
+                   in_data=FramePort((2, 3), f), out_data=FramePort((4,), f), predicted=Schedule(3, 1, (("seg0", 2),)),
+                   layer_cycles={"a": 1}, segments=(), files=("t.v",), traced_samples=4, traced_mismatches={"seg0": 0},
+                   content_hash="c", rom_tables=roms)
+
+
+def test_rtl_json_rom_files_come_from_rom_tables() -> None:
+    """``roms`` in rtl.json is derived from ``rom_tables`` (one source of truth); an rtl.json whose
+    ``roms`` disagrees is refused; an older rtl.json with only ``roms`` still reads."""
+    from swinfpga.backends.rtl.contract import RtlInfo, RtlJsonError
+
+    info = _rtl_info(["rom_b_exp.mem", "rom_a_recip.mem"])
+    d = json.loads(json.dumps(info.to_json()))
+    assert d["roms"] == ["rom_a_recip.mem", "rom_b_exp.mem"]
+    back = RtlInfo.from_json(d)
+    assert back == info and back.roms == ("rom_a_recip.mem", "rom_b_exp.mem") and back.to_json() == d
+    bad = dict(d, roms=["rom_a_recip.mem"])
+    with pytest.raises(RtlJsonError, match=r"'roms' .* differs from the files of 'rom_tables'"):
+        RtlInfo.from_json(bad, "x/rtl.json")
+    old = {k: v for k, v in d.items() if k != "rom_tables"}
+    legacy = RtlInfo.from_json(old)
+    assert legacy.roms == ("rom_a_recip.mem", "rom_b_exp.mem") and legacy.rom_tables == ()
+    assert legacy.to_json()["roms"] == d["roms"]

@@ -53,7 +53,8 @@ def test_softmax_row_trace_bit_exact(n):
     require_module("da4ml")
     from swinfpga.backends.rtl.trace import trace_softmax_row
     from swinfpga.ir.build import S8
-    from swinfpga.lut import design_softmax, softmax_codes
+    from swinfpga.lut import design_softmax
+    from swinfpga.ops.fx import softmax_codes
 
     sm = design_softmax("t", S8, n)
     assert sm.recip.size <= 1 << 13
@@ -75,7 +76,7 @@ def test_softmax_row_trace_bit_exact(n):
         bad = np.argwhere(got != ref)
         assert bad.size == 0, f"n={n} masked={masked}: {len(bad)} mismatches, first row {bad[0][0]} " \
                               f"element {bad[0][1]}: got {got[tuple(bad[0])]} want {ref[tuple(bad[0])]}"
-        # da4ml's Python interpreter agrees with its int64 one (the key-width pitfall in _softmax_rows)
+        # da4ml's Python interpreter agrees with its int64 one (the key-width pitfall: TraceFx.ge)
         for r in range(0, len(x), 500):
             py = np.asarray(comb(x[r]), dtype=np.float64)
             assert np.array_equal(np.round(py / sm.prob_fmt.lsb).astype(np.int64), ref[r])

@@ -6,8 +6,8 @@ traced on its own twice:
 
 * *before*: the reciprocal as one lookup over the raw row sum (``n * 2**B + 1`` entries; what
   ``trace.py`` did up to commit 824ea4e, re-implemented here as the baseline);
-* *after*: ``trace._softmax_rows`` (leading-one detection and shift as muxes on the traced bits, a
-  lookup over the ``2**B``-entry RECIP table, then the final shift by ``k``).
+* *after*: ``ops.softmax.kernel`` on ``TraceFx`` (leading-one detection and shift as muxes on the
+  traced bits, a lookup over the ``2**B``-entry RECIP table, then the final shift by ``k``).
 
 Each is checked bit-exact against the golden ``softmax_codes`` with da4ml's int64 interpreter on
 3,000 random rows; the cost is da4ml's LUT-equivalent figure, split into exp lookups (with the row
@@ -67,7 +67,8 @@ def _old_softmax_rows(s, sm):
 def _trace_row(sm, old: bool):
     from da4ml.trace import FixedVariableArrayInput, comb_trace
 
-    from swinfpga.backends.rtl.trace import _arr, _softmax_rows, _tree, lut_apply
+    from swinfpga import ops
+    from swinfpga.backends.rtl.trace import FX, _arr, _obj, _tree, lut_apply
 
     n = sm.n
     inp = FixedVariableArrayInput((n,))
@@ -81,14 +82,15 @@ def _trace_row(sm, old: bool):
     if old:
         out, entries = _old_softmax_rows(s, sm)
     else:
-        out, entries = _softmax_rows(s, sm, None), sm.recip.size
+        out, entries = list(ops.softmax.kernel(FX, sm, _obj(x).reshape(1, n), None).reshape(n)), sm.recip.size
     comb = comb_trace(inp, _arr(out))
     return comb, c_exp, c_sum, entries
 
 
 def row_costs(rows: list[int]) -> list[dict]:
     from swinfpga.ir.build import S8
-    from swinfpga.lut import design_softmax, softmax_codes
+    from swinfpga.lut import design_softmax
+    from swinfpga.ops.fx import softmax_codes
 
     out = []
     for n in rows:

@@ -36,7 +36,8 @@ from swinfpga import golden  # noqa: E402
 from swinfpga.fixed import Fmt  # noqa: E402
 from swinfpga.ir import nodes as N  # noqa: E402
 from swinfpga.ir.graph import Model  # noqa: E402
-from swinfpga.lut import SoftmaxSpec, softmax_codes  # noqa: E402
+from swinfpga.lut import SoftmaxSpec  # noqa: E402
+from swinfpga.ops.fx import softmax_codes  # noqa: E402
 
 
 @dataclass

@@ -15,8 +15,20 @@ from typing import Any
 
 from ..ir import nodes as N
 from ..lut import Lut
-from . import add, dense, layer_norm, linear, mlp, patch_embed, patch_merging, pool, token_mask, window_attention
-from .fx import NumpyFx, Taps, align
+from . import (
+    add,
+    dense,
+    layer_norm,
+    linear,
+    mlp,
+    patch_embed,
+    patch_merging,
+    pool,
+    softmax,
+    token_mask,
+    window_attention,
+)
+from .fx import NumpyFx, Taps, align, softmax_codes
 from .registry import GOLDEN, TABLES
 
 MODULES = (patch_embed, window_attention, mlp, layer_norm, patch_merging, add, pool, token_mask, dense)
@@ -28,4 +40,5 @@ def node_tables(node: N.Node) -> list[Lut]:
     return TABLES.handler(node)(node) if type(node) in TABLES else []
 
 
-__all__ = ["GOLDEN", "TABLES", "MODULES", "OP_OF", "NumpyFx", "Taps", "align", "node_tables", "linear"]
+__all__ = ["GOLDEN", "TABLES", "MODULES", "OP_OF", "NumpyFx", "Taps", "align", "node_tables", "linear", "softmax",
+           "softmax_codes"]

@@ -33,11 +33,22 @@ Primitives (last axis = channels; ``fmt`` arguments are :class:`swinfpga.fixed.F
 - ``qk(q, k)``: per head ``q @ k.T`` of two variable arrays (an exact product sum)
 - ``pv(p, v)``: per head ``p @ v`` of two variable arrays
 - ``softmax(scores, spec, valid)``: the integer softmax of :class:`swinfpga.lut.SoftmaxSpec` along the
-  last axis.  The one primitive whose two forms differ in structure (numpy:
-  :func:`swinfpga.lut.softmax_codes`; tracer: leading-one normalisation in logic,
-  ``trace.py:_softmax_rows``); ``tests/test_rtl_trace.py`` holds them equal.  ``valid``: the
-  implementation's valid bits (numpy: a bool array broadcastable to ``scores``; tracer: the row-major
-  bits of one window's pairs, or None)
+  last axis, per head: NumpyFx and TraceFx run its kernel :func:`swinfpga.ops.softmax.kernel` (one
+  per kind, on the primitives below); ``valid``: the implementation's valid bits (numpy: a bool
+  array broadcastable to ``scores``, or None; tracer: the row-major bits of one window's pairs, or
+  None).  The golden entry point is :func:`softmax_codes`
+- ``max(x, axis)``: maximum over ``axis`` (keepdims; a comparator tree in hardware)
+- ``select(bits, a, fa, b, fb)``: ``a`` where ``bits`` is 1 else ``b`` (elementwise, broadcast; frac
+  ``max(fa, fb)``; ``b`` may be a constant code); a mux on a bit
+- ``cast(x, frac, fmt)``: re-express in ``fmt`` with its rounding/overflow, not a reported requant
+  site (bit slices: TRN / WRAP)
+- ``ge(x, fx, code, frac)``: 1 where ``x >= code`` (a constant of ``frac`` bits), else 0
+- ``shr(x, j)``: ``x * 2**-j`` exactly (numpy: codes unchanged, the caller's frac grows by ``j``;
+  wiring in hardware)
+- ``index(a, frac, lut)``: ``lut``'s entry at the address ``a``'s code (clipped; a ROM addressed by
+  a bit slice, bypassing ``lut``'s own addressing)
+- ``lookup(x, lut, what=None)``: as above; ``what`` names the table in the tracer's too-large error
+- ``requant(None, ...)``: a requant that is not a reported site (golden: no taps, no overflow count)
 - ``tap(name, x)``: record an intermediate (golden only)
 """
 
@@ -49,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from ..fixed import Fmt
+from . import softmax as _softmax
 
 
 @dataclass
@@ -76,7 +88,8 @@ class Taps:
 def align(codes: np.ndarray, frac_from: int, frac_to: int) -> np.ndarray:
     """Exactly re-express codes at more fraction bits (``frac_to >= frac_from``)."""
     assert frac_to >= frac_from, (frac_from, frac_to)
-    return np.asarray(codes, dtype=np.int64) << (frac_to - frac_from)
+    c = np.asarray(codes, dtype=np.int64)
+    return c if frac_to == frac_from else c << (frac_to - frac_from)
 
 
 class NumpyFx:
@@ -88,7 +101,9 @@ class NumpyFx:
     def tap(self, name: str, x: np.ndarray) -> None:
         self.taps.put(name, x)
 
-    def requant(self, name: str, acc: np.ndarray, frac: int, fmt: Fmt) -> np.ndarray:
+    def requant(self, name: str | None, acc: np.ndarray, frac: int, fmt: Fmt) -> np.ndarray:
+        if name is None:
+            return _requant_uncounted(acc, frac, fmt)
         return self.taps.requant(name, acc, frac, fmt)
 
     def matmul(self, x: np.ndarray, lin: Any, x_fmt: Fmt) -> np.ndarray:
@@ -124,7 +139,7 @@ class NumpyFx:
     def relu(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0)
 
-    def lookup(self, x: np.ndarray, lut: Any) -> np.ndarray:
+    def lookup(self, x: np.ndarray, lut: Any, what: str | None = None) -> np.ndarray:
         return lut.lookup(x)
 
     def mask(self, x: np.ndarray, bits: np.ndarray) -> np.ndarray:
@@ -151,6 +166,44 @@ class NumpyFx:
         return np.einsum("...ij,...jd->...id", p, v, dtype=np.int64)
 
     def softmax(self, scores: np.ndarray, spec: Any, valid: Any) -> np.ndarray:
-        from ..lut import softmax_codes
+        """All heads at once (a batch axis): :func:`swinfpga.ops.softmax.kernel`."""
+        v = None if valid is None else np.broadcast_to(np.asarray(valid, bool), scores.shape)
+        return _softmax.kernel(self, spec, scores, v)
 
-        return softmax_codes(spec, scores, valid)
+    def max(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.max(x, axis=axis, keepdims=True)
+
+    def select(self, bits: np.ndarray, a: Any, fa: int, b: Any, fb: int) -> np.ndarray:
+        f = max(fa, fb)
+        key = np.asarray(bits)
+        return np.where(key if key.dtype == bool else key != 0, align(a, fa, f), align(b, fb, f))
+
+    def cast(self, x: np.ndarray, frac: int, fmt: Fmt) -> np.ndarray:
+        return _requant_uncounted(x, frac, fmt)
+
+    def ge(self, x: np.ndarray, fx: int, code: int, frac: int) -> np.ndarray:
+        f = max(fx, frac)
+        return (align(x, fx, f) >= (np.int64(code) << (f - frac))).astype(np.int64)
+
+    def shr(self, x: np.ndarray, j: int) -> np.ndarray:
+        return x
+
+    def index(self, a: np.ndarray, frac: int, lut: Any) -> np.ndarray:
+        return lut.array()[np.clip(a, 0, lut.size - 1)]
+
+
+def _requant_uncounted(c: np.ndarray, frac: int, fmt: Fmt) -> np.ndarray:
+    """``fmt.requant(c, frac)`` without counting overflows (the same codes)."""
+    s = frac - fmt.frac
+    if s < 0:
+        return fmt.requant(c, frac)
+    if s > 0:
+        c = (c + (np.int64(1) << (s - 1))) >> s if fmt.rounding == "RND" else c >> s
+    return fmt.overflow_codes(c)
+
+
+def softmax_codes(spec: Any, scores: Any, valid: Any | None = None) -> np.ndarray:
+    """The golden softmax of ``spec`` along the last axis of ``scores`` (int codes): its kernel
+    (:mod:`swinfpga.ops.softmax`) on :class:`NumpyFx`; ``valid`` (bool, broadcastable) excludes
+    masked pairs; every row needs a valid element."""
+    return NumpyFx(Taps(enabled=False)).softmax(np.asarray(scores, dtype=np.int64), spec, valid)

@@ -8,8 +8,8 @@ Shared with the RTL trace: :func:`qkv`, :func:`core` (scores + bias, softmax, pr
 values, per head) and the projection (:mod:`.linear`).  The golden model runs them on every
 window at once (batch and window axes first), the tracer on one gathered window.  Kept in the
 callers: the cyclic shift, window partition and reverse (golden: the whole map; RTL: the planner's
-window token tables) and the valid bits (shifted-window regions, padding keys).  The softmax is one
-interface primitive whose numpy and logic forms differ (see :mod:`.fx`)."""
+window token tables) and the valid bits (shifted-window regions, padding keys).  The softmax is the
+interface primitive ``A.softmax``: NumpyFx and TraceFx run its one kernel (:mod:`.softmax`) per head."""
 
 from __future__ import annotations
 

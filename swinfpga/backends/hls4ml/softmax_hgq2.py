@@ -1,4 +1,4 @@
-"""HLS config struct of HGQ2's table softmax (softmax kind ``hgq2``; see :func:`swinfpga.lut.hgq2_softmax_codes`).
+"""HLS config struct of HGQ2's table softmax (softmax kind ``hgq2``; see :func:`swinfpga.ops.softmax.hgq2_softmax`).
 
 Emits the ``SM`` struct that ``swin::softmax_row`` (hls_templates/swin_softmax.h) dispatches on: a
 ``hgq2_tag`` typedef, the exact difference and row-sum types, HGQ2's exp- and inverse-table input

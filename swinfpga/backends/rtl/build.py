@@ -93,7 +93,6 @@ class BuiltSegment:
 def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapper_name: str,
                   progress: Callable[[str], None] = lambda s: None) -> BuiltSegment:
     """Trace + pipeline + emit one segment, or load it from the cache (keyed by content hash)."""
-    from . import softmax_hgq2  # noqa: F401  (registers the hgq2 softmax kind with the tracer)
     from .trace import TracedUnit, trace_segment
     from .verilog import UnitRtl, add_clock_enable, drop_output_register, segment_wrapper, unit_rtl
 
@@ -244,6 +243,8 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
         files.update(b.files)
         mems.update(b.mems)
     files, mems, roms = name_roms([(b.unit_name, b.comb(), b.seg.nodes) for b in built], files, mems)
+    if sorted(mems) != sorted(r.file for r in roms):  # rtl.json lists the ROM files from rom_tables
+        raise RuntimeError(f"ROM files {sorted(mems)} != described ROMs {sorted(r.file for r in roms)}")
     files.update(static_sources())
     files[TOP] = top_module(TOP, [b.seg for b in built], [b.wrapper_name for b in built])
     for k, v in files.items():
@@ -270,7 +271,7 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
             frame_out={"shape": list(b.seg.out_shape), "type": b.seg.out_fmt.ap_type,
                        "fields": [[f.name, f.size, f.fmt.ap_type] for f in b.seg.frame_out]})
             for b in built),
-        files=tuple(sorted(f"{k}.v" for k in files)), roms=tuple(sorted(mems)),
+        files=tuple(sorted(f"{k}.v" for k in files)),
         traced_samples=int(x.shape[0]), traced_mismatches=bad,
         content_hash=hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).hexdigest(),
         rom_tables=tuple(roms),

@@ -137,12 +137,20 @@ class RtlInfo:
     layer_cycles: dict[str, int]
     segments: tuple[UnitInfo, ...]
     files: tuple[str, ...]
-    roms: tuple[str, ...]
     traced_samples: int
     traced_mismatches: dict[str, int]
     content_hash: str
     interface: str = "axi-stream style valid/ready; one whole sample per beat"
     rom_tables: tuple[Rom, ...] = ()  # every ROM file and the IR tables it holds (see roms.py)
+    legacy_roms: tuple[str, ...] = ()  # ROM files of an rtl.json without ``rom_tables`` (read only)
+
+    @property
+    def roms(self) -> tuple[str, ...]:
+        """The ROM (``.mem``) files, sorted: derived from ``rom_tables`` (the one source of truth;
+        written to ``rtl.json`` as ``roms`` for plain-dict readers such as the Vivado flow)."""
+        if self.rom_tables:
+            return tuple(sorted(r.file for r in self.rom_tables))
+        return tuple(self.legacy_roms)
 
     @property
     def da4ml_cost_total(self) -> float:
@@ -173,6 +181,11 @@ class RtlInfo:
     def from_json(cls, d: dict[str, Any], where: str = RTL_JSON) -> RtlInfo:
         try:
             p = d["ports"]
+            rom_tables = tuple(Rom.from_json(r) for r in d.get("rom_tables", ()))
+            files = tuple(sorted(r.file for r in rom_tables))
+            if rom_tables and "roms" in d and tuple(sorted(d["roms"])) != files:
+                raise RtlJsonError(f"{where}: 'roms' {sorted(d['roms'])} differs from the files of 'rom_tables' "
+                                   f"{list(files)} (edited by hand?); re-run `swinfpga convert`")
             return cls(
                 top=d["top"], model=d["model"], clock_mhz=float(d["clock_mhz"]),
                 latency_cutoff=float(d["latency_cutoff"]), ii_requested=d.get("ii_requested"),
@@ -180,11 +193,11 @@ class RtlInfo:
                 predicted=Schedule.from_json(d["predicted"]),
                 layer_cycles={k: int(v) for k, v in d["layer_cycles"].items()},
                 segments=tuple(UnitInfo.from_json(s) for s in d["segments"]),
-                files=tuple(d["files"]), roms=tuple(d["roms"]),
+                files=tuple(d["files"]),
                 traced_samples=int(d["traced_check"]["samples"]),
                 traced_mismatches={k: int(v) for k, v in d["traced_check"]["mismatches"].items()},
                 content_hash=d["content_hash"], interface=d.get("interface", cls.interface),
-                rom_tables=tuple(Rom.from_json(r) for r in d.get("rom_tables", ())),
+                rom_tables=rom_tables, legacy_roms=() if rom_tables else tuple(d.get("roms", ())),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise RtlJsonError(f"{where}: malformed or from an older swinfpga ({type(e).__name__}: {e}); "

@@ -26,17 +26,22 @@ the q/k/v projections (the group's query rows against all keys/values of its win
 previous unit finished; bias and shift-mask rows enter as per-group constants); pooling and the
 head run once on the whole token map.  Frames between parts carry every live value of every
 token (fields of one format each, see :class:`Field`).
+
+The planner never switches on node types: what a node does to the structure is its role
+(:mod:`.roles`, registered by type; unregistered types are token-local).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ...fixed import Fmt
 from ...ir import Model
 from ...ir import nodes as N
+from .roles import reads_writes, role, sub_value
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,7 +153,7 @@ def frame_offsets(fields: tuple[Field, ...]) -> list[int]:
     return out
 
 
-def _partition(node: N.WindowAttention) -> tuple:
+def _partition(node: Any) -> tuple:
     return (node.resolution, node.window, node.shift)
 
 
@@ -164,7 +169,7 @@ def _window_tokens(res: tuple[int, int], window: int | tuple[int, int], shift: i
 
 def _token_mask(nodes: list[N.Node]) -> str | None:
     """Name of the model's padding mask node (:class:`~swinfpga.ir.nodes.TokenMask`), if any."""
-    names = [n.name for n in nodes if isinstance(n, N.TokenMask)]
+    names = [n.name for n in nodes if role(n).side]
     if len(names) > 1:
         raise N.IRError(f"the RTL back end supports one padding mask per model, got {', '.join(names)}")
     return names[0] if names else None
@@ -179,13 +184,14 @@ def split_segments(model: Model) -> list[Segment]:
     part = None  # window partition of the current segment
     has_pool = False
     for i, n in enumerate(nodes):
-        if isinstance(n, N.PatchMerging) and i != starts[-1]:
+        r = role(n)
+        if r.prefix == "merge" and i != starts[-1]:
             starts.append(i)
             part, has_pool = None, False
-        elif isinstance(n, N.Pool) and part is not None and _n_windows(part) > 1:
+        elif r.pooled and part is not None and _n_windows(part) > 1:
             starts.append(i)
             part, has_pool = None, True
-        elif isinstance(n, N.WindowAttention):
+        elif r.windowed:
             p = _partition(n)
             if part is not None and p != part:
                 # the new segment starts right after the block input (the residual source)
@@ -195,7 +201,7 @@ def split_segments(model: Model) -> list[Segment]:
                     raise N.IRError(f"cannot place a segment boundary before {n.name}")
                 starts.append(cut)
             part = p
-        elif isinstance(n, N.Pool):
+        elif r.pooled:
             has_pool = True
     del has_pool
     bounds = list(zip(starts, starts[1:] + [len(nodes)], strict=True))
@@ -224,12 +230,10 @@ def _n_windows(part: tuple) -> int:
 
 
 def _block_input(nodes: list[N.Node], i: int) -> str:
-    """The residual source of the attention at ``nodes[i]``: its ``src`` through a LayerNorm."""
-    att = nodes[i]
-    assert isinstance(att, N.WindowAttention)
-    src = att.src
+    """The residual source of the attention at ``nodes[i]``: its ``src`` through a pre-norm."""
+    src = nodes[i].src  # type: ignore[attr-defined]
     for m in nodes[:i]:
-        if m.name == src and isinstance(m, N.LayerNorm):
+        if m.name == src and role(m).norm:
             return m.src
     return src
 
@@ -240,28 +244,24 @@ def _make_segment(name: str, src: str, seg_nodes: tuple[N.Node, ...], info: dict
     mask node whose bits (one per token, ``MASK_FMT``) arrive with / leave with the frame as a
     second field; such a segment is traced step by step (``steps``, ``in_values``/``out_values``)
     and its frames are named ``node+mask`` (no IR node: checked where the chain ends)."""
-    body = [n for n in seg_nodes if not isinstance(n, N.TokenMask)]
+    body = [n for n in seg_nodes if not role(n).side]
     if not body:
         raise N.IRError(f"{seg_nodes[0].name}: a padding mask alone cannot form an RTL segment")
     first = body[0]
     src_node = src.split("+")[0] if carry_in else src
     in_info = info[src_node]
     out_info = info[seg_nodes[-1].name]
-    prefix = "none"
-    if isinstance(first, N.PatchEmbed):
-        prefix = "patch_embed"
-    elif isinstance(first, N.PatchMerging):
-        prefix = "merge"
+    prefix = role(first).prefix
     names = {n.name for n in seg_nodes} | {src_node} | ({carry_in} if carry_in else set())
     for n in seg_nodes:
         for i in n.inputs:
             if i not in names:
                 raise N.IRError(f"{n.name} reads {i!r} from before its RTL segment (only {src_node!r} crosses)")
-        if isinstance(n, (N.PatchEmbed, N.PatchMerging)) and n is not first:
+        if role(n).starts and n is not first:
             raise N.IRError(f"{n.name}: patch embedding/merging must start an RTL segment")
-        if isinstance(n, N.TokenMask) and n.src != src_node:
+        if role(n).side and n.src != src_node:  # type: ignore[attr-defined]
             raise N.IRError(f"{n.name}: the RTL back end computes a padding mask from its segment's input "
-                            f"{src_node!r} only, not {n.src!r}")
+                            f"{src_node!r} only, not {n.src!r}")  # type: ignore[attr-defined]
     # working resolution (token map seen by the fused nodes)
     if prefix == "patch_embed":
         res = tuple(info[first.name].shape[:2])
@@ -271,10 +271,10 @@ def _make_segment(name: str, src: str, seg_nodes: tuple[N.Node, ...], info: dict
         res = tuple(in_info.shape[:2])
     else:
         res = (1, 1)
-    atts = [n for n in seg_nodes if isinstance(n, N.WindowAttention)]
-    pooled = any(isinstance(n, N.Pool) for n in seg_nodes)
+    atts = [n for n in seg_nodes if role(n).windowed]
+    pooled = any(role(n).pooled for n in seg_nodes)
     if atts:
-        a0 = atts[0]
+        a0: Any = atts[0]
         tokens = _window_tokens(a0.resolution, a0.window, a0.shift)
         vm = a0.valid_mask()
         mask = vm if a0.shift and not vm.all() else None
@@ -298,7 +298,7 @@ def _make_segment(name: str, src: str, seg_nodes: tuple[N.Node, ...], info: dict
         idx: list[int] = []
         for r, c in tokens[g]:
             if prefix == "patch_embed":
-                p = first.patch
+                p = first.patch  # type: ignore[attr-defined]
                 idx += [flat(r * p + dy, c * p + dx, ch) for dy in range(p) for dx in range(p) for ch in range(ci)]
             elif prefix == "merge":
                 for rr, cc in ((2 * r, 2 * c), (2 * r + 1, 2 * c), (2 * r, 2 * c + 1), (2 * r + 1, 2 * c + 1)):
@@ -408,54 +408,37 @@ def natural_ii(segs: list[Segment]) -> int:
     return max(s.groups for s in segs)
 
 
-_KIND = {"qkv": "token", "core": "token", "proj": "token"}
-
-
 def _steps(seg: Segment) -> list[tuple[N.Node, str, str]]:
-    """(node, phase, kind) per step: attention splits into token-local q/k/v projections, the
-    core (scores, softmax, probabilities x values of the group's query rows against the whole
-    window's keys and values) and the token-local projection."""
+    """(node, phase, kind) per step (the nodes' role phases, e.g. attention: token-local q/k/v
+    projections, the core of the group's query rows against the whole window's keys and values,
+    the token-local projection); a pooled node and everything after it run once (``global``)."""
     out: list[tuple[N.Node, str, str]] = []
     pooled = False
     for n in seg.nodes:
-        if isinstance(n, N.WindowAttention):
-            out += [(n, ph, _KIND[ph]) for ph in ("qkv", "core", "proj")]
-        elif isinstance(n, N.Pool):
-            pooled = True
-            out.append((n, "full", "global"))
-        else:
-            out.append((n, "full", "global" if pooled else "token"))
+        r = role(n)
+        pooled = pooled or r.pooled
+        out += [(n, ph, "global" if pooled else kind) for ph, kind in r.phases]
     return out
 
 
 def _rw(n: N.Node, ph: str) -> tuple[list[str], list[str]]:
-    """Values read and written by one step (``att.q``/``.k``/``.v``/``.o`` inside attention)."""
-    if ph == "qkv":
-        return [n.src], [f"{n.name}.q", f"{n.name}.k", f"{n.name}.v"]  # type: ignore[attr-defined]
-    if ph == "core":
-        return [f"{n.name}.q", f"{n.name}.k", f"{n.name}.v"], [f"{n.name}.o"]
-    if ph == "proj":
-        return [f"{n.name}.o"], [n.name]
-    return list(n.inputs), [n.name]
+    """Values read and written by one step (e.g. ``att.q``/``.k``/``.v``/``.o`` inside attention)."""
+    return reads_writes(n, ph)
 
 
 def value_fmt(name: str, node_of: dict[str, N.Node], fmts: dict[str, Fmt]) -> Fmt:
-    """Format of a value: a node output, or ``att.q``/``.k``/``.v``/``.o`` of an attention."""
+    """Format of a value: a node output, or a step value of a node (``att.q``/``.k``/``.v``/``.o``)."""
     if name in fmts:
         return fmts[name]
     base, ph = name.rsplit(".", 1)
-    a = node_of[base]
-    assert isinstance(a, N.WindowAttention)
-    return {"q": a.q.out_fmt, "k": a.k.out_fmt, "v": a.v.out_fmt, "o": a.attn_fmt}[ph]
+    return sub_value(node_of[base], ph)[0]
 
 
 def _value_channels(name: str, node_of: dict[str, N.Node], info: dict) -> int:
     if name in info:
         return int(info[name].shape[-1])
     base, ph = name.rsplit(".", 1)
-    a = node_of[base]
-    assert isinstance(a, N.WindowAttention)
-    return {"q": a.q.n_out, "k": a.k.n_out, "v": a.v.n_out, "o": a.proj.n_in}[ph]
+    return sub_value(node_of[base], ph)[1]
 
 
 def _chunk(total: int, ii: int, n: int) -> int:
@@ -487,8 +470,7 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
     chunk = _chunk(total, ii, n)
     if len(runs) == 1 and chunk == n and g_n == total // chunk:
         return [seg]
-    if seg.in_fields or seg.out_fields or any(isinstance(m, N.TokenMask) or getattr(m, "mask", None)
-                                              for m in seg.nodes):
+    if seg.in_fields or seg.out_fields or any(role(m).side or getattr(m, "mask", None) for m in seg.nodes):
         raise PlanError(f"{seg.name}: a padding-masked segment cannot be time-multiplexed yet (it issues "
                         f"{g_n} groups, the II is {ii}); use the same window in every stage, or convert with --no-rtl")
     raw = seg.n_in // n  # raw source elements per token (patch pixels, merged channels)
@@ -510,7 +492,7 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
             items = [list(range(i * chunk, (i + 1) * chunk)) for i in range(total // chunk)]
         else:
             items = [list(range(total))]
-        core = r[0][0] if r[0][1] == "core" else None
+        core: Any = r[0][0] if r[0][1] == "core" else None
         wide = (f"{core.name}.k", f"{core.name}.v") if core is not None else ()
         first, last = ri == 0, ri == len(runs) - 1
         ins = (seg.src,) if first else frames[ri - 1]
@@ -539,7 +521,6 @@ def split_balanced(seg: Segment, ii: int, info: dict, node_of: dict[str, N.Node]
             out_idx = [_frame_idx(out_fields, out_ch, it) for it in items]
         mask, consts, const_fmt = None, None, None
         if core is not None:
-            assert isinstance(core, N.WindowAttention)
             rows = [[t % n for t in it] for it in items]
             if seg.mask is not None and core.shift:
                 mask = np.stack([seg.mask[it[0] // n][rw].reshape(-1) for it, rw in zip(items, rows, strict=True)])

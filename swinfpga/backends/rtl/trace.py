@@ -5,8 +5,8 @@ Values in the trace are real numbers (code x LSB).  Each IR node runs its operat
 implementation of the fixed-point array interface: every requant site of the golden model becomes
 a da4ml ``quantize`` with the same (k, i, f), rounding and overflow, so the traced program is
 bit-exact by construction and is checked against the golden model with da4ml's int64 interpreter
-(``CombLogic.predict``) before any Verilog is simulated.  The softmax primitive's logic form
-(:func:`_softmax_rows`: leading-one normalisation) is written here.
+(``CombLogic.predict``) before any Verilog is simulated.  The softmax is its kernel too
+(:mod:`swinfpga.ops.softmax`, one per kind) on the primitives below.
 """
 
 from __future__ import annotations
@@ -188,7 +188,11 @@ class TraceFx:
     def relu(self, x: Any) -> Any:
         return (x if hasattr(x, "_vars") else _arr(x)).relu()
 
-    def lookup(self, x: Any, lut: Lut) -> Any:
+    def lookup(self, x: Any, lut: Lut, what: str | None = None) -> Any:
+        """A ROM per variable; ``what`` (e.g. "softmax inverse"): check the reachable inputs fit a
+        da4ml table first and name the table if not."""
+        if what is not None:
+            _map(lambda v: _check_reachable(v, lut, what), x)
         return _map(lambda v: lut_apply(v, lut), x)
 
     def mask(self, x: Any, bits: Any) -> np.ndarray:
@@ -239,17 +243,63 @@ class TraceFx:
         return [ph @ vh for ph, vh in zip(p, v, strict=True)]
 
     def softmax(self, scores: list[Any], spec: SoftmaxSpec, valid: Any | None) -> list[Any]:
-        """Per head, per row :func:`_softmax_rows`; ``valid``: R*n bits (row-major) or None."""
+        """Per head, the kernel :func:`swinfpga.ops.softmax.kernel` on the head's (R, n) scores;
+        ``valid``: R*n bits (row-major; any indexable) or None."""
         out = []
         for sc in scores:
             nr, nt = sc.shape
-            probs = []
-            for i in range(nr):
-                row = [sc[i, j] for j in range(nt)]
-                v = None if valid is None else [valid[i * nt + j] for j in range(nt)]  # any indexable of bits
-                probs.append(_softmax_rows(row, spec, v))
-            out.append(_arr(probs))
+            v = None
+            if valid is not None:
+                v = np.empty((nr, nt), dtype=object)
+                for i in range(nr):
+                    for j in range(nt):
+                        v[i, j] = valid[i * nt + j]
+            out.append(_arr(ops.softmax.kernel(self, spec, _obj(sc), v)))
         return out
+
+    def max(self, x: Any, axis: int = -1) -> np.ndarray:
+        xs = np.moveaxis(_obj(x), axis, -1)
+        out = np.empty(xs.shape[:-1], dtype=object)
+        for idx in np.ndindex(*out.shape):
+            out[idx] = _tree(list(xs[idx]), lambda a, b: a.max_of(b))
+        return np.expand_dims(out, axis)
+
+    def select(self, bits: Any, a: Any, fa: int, b: Any, fb: int) -> np.ndarray:
+        """``bits.msb_mux(a, b)`` per element; a constant code ``b`` becomes a da4ml constant."""
+        const = tracer().var.from_const
+        is_const = not _is_array(b)
+        if is_const:
+            ks, xs = np.broadcast_arrays(_obj(bits), _obj(a))
+            ys = None
+        else:
+            ks, xs, ys = np.broadcast_arrays(_obj(bits), _obj(a), _obj(b))
+        out = np.empty(xs.shape, dtype=object)
+        for idx in np.ndindex(*xs.shape):
+            y = const(float(b) * 2.0**-fb, hwconf=xs[idx].hwconf) if is_const else ys[idx]  # type: ignore[index]
+            out[idx] = ks[idx].msb_mux(xs[idx], y)
+        return out
+
+    def cast(self, x: Any, frac: int, fmt: Fmt) -> Any:
+        k, i, f = fmt.kif
+        return _map(lambda v: v.quantize(k, i, f, fmt.overflow, fmt.rounding), x)
+
+    def ge(self, x: Any, fx: int, code: int, frac: int) -> Any:
+        """A comparison.  (The softmax's top leading-one bit is one: an ``msb_mux`` key that is a wrap
+        of a variable at that variable's own width makes da4ml 0.6 mux on the source instead, and its
+        int64 interpreter then disagrees with its Python one.)"""
+        c = float(code * 2.0**-frac)
+        return _map(lambda v: v >= c, x)
+
+    def shr(self, x: Any, j: int) -> Any:
+        return _map(lambda v: v >> j, x)
+
+    def index(self, a: Any, frac: int, lut: Lut) -> Any:
+        table, out_lsb = lut.array(), lut.out_fmt.lsb
+
+        def f(vals: np.ndarray) -> np.ndarray:
+            return table[np.clip(np.round(vals * 2**frac).astype(np.int64), 0, lut.size - 1)] * out_lsb
+
+        return _map(lambda v: _lut_table(v, table, f), a)
 
 
 FX = TraceFx()
@@ -294,75 +344,22 @@ def lut_apply(var: Any, lut: Lut) -> Any:
     return _lut_table(var, table, f)
 
 
+MAX_TABLE = 1 << 14  # da4ml's lookup limit (entries per table)
+
+
+def _check_reachable(var: Any, lut: Lut, what: str) -> None:
+    """Raise naming ``lut`` when ``var`` can take more values than one da4ml table holds."""
+    n = 1 if var.low == var.high else round(float((var.high - var.low) / var.step)) + 1
+    if n > MAX_TABLE:
+        layer = lut.name.rsplit("_", 1)[0]  # importers name tables LAYER_<role>
+        raise TraceError(f"layer {layer!r}: {what} table {lut.name!r} (input {lut.in_fmt}, {lut.size} entries): "
+                         f"the RTL lookup would need {n} entries over its reachable inputs, more than da4ml's "
+                         f"{MAX_TABLE}; narrow that table's input quantizer (fewer integer/fraction bits) and "
+                         "retrain, or convert with --no-rtl")
+
+
 def _linear(x: Any, lin: N.Linear, in_fmt: Fmt) -> Any:
     return ops.linear.kernel(FX, lin, x, in_fmt, "")
-
-
-# softmax kind -> traced row function (scores, spec, valid bits) -> probabilities; the default kind is
-# _softmax_rows below, the others register themselves (backends/rtl/softmax_hgq2.py)
-SOFTMAX_KINDS: dict[str, Any] = {}
-
-
-def _softmax_rows(s: Any, sm: SoftmaxSpec, valid: Any | None) -> Any:
-    """Integer softmax of one row of score variables (see :class:`swinfpga.lut.SoftmaxSpec`).
-
-    The row sum ``S`` (frac E) is normalized in logic, as the golden model does: its integer bits
-    ``j = 1..floor(log2 n)`` select ``k`` = the position of the leading one (a mux chain on the
-    traced bits), ``u = S >> k`` in ``[1, 2)`` truncated to B fraction bits addresses the
-    reciprocal table (``2**B`` entries, independent of ``n``), and each ``e * r`` is shifted right
-    by ``k`` before the final rounding to the probability format."""
-    if sm.kind != "swinfpga":  # another kind (HGQ2's table softmax): its own module registers it
-        row = SOFTMAX_KINDS.get(sm.kind)
-        if row is None:
-            raise TraceError(f"the RTL back end has no {sm.kind!r} softmax kind (import "
-                             f"swinfpga.backends.rtl.softmax_{sm.kind} to register it)")
-        return row(list(s), sm, valid)
-    const = tracer().var.from_const
-    n = len(s)
-    lsb = sm.score_fmt.lsb
-    big_b, big_r, big_p = sm.exp_frac - sm.recip.shift, sm.recip_frac, sm.prob_fmt.frac
-    max_k = sm.max_k
-    if valid is None:
-        sv = list(s)
-    else:
-        low = (sm.score_fmt.min_code - 1) * lsb
-        sv = [valid[j].msb_mux(s[j], const(low, hwconf=s[j].hwconf)) for j in range(n)]
-    m = _tree(sv, lambda a, b: a.max_of(b))
-    e = []
-    for j in range(n):
-        d = m - s[j]
-        ej = lut_apply(d, sm.exp)
-        if valid is not None:
-            ej = valid[j].msb_mux(ej, const(0.0, hwconf=ej.hwconf))
-        e.append(ej)
-    total = _tree(list(e), lambda a, b: a + b)
-    # floor(S * 2**(B-k)) = floor(T * 2**-k) * 2**B with T = S truncated to B fraction bits
-    ib = max(1, n.bit_length())
-    t = total.quantize(0, ib, big_b, "WRAP", "TRN")
-    # leading one of T's integer bits 1..max_k (T >= 1 on every row with a valid element): bit j of
-    # T selects the shift j; higher bits override lower ones.  The top bit is a comparison: a key
-    # that is a wrap of T at T's own width makes da4ml 0.6 mux on T's source instead, and its int64
-    # interpreter then disagrees with its Python one.
-    sel = [t.quantize(0, j + 1, -j, "WRAP", "TRN") for j in range(1, max_k)]  # bit j (value 2**j)
-    if max_k >= 1:
-        sel.append(t >= float(2**max_k))
-    u = t
-    for j in range(1, max_k + 1):
-        u = sel[j - 1].msb_mux((t >> j).quantize(0, ib, big_b, "WRAP", "TRN"), u)
-    a = u.quantize(0, 0, big_b, "WRAP", "TRN")  # u - 1: the B bits below the leading one
-    recip = sm.recip.array()
-    r = _lut_table(a, recip, lambda vals: recip[np.clip(np.round(vals * 2**big_b).astype(np.int64), 0,
-                                                           sm.recip.size - 1)] * 2.0**-big_r)
-    out = []
-    for ej in e:
-        # round(x * 2**-k) to P bits == round(trunc_F(x) * 2**-k) to P bits, exact for
-        # F = P + max(max_k, 1): floor((X + c) / 2**m) = floor((floor(X) + c) / 2**m) for integer c
-        x = (ej * r).quantize(0, 1, big_p + max(max_k, 1), "WRAP", "TRN")
-        y = x
-        for j in range(1, max_k + 1):
-            y = sel[j - 1].msb_mux(x >> j, y)
-        out.append(_q(y, sm.prob_fmt))
-    return out
 
 
 def trace_softmax_row(sm: SoftmaxSpec, masked: bool = False) -> Any:
@@ -375,8 +372,9 @@ def trace_softmax_row(sm: SoftmaxSpec, masked: bool = False) -> Any:
     k, i, f = sm.score_fmt.kif
     s = inp[:n].quantize(k, i, f)
     valid = inp[n:].quantize(0, 1, 0) if masked else None
-    row = _softmax_rows([s[j] for j in range(n)], sm, None if valid is None else [valid[j] for j in range(n)])
-    return tr.trace(inp, _arr(row))
+    sv = _obj(s).reshape(1, n)
+    vv = None if valid is None else _obj(valid).reshape(1, n)
+    return tr.trace(inp, _arr(ops.softmax.kernel(FX, sm, sv, vv).reshape(n)))
 
 
 def _attention(x: Any, n: N.WindowAttention, in_fmt: Fmt, mask: Any | None, keys: Any | None = None) -> Any:
@@ -411,6 +409,31 @@ def _attention_core(q: Any, k: Any, v: Any, n: N.WindowAttention, mask: Any | No
     if bias is None:
         bias = n.bias_matrix().astype(np.float64) * n.bias_fmt.lsb  # heads, N, N
     return ops.window_attention.core(FX, n, q, k, v, mask, bias)
+
+
+# steps of nodes that balanced segments split into phases (their ``Role.phases`` other than "full"):
+# handler(node, phase, vals, fmt_of, mask, bias) -> the step's output, its values stored in ``vals``
+TRACE_PHASES = Registry("RTL trace phases", TraceError)
+
+
+@TRACE_PHASES.handles(N.WindowAttention)
+def _window_attention_phase(node: N.WindowAttention, ph: str, vals: dict, fmt_of: dict, mask: Any,
+                            bias: Any) -> Any:
+    name = node.name
+    if ph == "qkv":
+        q, k, v = _attention_qkv(vals[node.src], node, fmt_of[node.src])
+        vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"] = q, k, v
+        return v
+    if ph == "core":
+        y = _attention_core(vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"], node,
+                            mask if node.shift else None, bias)
+        vals[f"{name}.o"] = y
+        return y
+    if ph != "proj":
+        raise TraceError(f"{name}: no attention phase {ph!r}")
+    y = _linear(vals[f"{name}.o"], node.proj, node.attn_fmt)
+    vals[name] = y
+    return y
 
 
 # ----- per-node handlers: the operator kernels of swinfpga.ops on TraceFx ----------------------------
@@ -545,20 +568,8 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
         if ph == "full":
             y = _trace_node(node, vals, fmt_of, x, seg.in_fmt, mask)
             vals[name] = y
-        elif ph == "qkv":
-            assert isinstance(node, N.WindowAttention)
-            q, k_, v = _attention_qkv(vals[node.src], node, fmt_of[node.src])
-            vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"] = q, k_, v
-            y = v
-        elif ph == "core":
-            assert isinstance(node, N.WindowAttention)
-            y = _attention_core(vals[f"{name}.q"], vals[f"{name}.k"], vals[f"{name}.v"], node,
-                                mask if node.shift else None, bias)
-            vals[f"{name}.o"] = y
-        else:
-            assert isinstance(node, N.WindowAttention)
-            y = _linear(vals[f"{name}.o"], node.proj, node.attn_fmt)
-            vals[name] = y
+        else:  # a step of a node that a balanced segment splits (see backends/rtl/roles.py)
+            y = TRACE_PHASES.handler(node)(node, ph, vals, fmt_of, mask, bias)
         label = name if ph == "full" else f"{name}.{ph}"
         node_lat[label] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
         if not isinstance(node, N.TokenMask):
