@@ -20,7 +20,7 @@ interface takes IR constants, a Keras layer passes objects this implementation u
   whose gradient the lookup takes, straight-through);
 * ``softmax``: the one primitive with its own Keras form (:func:`.quant.softmax_int`, the integer
   softmax in Keras ops, forward) carrying the gradient of the float softmax with Swin's additive
-  ``-100`` mask (``tests/test_keras_quant.py`` holds ``softmax_int`` to :func:`swinfpga.lut.softmax_codes`).
+  ``-100`` mask (``tests/test_keras_quant.py`` holds ``softmax_int`` to :func:`swinfpga.ops.softmax_codes`).
 
 The node objects below (``K<Op>``) carry the fields each kernel reads, with the Keras pieces in place
 of the IR constants.  The gathering (patches, 2x2 merge, window partition, shift, the valid bits)

@@ -70,7 +70,7 @@ def lut_lookup(lut: Lut, x: Any) -> Any:
 
 
 def softmax_int(spec: SoftmaxSpec, scores: Any, valid: np.ndarray | None) -> Any:
-    """:func:`swinfpga.lut.softmax_codes` in Keras ops on real score values (``spec.score_fmt``);
+    """:func:`swinfpga.ops.softmax_codes` in Keras ops on real score values (``spec.score_fmt``);
     returns real probabilities (``spec.prob_fmt``).  Integer-valued float64 throughout (exact)."""
     s = codes(scores, spec.score_fmt)
     if valid is None:
