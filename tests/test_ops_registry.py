@@ -243,3 +243,16 @@ def test_split_phases_have_trace_handlers():
     m = random_model(SWIN_DIGITS)
     split = {type(n) for n in m.nodes if type(n) in ROLES and [p for p, _ in role(n).phases if p != "full"]}
     assert split and split <= TRACE_PHASES.types()
+
+
+def test_hls_planner_has_no_node_type_switches():
+    """backends/hls4ml/plan.py dispatches per node type through registries (PLAN, PRODUCTS), never an
+    ``isinstance(n, N.<Type>)`` chain."""
+    import ast
+    from pathlib import Path
+
+    from swinfpga.backends.hls4ml import plan
+
+    tree = ast.parse(Path(plan.__file__).read_text())
+    calls = [c for c in ast.walk(tree) if isinstance(c, ast.Call) and ast.unparse(c.func) == "isinstance"]
+    assert [ast.unparse(c) for c in calls if "N." in ast.unparse(c.args[1])] == []

@@ -682,19 +682,33 @@ def _plan_dense(n: N.Dense, p: LayerPlan, ctx: _Ctx) -> None:
                       adds=lin.n_in * lin.n_out))
 
 
+PRODUCTS = Registry("HLS token-pipeline product count", PlanError)
+
+
 def _latency_limit(n: N.Node, x_fmt: Fmt, info: dict, rf: int) -> int:
     """ALLOCATION limit of a latency-strategy token pipeline: its unrolled products / reuse (at least 1)."""
-    if isinstance(n, (N.PatchEmbed, N.Dense)):
-        k = n.linear.n_in * n.linear.n_out
-    elif isinstance(n, N.Mlp):
-        k = n.fc1.n_in * n.fc1.n_out + n.fc2.n_in * n.fc2.n_out
-    elif isinstance(n, N.LayerNorm):
-        k = sum(_ln_counts(int(info[n.src].shape[-1]), n, x_fmt))
-    else:
-        assert isinstance(n, N.PatchMerging)
-        c = int(info[n.src].shape[-1])
-        k = n.linear.n_in * n.linear.n_out + (sum(_ln_counts(4 * c, n.norm, x_fmt)) if n.norm is not None else 0)
-    return max(1, _ceil(k, rf))
+    return max(1, _ceil(PRODUCTS.handler(n)(n, x_fmt, info), rf))
+
+
+@PRODUCTS.handles(N.PatchEmbed, N.Dense)
+def _products_linear(n: N.PatchEmbed | N.Dense, x_fmt: Fmt, info: dict) -> int:
+    return n.linear.n_in * n.linear.n_out
+
+
+@PRODUCTS.handles(N.Mlp)
+def _products_mlp(n: N.Mlp, x_fmt: Fmt, info: dict) -> int:
+    return n.fc1.n_in * n.fc1.n_out + n.fc2.n_in * n.fc2.n_out
+
+
+@PRODUCTS.handles(N.LayerNorm)
+def _products_layer_norm(n: N.LayerNorm, x_fmt: Fmt, info: dict) -> int:
+    return sum(_ln_counts(int(info[n.src].shape[-1]), n, x_fmt))
+
+
+@PRODUCTS.handles(N.PatchMerging)
+def _products_patch_merging(n: N.PatchMerging, x_fmt: Fmt, info: dict) -> int:
+    c = int(info[n.src].shape[-1])
+    return n.linear.n_in * n.linear.n_out + (sum(_ln_counts(4 * c, n.norm, x_fmt)) if n.norm is not None else 0)
 
 
 def _ln_units(label: str, ln: N.LayerNorm, x_fmt: Fmt, c: int, tokens: int, rf: int, rs: bool) -> list[Unit]:
