@@ -59,6 +59,78 @@ def unit_cached(m) -> bool:
                for i, s in enumerate(segs))
 
 
+class RssWatch:
+    """Peak resident memory (GB) of this process's descendants while the simulator builds (read from
+    ``/proc``, every second): the largest single process (``verilator_bin`` or a C++ compiler) and
+    the sum over all of them.  A descendant above ``limit_gb`` is killed (SIGKILL, by its pid), so
+    a build that would exhaust the shared machine stops instead."""
+
+    def __init__(self, limit_gb: float):
+        import threading
+
+        self.limit = limit_gb
+        self.peak_one = 0.0
+        self.peak_sum = 0.0
+        self.peak_name = ""
+        self.killed = ""
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssWatch:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join()
+
+    @staticmethod
+    def _procs() -> list[tuple[int, str, float]]:
+        import os
+
+        me = os.getpid()
+        parent: dict[int, int] = {}
+        info: dict[int, tuple[str, float]] = {}
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                stat = (d / "stat").read_text()
+                status = (d / "status").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            rss = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:")), 0)
+            parent[int(d.name)] = ppid
+            info[int(d.name)] = (name, rss / 1e6)
+        out = []
+        for pid, (name, gb) in info.items():
+            q = parent.get(pid, 0)
+            while q > 1 and q != me:
+                q = parent.get(q, 0)
+            if q == me:
+                out.append((pid, name, gb))
+        return out
+
+    def _run(self) -> None:
+        import os
+        import signal
+
+        while not self._stop.wait(1.0):
+            procs = self._procs()
+            if not procs:
+                continue
+            pid, name, gb = max(procs, key=lambda t: t[2])
+            if gb > self.peak_one:
+                self.peak_one, self.peak_name = gb, name
+            self.peak_sum = max(self.peak_sum, sum(t[2] for t in procs))
+            if gb > self.limit:
+                self.killed = f"{name} (pid {pid}) at {gb:.1f} GB"
+                print(f"RSS limit {self.limit} GB: killing {self.killed}", flush=True)
+                os.kill(pid, signal.SIGKILL)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--res", type=int, default=56)
@@ -70,6 +142,8 @@ def main() -> None:
     ap.add_argument("--ii", type=int, default=None, help="RTL initiation interval (convert --ii); default natural")
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus", "none"])
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--rss-limit-gb", type=float, default=8.0,
+                    help="kill a simulator build process above this resident size (shared machine)")
     ap.add_argument("--note", default="", help="a sentence for the Markdown (e.g. why the simulation was not run)")
     a = ap.parse_args()
 
@@ -103,12 +177,16 @@ def main() -> None:
         print(json.dumps(row, indent=1), flush=True)
         write(row, a)  # the trace results stand even if the simulation is stopped
         if a.sim != "none":
-            rep = verify_rtl(Project.open(prj), simulator=a.sim, check_trace=False,
-                             variants=[{"name": "stream", "n": a.vectors, "idle_prob": 0.0, "bp_prob": 0.0}],
-                             progress=lambda s: print(f"[{time.perf_counter() - t0:7.1f}s] {s}", flush=True))
+            with RssWatch(a.rss_limit_gb) as watch:
+                rep = verify_rtl(Project.open(prj), simulator=a.sim, check_trace=False,
+                                 variants=[{"name": "stream", "n": a.vectors, "idle_prob": 0.0, "bp_prob": 0.0}],
+                                 progress=lambda s: print(f"[{time.perf_counter() - t0:7.1f}s] {s}", flush=True))
             row["sim"] = {"simulator": rep.simulator, "samples": rep.samples, "mismatches": rep.mismatches,
                           "latency_cycles": rep.latency_cycles, "ii_cycles": rep.ii_cycles,
-                          "build_seconds": round(rep.build_seconds, 1), "run_seconds": round(rep.run_seconds, 1)}
+                          "build_seconds": round(rep.build_seconds, 1), "run_seconds": round(rep.run_seconds, 1),
+                          "build_cached": rep.build_seconds == 0.0,
+                          "peak_rss_gb": round(watch.peak_one, 2), "peak_rss_process": watch.peak_name,
+                          "peak_rss_sum_gb": round(watch.peak_sum, 2)}
     write(row, a)
 
 
