@@ -87,3 +87,49 @@ def test_icarus_indexed_bit_exact(indexed_project):
     rtl = json.loads((indexed_project / "rtl" / "rtl.json").read_text())
     assert rep.latency_cycles == rtl["predicted"]["latency_cycles"]
     assert rep.ii_cycles == 8
+
+
+def _stub_unit(seg):
+    """A :class:`TracedUnit` stand-in with the kif of the segment's element formats (no tracing):
+    enough for the wrapper, which reads only the port layout."""
+    from swinfpga.backends.rtl.trace import TracedUnit
+
+    def kif(fm):
+        return (int(fm.signed), fm.int_bits - int(fm.signed), fm.frac)
+
+    ins = [kif(f) for f in seg.in_elem_fmts] + [(0, 1, 0)] * seg.n_mask
+    if seg.n_const:
+        ins += [kif(seg.const_fmt)] * seg.n_const
+    outs = [kif(f) for f in seg.out_elem_fmts]
+    return TracedUnit(None, tuple(ins), tuple(outs), (None,) * len(outs), {})
+
+
+@pytest.mark.parametrize("shift", [0, 3])
+def test_swin_t_map_wrapper_scales(shift):
+    """Window-7 attention on the 56 x 56 Swin-T stage-1 map folded to one token per clock (3136
+    groups per unit): the wrappers take the indexed form and stay small (a few hundred bytes per
+    group; the flat form was 56.9 MB and Verilator could not build it in 17.8 GB)."""
+    from dataclasses import replace
+
+    from swinfpga.backends.rtl.plan import balance_segments
+    from swinfpga.backends.rtl.verilog import UnitRtl, segment_wrapper, use_indexed
+    from swinfpga.fixed import Fmt
+    from swinfpga.ir import Model
+    from swinfpga.ir.build import random_model
+    from swinfpga.models import StageSpec, SwinSpec
+
+    spec = SwinSpec(name="w7", img=(56, 56, 6), patch=0, embed=6, classes=0, in_fmt=Fmt(True, 8, 3, "RND", "SAT"),
+                    stages=(StageSpec(depth=2 if shift else 1, heads=3, window=7, shift=shift),))
+    full = random_model(spec, seed=7)
+    attn = [n for n in full.nodes if type(n).__name__ == "WindowAttention"][-1]
+    m = Model("w7", (full.nodes[0], replace(attn, src="input")), attn.name, {})
+    segs, ii = balance_segments(m, 3136)
+    assert ii == 3136 and [s.groups for s in segs] == [3136, 3136]
+    for s in segs:
+        assert use_indexed(s)
+        text = segment_wrapper(s, _stub_unit(s), UnitRtl("u", {}, {}, 20, out_reg=False), "w")
+        assert len(text) < 300 * s.groups, (s.name, len(text))
+        assert "indexed gather" in text and "in_frame[ia0 +:" in text
+    core = segs[1]
+    assert core.n_in == 6 + 2 * 49 * 6  # the query row, the window's keys and values
+    assert (core.mask is not None) == bool(shift) and core.n_const == 3 * 49
