@@ -314,12 +314,14 @@ def _group_consts(seg: Segment, unit: TracedUnit, gi: int) -> tuple[int, int]:
 def _run_layout(idx: np.ndarray, off: list[int], fm: list[Fmt], what: str) -> list[tuple[int, int, int]]:
     """Runs of ``idx`` as ``(first column, length, bits)``; checks that every group's run has the
     same element formats (so element ``c`` sits at the same bit inside the run for every group)."""
+    kinds: dict[Fmt, int] = {}
+    fid = np.asarray([kinds.setdefault(f, len(kinds)) for f in fm], dtype=np.int64)
+    ids = fid[idx]
     runs = []
     for c0, n in frame_runs(idx):
-        ref = [fm[int(idx[0, c0 + k])] for k in range(n)]
-        for gi in range(idx.shape[0]):
-            if [fm[int(idx[gi, c0 + k])] for k in range(n)] != ref:
-                raise ValueError(f"{what}: group {gi} reads elements of other formats than group 0 in run at {c0}")
+        bad = np.flatnonzero(np.any(ids[:, c0:c0 + n] != ids[0, c0:c0 + n], axis=1))
+        if bad.size:
+            raise ValueError(f"{what}: group {int(bad[0])} reads elements of other formats than group 0 in run at {c0}")
         e0 = int(idx[0, c0])
         runs.append((c0, n, off[e0 + n] - off[e0]))
     return runs
