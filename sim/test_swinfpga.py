@@ -30,6 +30,15 @@ def _load() -> tuple[dict, dict, object, object]:
     return cfg, rtl, x, y
 
 
+def _timeout(rtl: dict, n: int) -> int:
+    """Cycles before a run is declared hung: the testbench default (2000 + 200 per sample) raised
+    by the predicted latency and II of ``rtl.json`` (a 56 x 56 map folded to one token per clock
+    takes 6,000+ cycles per sample); back-pressure / idle variants at most double the cycles."""
+    pred = rtl.get("predicted", {})
+    lat, ii = int(pred.get("latency_cycles", 0)), int(pred.get("ii_cycles", 0))
+    return 2000 + 200 * n + 4 * (lat + ii * n)
+
+
 @cocotb.test()
 async def run_variants(dut) -> None:
     from swinfpga_tb import SwinfpgaAdapter, Testbench, VitisHlsAdapter
@@ -41,7 +50,7 @@ async def run_variants(dut) -> None:
     for i, v in enumerate(cfg["variants"]):
         n = min(int(v["n"]), x.shape[0])
         tb = Testbench(adapter, x[:n], y[:n], idle_prob=float(v.get("idle_prob", 0.0)),
-                       bp_prob=float(v.get("bp_prob", 0.0)), seed=i)
+                       bp_prob=float(v.get("bp_prob", 0.0)), seed=i, timeout_cycles=_timeout(rtl, n))
         await tb.reset()
         t0 = time.perf_counter()
         r = await tb.run(v["name"])

@@ -16,6 +16,20 @@ never drops data and the initiation interval is ``G`` clocks when the consumer k
 popped (``in_ready``) when its last group is issued; ``out_valid`` rises when every group of a
 buffer has arrived.  Handshakes are AXI-stream style (data stable while valid; transfer when valid
 and ready).
+
+Two forms of the gather/scatter (same ports, same timing, same registers):
+
+* *flat* (segments with at most :data:`INDEXED_MIN_GROUPS` groups): one ``case`` item per group
+  selects the group's elements from the input frame and writes its results into the frame buffer
+  at constant bit positions;
+* *indexed* (more groups, e.g. a 56 x 56 map folded to one token per clock): every group reads
+  the same pattern of *runs* (consecutive frame elements, :func:`frame_runs`) starting at
+  per-group bit offsets, so the gather is a few variable part-selects ``in_frame[off +: W]`` fed by
+  a small offset table (one ``case`` on the group counter per segment, offsets only), and the
+  scatter writes each output run at its table offset.  Per-group constants (shift-mask bits, bias
+  rows) come from one table whose identical rows share a ``case`` item.  The Verilog grows with
+  ``G`` x runs (a few numbers per group) instead of ``G`` x elements, so Verilator builds a
+  56 x 56 map without the G-way element multiplexers of the flat form.
 """
 
 from __future__ import annotations
@@ -24,11 +38,16 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from ...fixed import Fmt
 from .plan import Segment, frame_fmts, frame_offsets
 from .trace import TracedUnit
 
 TIMESCALE = "`timescale 1 ns / 1 ps"
+# segments with more groups than this get the indexed gather/scatter (see module docstring); the
+# committed models (at most 64 groups per segment) keep the flat form
+INDEXED_MIN_GROUPS = 64
 # only the top ports are visible to cocotb under Verilator (no --public-flat-rw on the whole netlist)
 PUB = "/*verilator public_flat_rw*/"
 
@@ -152,8 +171,43 @@ def _out_elem(uout: str, off: int, kif: tuple[int, int, int], fmt: Fmt, const: i
     return f"{{{ext}'d0, {body}}}"
 
 
-def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) -> str:
-    """The streaming wrapper module ``name`` around ``urtl`` (see module docstring)."""
+def frame_runs(idx: np.ndarray) -> list[tuple[int, int]]:
+    """Split the columns of a ``(G, n)`` frame-index table into runs ``(first column, length)``
+    within which every group's indices are consecutive (``idx[g, c + 1] == idx[g, c] + 1`` for all
+    ``g``): the run pattern shared by all groups, so run ``r`` of group ``g`` is the frame elements
+    ``idx[g, c] ... idx[g, c] + length - 1``."""
+    n = int(idx.shape[1])
+    if n == 0:
+        return []
+    brk = np.any(np.diff(idx, axis=1) != 1, axis=0) if n > 1 else np.zeros(0, dtype=bool)
+    starts = [0] + [int(c) + 1 for c in np.flatnonzero(brk)]
+    return [(a, b - a) for a, b in zip(starts, starts[1:] + [n], strict=True)]
+
+
+def _group_case(sel: str, gb: int, rows: list[str], default: str, indent: str = "            ") -> list[str]:
+    """``case`` items for per-group statements ``rows[g]``; identical rows share one item."""
+    items: dict[str, list[int]] = {}
+    for gi, r in enumerate(rows):
+        items.setdefault(r, []).append(gi)
+    out = [f"        case ({sel})"]
+    for r, gs in items.items():
+        labels = ", ".join(f"{gb}'d{gi}" for gi in gs)
+        out.append(f"{indent}{labels}: {r}")
+    out += [f"{indent}default: {default}", "        endcase"]
+    return out
+
+
+def use_indexed(seg: Segment) -> bool:
+    """Whether :func:`segment_wrapper` emits the indexed form for ``seg`` (more than
+    :data:`INDEXED_MIN_GROUPS` groups)."""
+    return seg.groups > INDEXED_MIN_GROUPS
+
+
+def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str, indexed: bool | None = None) -> str:
+    """The streaming wrapper module ``name`` around ``urtl`` (see module docstring).  ``indexed``:
+    the gather/scatter form (None: :func:`use_indexed`)."""
+    if indexed is None:
+        indexed = use_indexed(seg)
     g = seg.groups
     gb = _bits(g)
     lat = urtl.latency
@@ -182,8 +236,32 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
               "    assign out_frame = rptr ? obuf1 : obuf0;",
               "    wire pop = out_valid && out_ready;",
               "    wire wr = ov && ce;"]
-    # gather
-    lines.append(f"    reg [{wu_in - 1}:0] uin;")
+    if indexed:
+        lines += _indexed_gather(seg, unit, in_off, in_fm, win, wu_in, gb)
+    else:
+        lines += _flat_gather(seg, unit, in_off, in_fm, wu_in, gb)
+    lines += _pipeline(urtl, lat, gb, wu_out)
+    # output element conversion
+    offs = [0]
+    for k in unit.out_kif:
+        offs.append(offs[-1] + sum(k))
+    for j in range(seg.n_out):
+        fm = out_fm[int(seg.out_idx[0, j])]
+        lines.append(f"    wire [{fm.width - 1}:0] oc{j} = "
+                     f"{_out_elem('uout', offs[j], unit.out_kif[j], fm, unit.out_const[j])};")
+    if indexed:
+        lines += _indexed_scatter(seg, out_off, out_fm, wout, gb)
+    else:
+        lines += _flat_scatter(seg, out_off, out_fm, gb)
+    lines += _control(gb, g)
+    return "\n".join(lines) + "\n"
+
+
+def _flat_gather(seg: Segment, unit: TracedUnit, in_off: list[int], in_fm: list[Fmt], wu_in: int,
+                 gb: int) -> list[str]:
+    """Flat form: one case item per group concatenating its input elements and constants."""
+    g = seg.groups
+    lines = [f"    reg [{wu_in - 1}:0] uin;"]
     lines.append("    always @(*) begin")
     lines.append("        case (cnt)")
     for gi in range(g):
@@ -209,7 +287,109 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
         lines.append(f"            {gb}'d{gi}: uin = {{{', '.join(reversed(kept))}}};")
     lines.append(f"            default: uin = {wu_in}'d0;")
     lines += ["        endcase", "    end"]
-    # unit + tag pipeline
+    return lines
+
+
+def _group_consts(seg: Segment, unit: TracedUnit, gi: int) -> tuple[int, int]:
+    """(value, width) of group ``gi``'s constant unit inputs (shift-mask bits, then bias-row
+    codes in the unit's input kif), packed first at the LSB."""
+    mb = seg.mask[gi].reshape(-1) if seg.mask is not None else None
+    val, pos = 0, 0
+    for j, kif in enumerate(unit.in_kif):
+        wd = sum(kif)
+        if j < seg.n_in or wd == 0:
+            continue
+        if j < seg.n_in + seg.n_mask:
+            assert mb is not None
+            val |= int(bool(mb[j - seg.n_in])) << pos
+        else:
+            assert seg.consts is not None and seg.const_fmt is not None
+            if kif[2] != seg.const_fmt.frac:
+                raise ValueError(f"unit constant kif {kif} does not match {seg.const_fmt}")
+            val |= (int(seg.consts[gi, j - seg.n_in - seg.n_mask]) & ((1 << wd) - 1)) << pos
+        pos += wd
+    return val, pos
+
+
+def _run_layout(idx: np.ndarray, off: list[int], fm: list[Fmt], what: str) -> list[tuple[int, int, int]]:
+    """Runs of ``idx`` as ``(first column, length, bits)``; checks that every group's run has the
+    same element formats (so element ``c`` sits at the same bit inside the run for every group)."""
+    kinds: dict[Fmt, int] = {}
+    fid = np.asarray([kinds.setdefault(f, len(kinds)) for f in fm], dtype=np.int64)
+    ids = fid[idx]
+    runs = []
+    for c0, n in frame_runs(idx):
+        bad = np.flatnonzero(np.any(ids[:, c0:c0 + n] != ids[0, c0:c0 + n], axis=1))
+        if bad.size:
+            raise ValueError(f"{what}: group {int(bad[0])} reads elements of other formats than group 0 in run at {c0}")
+        e0 = int(idx[0, c0])
+        runs.append((c0, n, off[e0 + n] - off[e0]))
+    return runs
+
+
+def _indexed_gather(seg: Segment, unit: TracedUnit, in_off: list[int], in_fm: list[Fmt], win: int, wu_in: int,
+                    gb: int) -> list[str]:
+    """Indexed form: runs of the input frame at per-group bit offsets (one offset table), plus
+    the per-group constant table."""
+    g = seg.groups
+    runs = _run_layout(seg.in_idx, in_off, in_fm, seg.name)
+    ab = _bits(win + 1)
+    lines = [f"    // indexed gather: {len(runs)} run(s) of the input frame at per-group bit offsets"]
+    lines += [f"    reg [{ab - 1}:0] ia{r};" for r in range(len(runs))]
+    rows = [" ".join(f"ia{r} = {ab}'d{in_off[int(seg.in_idx[gi, c0])]};" for r, (c0, _, _) in enumerate(runs))
+            for gi in range(g)]
+    rows = [f"begin {x} end" for x in rows]
+    dflt = "begin " + " ".join(f"ia{r} = {ab}'d0;" for r in range(len(runs))) + " end"
+    lines += ["    always @(*) begin"] + _group_case("cnt", gb, rows, dflt) + ["    end"]
+    col_run = {}
+    for r, (c0, n, bits) in enumerate(runs):
+        lines.append(f"    wire [{bits - 1}:0] ir{r} = in_frame[ia{r} +: {bits}];")
+        for k in range(n):
+            col_run[c0 + k] = (r, in_off[int(seg.in_idx[0, c0 + k])] - in_off[int(seg.in_idx[0, c0])])
+    parts = []
+    for j, kif in enumerate(unit.in_kif[:seg.n_in]):
+        if sum(kif) == 0:
+            continue
+        r, rel = col_run[j]
+        parts.append(_in_elem(f"ir{r}", rel, in_fm[int(seg.in_idx[0, j])], kif))
+    consts = [_group_consts(seg, unit, gi) for gi in range(g)]
+    cw = consts[0][1] if consts else 0
+    if cw:
+        lines.append(f"    reg [{cw - 1}:0] gconst;  // per-group shift-mask bits and bias rows")
+        rows = [f"gconst = {cw}'h{v:x};" for v, _ in consts]
+        lines += ["    always @(*) begin"] + _group_case("cnt", gb, rows, f"gconst = {cw}'d0;") + ["    end"]
+        parts.append("gconst")
+    if sum(sum(k) for k in unit.in_kif[:seg.n_in]) + cw != wu_in:
+        raise ValueError(f"{seg.name}: indexed gather covers {wu_in} unit input bits inconsistently")
+    lines.append(f"    wire [{wu_in - 1}:0] uin = {{{', '.join(reversed(parts))}}};")
+    return lines
+
+
+def _indexed_scatter(seg: Segment, out_off: list[int], out_fm: list[Fmt], wout: int, gb: int) -> list[str]:
+    """Indexed form: each output run written at its per-group bit offset (table on the result's
+    group tag ``og``)."""
+    g = seg.groups
+    runs = _run_layout(seg.out_idx, out_off, out_fm, seg.name)
+    ab = _bits(wout + 1)
+    lines = [f"    // indexed scatter: {len(runs)} run(s) of the output frame at per-group bit offsets"]
+    lines += [f"    reg [{ab - 1}:0] oa{r};" for r in range(len(runs))]
+    rows = ["begin " + " ".join(f"oa{r} = {ab}'d{out_off[int(seg.out_idx[gi, c0])]};"
+                                for r, (c0, _, _) in enumerate(runs)) + " end" for gi in range(g)]
+    dflt = "begin " + " ".join(f"oa{r} = {ab}'d0;" for r in range(len(runs))) + " end"
+    lines += ["    always @(*) begin"] + _group_case("og", gb, rows, dflt) + ["    end"]
+    for r, (c0, n, bits) in enumerate(runs):
+        lines.append(f"    wire [{bits - 1}:0] or{r} = {{{', '.join(f'oc{c0 + k}' for k in reversed(range(n)))}}};")
+    lines += ["    always @(posedge clk) begin", "        if (wr) begin"]
+    for b in (0, 1):
+        assigns = " ".join(f"obuf{b}[oa{r} +: {bits}] <= or{r};" for r, (_, _, bits) in enumerate(runs))
+        lines.append(f"            if (wptr == 1'b{b}) begin {assigns} end")
+    lines += ["        end", "    end"]
+    return lines
+
+
+def _pipeline(urtl: UnitRtl, lat: int, gb: int, wu_out: int) -> list[str]:
+    """The unit instance and the valid/group tag shift registers beside its pipeline."""
+    lines = []
     lines.append(f"    wire [{wu_out - 1}:0] uout;")
     lines.append(f"    {urtl.name} unit (.clk(clk), .ce(ce), .model_inp(uin), .model_out(uout));")
     lines += [f"    reg [{lat - 1}:0] vp;", f"    reg [{lat * gb - 1}:0] gp;",
@@ -221,16 +401,13 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
                                     else "gp <= cnt;"),
               "    end",
               f"    assign ov = vp[{lat - 1}];", f"    wire [{gb - 1}:0] og = gp[{lat * gb - 1}:{(lat - 1) * gb}];"]
-    # output element conversion
-    offs = [0]
-    for k in unit.out_kif:
-        offs.append(offs[-1] + sum(k))
-    for j in range(seg.n_out):
-        fm = out_fm[int(seg.out_idx[0, j])]
-        lines.append(f"    wire [{fm.width - 1}:0] oc{j} = "
-                     f"{_out_elem('uout', offs[j], unit.out_kif[j], fm, unit.out_const[j])};")
-    # scatter
-    lines += ["    always @(posedge clk) begin", "        if (wr) begin"]
+    return lines
+
+
+def _flat_scatter(seg: Segment, out_off: list[int], out_fm: list[Fmt], gb: int) -> list[str]:
+    """Flat form: one case item per group writing its elements at constant bit positions."""
+    g = seg.groups
+    lines = ["    always @(posedge clk) begin", "        if (wr) begin"]
     for b in (0, 1):
         lines.append(f"            if (wptr == 1'b{b}) begin")
         lines.append("                case (og)")
@@ -241,8 +418,12 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
             lines.append(f"                    {gb}'d{gi}: begin {assigns} end")
         lines += ["                    default: ;", "                endcase", "            end"]
     lines += ["        end", "    end"]
-    # control
-    lines += [
+    return lines
+
+
+def _control(gb: int, g: int) -> list[str]:
+    """Group counters, ping-pong buffer pointers and full flags."""
+    return [
         "    always @(posedge clk) begin",
         "        if (rst) begin",
         f"            cnt <= {gb}'d0; wptr <= 1'b0; rptr <= 1'b0; full0 <= 1'b0; full1 <= 1'b0; ocnt <= {gb}'d0;",
@@ -264,7 +445,6 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str) ->
         "    end",
         "endmodule",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def top_module(name: str, segs: list[Segment], seg_names: list[str]) -> str:
