@@ -511,7 +511,10 @@ def _finish(seg: Segment, inp: Any, out: Any, node_out: dict[str, Any], cutoff: 
     if tr.name == "da4ml":
         from .build import UNITS_PER_NS
 
-        dsp_products(list(_elems(out).ravel()), cutoff, DSP_PRODUCT_NS * UNITS_PER_NS)
+        # node outputs too: da4ml rebuilds some of them downstream (a constant product moves into a
+        # saturating mux), and the originals still give the node's latency
+        roots = list(_elems(out).ravel()) + [v for y in node_out.values() for v in _elems(y).ravel()]
+        dsp_products(roots, cutoff, DSP_PRODUCT_NS * UNITS_PER_NS)
     node_lat = {k: float(np.max([float(v.latency) for v in _elems(y).ravel()])) for k, y in node_out.items()}
     comb = tr.trace(inp, out)
     in_kif = tuple(tr.kif(q) for q in comb.inp_qint)
