@@ -17,15 +17,15 @@ rule for an operation that crosses the cutoff), and re-propagates every later op
 with da4ml's own per-operation delays.  Bit-exactness is untouched (only latencies change, which
 decide where registers go).
 
-Timing assumption (no Vivado here, so not verified by a timing report): a DSP48E2 used as a
+Timing ASSUMPTION (no Vivado here; not verified by a timing report): a DSP48E2 used as a
 combinational 27 x 18 multiplier (AREG = BREG = MREG = PREG = 0) settles within
-``DSP_PRODUCT_NS`` = 4 ns on a -2 UltraScale+ part, leaving >= 1 ns of a 5 ns (200 MHz) stage for
-routing.  The figure is an assumption taken conservatively above the device data sheets' order of
-magnitude (AMD DS923, DSP48E2 combinational A/B -> P delay, and UG579's note that the MREG
-register is what lifts the slice to its full clock); confirm it with Vivado's timing report
-(``swinfpga synth``) before relying on 200 MHz.  Where the product does not fit one stage at a
-faster clock, ``to_pipeline`` again inserts operand stages, which Vivado absorbs into the slice's
-A/B/M registers.
+``DSP_PRODUCT_NS`` = 4 ns on a -2 Virtex UltraScale+ part, leaving ~1 ns of a 5 ns (200 MHz) stage
+for routing.  The figure was not read from a data sheet here: check it against AMD DS923 (DSP48E2
+switching characteristics, combinational A/B -> P delay through the multiplier) or Vivado's timing
+report (``swinfpga synth``) before relying on 200 MHz.  The slice's own pipeline registers
+(A/B, M, P; UG579) are what make it run at its full clock; where a product does not fit one stage
+(a faster clock, or a larger ``DSP_PRODUCT_NS``), ``to_pipeline`` again registers its operands in
+front of it, registers that synthesis can absorb into the slice.
 """
 
 from __future__ import annotations
