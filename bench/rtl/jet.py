@@ -144,9 +144,10 @@ def main() -> None:
     att_cyc = sum(v for k, v in lc.items() if k.endswith(".attn"))
     md += ["", "Notes:", "",
            f"- Where the cycles go: the {len(norms)} LayerNorms take {norm_cyc} cycles, the attentions {att_cyc}, "
-           f"everything else {sum(lc.values()) - norm_cyc - att_cyc} (da4ml's latency model charges a variable x "
-           "variable product one adder delay per operand bit: the LayerNorm's d*d and d*rsqrt and the softmax's "
-           "exp*recip are the deepest operations).",
+           f"everything else {sum(lc.values()) - norm_cyc - att_cyc}.  Variable x variable products (the LayerNorm's "
+           "mean*(C*mean - 2*sum(x)) and d*rsqrt, q.k, p.v, the softmax's exp*recip) are timed as one DSP48E2 "
+           "(4 ns assumed, started at a stage boundary: `swinfpga/backends/rtl/timing.py`); the LayerNorm's "
+           "sum of squares runs beside its mean (`swinfpga/ops/layer_norm.py`).",
            "- Yosys: " + ("see the table." if y else
                           "not run (hours for millions of LUT-equivalents in one unit); the Yosys/da4ml ratio "
                           "measured on swin-digits' units (0.81-0.82, design.md) puts the LUTs near "

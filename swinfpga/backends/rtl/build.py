@@ -21,7 +21,9 @@ from .contract import RTL_JSON, FramePort, RtlInfo, Schedule, UnitInfo
 from .plan import Segment, balance_segments, gather_groups, scatter_groups
 
 TOP = "swinfpga_top"
-GEN_VERSION = "rtl-2"  # bump when generated Verilog changes meaning (rtl-2: softmax normalised in logic)
+GEN_VERSION = "rtl-5"  # bump when generated Verilog changes (rtl-2: softmax normalised in logic;
+# rtl-3: products re-timed as DSP48E2 multipliers, backends/rtl/timing.py; rtl-4: LayerNorm sum of squares
+# beside the mean, ops/layer_norm.py; rtl-5: node latencies after the re-timing)
 # da4ml's latency model counts roughly one unit per adder level; ~1 unit per ns on UltraScale+
 # (da4ml's own examples pair latency_cutoff=5 with a 5 ns clock).
 UNITS_PER_NS = 1.0
@@ -101,7 +103,7 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
     meta_p = d / "meta.json"
     if not meta_p.exists():
         progress(f"RTL: tracing {seg.name} ({', '.join(n.name for n in seg.nodes)}) with da4ml")
-        unit = trace_segment(seg, fmts)
+        unit = trace_segment(seg, fmts, cutoff)
         urtl = unit_rtl(unit, unit_name, cutoff)
         tmp = d.with_name(d.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -495,13 +495,14 @@ def _dense(node: N.Dense, vals: dict, fmt_of: dict, x: Any, in_fmt: Fmt, mask: A
     return ops.dense.kernel(FX, node, vals[node.src], fmt_of[node.src])
 
 
-def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
+def trace_segment(seg: Segment, fmts: dict[str, Fmt], cutoff: float = -1.0) -> TracedUnit:
     """Trace ``seg``'s group function: inputs ``n_in`` codes (+ ``n_mask`` bits), outputs ``n_out``.
 
     ``fmts``: output format of every node (``Model.infer()``).  A part of a balanced segment
-    (``seg.steps``) is traced by :func:`_trace_part`."""
+    (``seg.steps``) is traced by :func:`_trace_part`.  ``cutoff``: the pipelining cutoff the unit
+    will be split at (latency units per stage; products are re-timed against it, :mod:`.timing`)."""
     if seg.steps:
-        return _trace_part(seg, fmts)
+        return _trace_part(seg, fmts, cutoff)
     tr = tracer()
     n_tok = seg.tokens.shape[1]
     inp = tr.inputs((seg.n_in + seg.n_mask,))
@@ -511,21 +512,33 @@ def trace_segment(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
     if seg.n_mask:
         mask = inp[seg.n_in:].quantize(0, 1, 0)
     vals: dict[str, Any] = {}
-    node_lat: dict[str, float] = {}
+    node_out: dict[str, Any] = {}
     fmt_of: dict[str, Fmt] = dict(fmts)
     x = xin.reshape(n_tok, -1)
     vals[seg.src] = x
     for node in seg.nodes:
         y = _trace_node(node, vals, fmt_of, x, seg.in_fmt, mask)
         vals[node.name] = y
-        node_lat[node.name] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
+        node_out[node.name] = y
         if not isinstance(node, N.TokenMask):  # the mask is a side value: the next node reads the data
             x = y
-    return _finish(seg, inp, vals[seg.dst].flatten(), node_lat)
+    return _finish(seg, inp, vals[seg.dst].flatten(), node_out, cutoff)
 
 
-def _finish(seg: Segment, inp: Any, out: Any, node_lat: dict[str, float]) -> TracedUnit:
+def _finish(seg: Segment, inp: Any, out: Any, node_out: dict[str, Any], cutoff: float) -> TracedUnit:
+    """Re-time the products (:func:`.timing.dsp_products`), then record the program and each
+    node's output latency (``node_out``: node label -> its traced output)."""
+    from .timing import DSP_PRODUCT_NS, dsp_products
+
     tr = tracer()
+    if tr.name == "da4ml":
+        from .build import UNITS_PER_NS
+
+        # node outputs too: da4ml rebuilds some of them downstream (a constant product moves into a
+        # saturating mux), and the originals still give the node's latency
+        roots = list(_elems(out).ravel()) + [v for y in node_out.values() for v in _elems(y).ravel()]
+        dsp_products(roots, cutoff, DSP_PRODUCT_NS * UNITS_PER_NS)
+    node_lat = {k: float(np.max([float(v.latency) for v in _elems(y).ravel()])) for k, y in node_out.items()}
     comb = tr.trace(inp, out)
     in_kif = tuple(tr.kif(q) for q in comb.inp_qint)
     out_kif = tuple(tr.kif(q) for q in comb.out_qint)
@@ -538,7 +551,7 @@ def _finish(seg: Segment, inp: Any, out: Any, node_lat: dict[str, float]) -> Tra
     return TracedUnit(comb, in_kif, out_kif, tuple(consts), node_lat)
 
 
-def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
+def _trace_part(seg: Segment, fmts: dict[str, Fmt], cutoff: float = -1.0) -> TracedUnit:
     """Trace one part of a balanced segment (see :func:`swinfpga.backends.rtl.plan.split_balanced`):
     inputs are ``seg.in_values`` (value-major, then token, then channel; + mask bits), outputs
     ``seg.out_values`` in the same order; attention runs as ``qkv`` / ``core`` / ``proj`` steps."""
@@ -562,7 +575,7 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
         vals[name] = inp[off: off + nt * ch].quantize(k, i, f).reshape(nt, ch)
         off += nt * ch
     x = vals[seg.in_values[0][0]]
-    node_lat: dict[str, float] = {}
+    node_out: dict[str, Any] = {}
     for name, ph in seg.steps:
         node = node_of[name]
         if ph == "full":
@@ -571,11 +584,11 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt]) -> TracedUnit:
         else:  # a step of a node that a balanced segment splits (see backends/rtl/roles.py)
             y = TRACE_PHASES.handler(node)(node, ph, vals, fmt_of, mask, bias)
         label = name if ph == "full" else f"{name}.{ph}"
-        node_lat[label] = float(np.max([float(v.latency) for v in _elems(y).ravel()]))
+        node_out[label] = y
         if not isinstance(node, N.TokenMask):
             x = y
     out = _arr(np.concatenate([np.asarray(_elems(vals[name])).ravel() for name, _ in seg.out_values]))
-    return _finish(seg, inp, out, node_lat)
+    return _finish(seg, inp, out, node_out, cutoff)
 
 
 def predict_codes(unit: TracedUnit, seg: Segment, x_codes: np.ndarray) -> np.ndarray:
