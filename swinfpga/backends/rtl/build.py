@@ -19,14 +19,12 @@ from ...ir import Model, atomic_write_text
 from ...ir.graph import _encode
 from .contract import RTL_JSON, FramePort, RtlInfo, Schedule, UnitInfo
 from .plan import Segment, balance_segments, gather_groups, scatter_groups
+from .timing import UNITS_PER_NS
 
 TOP = "swinfpga_top"
 GEN_VERSION = "rtl-5"  # bump when generated Verilog changes (rtl-2: softmax normalised in logic;
 # rtl-3: products re-timed as DSP48E2 multipliers, backends/rtl/timing.py; rtl-4: LayerNorm sum of squares
 # beside the mean, ops/layer_norm.py; rtl-5: node latencies after the re-timing)
-# da4ml's latency model counts roughly one unit per adder level; ~1 unit per ns on UltraScale+
-# (da4ml's own examples pair latency_cutoff=5 with a 5 ns clock).
-UNITS_PER_NS = 1.0
 
 
 def cache_root() -> Path:

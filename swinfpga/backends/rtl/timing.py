@@ -2,7 +2,7 @@
 re-estimated as DSP48E2 multipliers.
 
 da4ml estimates every operation's delay in latency units (about one adder level; ~1 ns on
-UltraScale+, ``build.UNITS_PER_NS``) and ``to_pipeline`` places register stages every
+UltraScale+, ``UNITS_PER_NS``) and ``to_pipeline`` places register stages every
 ``latency_cutoff`` units.  For a product of two variables (``vmul``) it charges one adder delay per
 bit of the narrower operand, as for a LUT shift-and-add array: 8-9 units for 8 x 8 bits, 14 for the
 softmax's 16 x 14 bits.  That is longer than a 5 ns stage at 200 MHz, so the pipeline got stages
@@ -33,6 +33,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+# da4ml's latency model counts roughly one unit per adder level; ~1 unit per ns on UltraScale+
+# (da4ml's own examples pair latency_cutoff=5 with a 5 ns clock).
+UNITS_PER_NS = 1.0
 DSP_PRODUCT_NS = 4.0  # assumed combinational delay of one DSP48E2 27 x 18 product (see module docstring)
 DSP_A_BITS, DSP_B_BITS = 27, 18  # DSP48E2 multiplier port widths (two's complement)
 

@@ -528,12 +528,10 @@ def trace_segment(seg: Segment, fmts: dict[str, Fmt], cutoff: float = -1.0) -> T
 def _finish(seg: Segment, inp: Any, out: Any, node_out: dict[str, Any], cutoff: float) -> TracedUnit:
     """Re-time the products (:func:`.timing.dsp_products`), then record the program and each
     node's output latency (``node_out``: node label -> its traced output)."""
-    from .timing import DSP_PRODUCT_NS, dsp_products
+    from .timing import DSP_PRODUCT_NS, UNITS_PER_NS, dsp_products
 
     tr = tracer()
     if tr.name == "da4ml":
-        from .build import UNITS_PER_NS
-
         # node outputs too: da4ml rebuilds some of them downstream (a constant product moves into a
         # saturating mux), and the originals still give the node's latency
         roots = list(_elems(out).ravel()) + [v for y in node_out.values() for v in _elems(y).ravel()]
