@@ -183,3 +183,28 @@ def test_rtl_json_rom_files_come_from_rom_tables() -> None:
     legacy = RtlInfo.from_json(old)
     assert legacy.roms == ("rom_a_recip.mem", "rom_b_exp.mem") and legacy.rom_tables == ()
     assert legacy.to_json()["roms"] == d["roms"]
+
+
+def test_unit_cache_key_follows_the_generator_source(tmp_path):
+    """Editing the tracer, an operator kernel or the Verilog emitter changes every unit's cache key
+    (no stale unit is served after a code change without a GEN_VERSION bump)."""
+    import shutil
+    from pathlib import Path
+
+    import swinfpga
+    from swinfpga.backends.rtl import build
+
+    pkg = Path(swinfpga.__file__).resolve().parent
+    root = tmp_path / "swinfpga"
+    shutil.copytree(pkg, root, ignore=shutil.ignore_patterns("models", "hls_templates", "__pycache__"))
+    base = build.source_hash(root)
+    assert base == build.generator_hash()
+    for rel in ("ops/layer_norm.py", "backends/rtl/trace.py", "backends/rtl/timing.py", "backends/rtl/verilog.py"):
+        f = root / rel
+        text = f.read_text()
+        f.write_text(text + "\n# edited\n")
+        assert build.source_hash(root) != base, rel
+        f.write_text(text)
+    assert build.source_hash(root) == base
+    (root / "cli.py").write_text("# not generator code\n")
+    assert build.source_hash(root) == base

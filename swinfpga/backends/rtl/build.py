@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -46,9 +47,31 @@ def _da4ml_version() -> str:
         return "?"
 
 
+# the code that decides what a unit computes and how it is emitted: its text is part of every unit's
+# cache key, so an edit there can never serve a stale unit (GEN_VERSION stays for meaning changes)
+_GENERATOR_SOURCES = ("fixed.py", "lut.py", "ir/nodes.py", "ops", "backends/rtl/trace.py", "backends/rtl/timing.py",
+                      "backends/rtl/verilog.py", "backends/rtl/plan.py", "backends/rtl/roles.py")
+
+
+@functools.cache
+def generator_hash() -> str:
+    """SHA-256 over the source text of :data:`_GENERATOR_SOURCES` in the installed package."""
+    return source_hash(Path(__file__).resolve().parents[2])
+
+
+def source_hash(root: Path) -> str:
+    """SHA-256 (16 hex digits) over the :data:`_GENERATOR_SOURCES` files under package dir ``root``."""
+    h = hashlib.sha256()
+    for rel in _GENERATOR_SOURCES:
+        p = root / rel
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def segment_hash(seg: Segment, cutoff: float, unit_name: str) -> str:
     h = hashlib.sha256()
-    d = {"v": GEN_VERSION, "da4ml": _da4ml_version(), "cut": cutoff, "name": unit_name,
+    d = {"v": GEN_VERSION, "gen": generator_hash(), "da4ml": _da4ml_version(), "cut": cutoff, "name": unit_name,
          "src": seg.src, "in_fmt": seg.in_fmt.to_json(), "in_shape": list(seg.in_shape),
          "nodes": [_encode(n) for n in seg.nodes]}
     if seg.steps:  # a part of a balanced segment: what it computes on how many tokens
