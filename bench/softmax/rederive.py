@@ -41,7 +41,7 @@ def rederive(src: Path, out: Path, accept_drop: float) -> dict:
     import keras
 
     from swinfpga import golden
-    from swinfpga.data import digits_split
+    from swinfpga.data import digits_seq_split, digits_split
     from swinfpga.frontend.keras import from_keras_file, from_keras_model
     from swinfpga.ir import Model
     from swinfpga.keras.layers import QWindowAttention
@@ -64,7 +64,7 @@ def rederive(src: Path, out: Path, accept_drop: float) -> dict:
             diff = {k for k in n if n[k] != m.get(k)}
             if diff != {"softmax"}:
                 raise SystemExit(f"{n['name']}: fields other than the softmax changed: {sorted(diff)}")
-    d = digits_split()
+    d = digits_seq_split() if old_ir.meta.get("spec") == "seq-digits" else digits_split()
     logits = predict_quantized(model, d.x_test * ir.input.fmt.lsb)
     res = golden.run(ir, d.x_test)
     out_fmt = ir.infer()[ir.output].fmt
