@@ -165,6 +165,8 @@ class SoftmaxSpec:
     (2**-(B+1) + 2**-(R+1), as e <= 1) + sum error ((n+1) 2**-(E+1)) < 1 LSB with B = P+1,
     R = P+3, E = P + ceil(log2(n+1)) + 2.  ``P`` is chosen so that adjacent score codes at the top
     of any row differ by at least 3 output LSBs, which with that bound rules out argmax flips.
+    Those are the ``analytic`` widths; ``design_softmax``'s default ``proven`` design picks narrower
+    ones for which the same two guarantees are proven directly (:mod:`swinfpga.softmax_sizing`).
     """
 
     n: int
