@@ -109,3 +109,27 @@ def test_keras_layer_softmax_design_config() -> None:
     del cfg["softmax_design"]
     assert QWindowAttention.from_config(cfg).softmax_design == "analytic"
     assert "softmax_design" not in QWindowAttention.from_config(cfg).get_config()
+
+
+@pytest.mark.csim
+@pytest.mark.parametrize("fmt,n", [(S85, 4), (S8, 9), (S8, 16)])
+def test_csim_with_proven_widths(fmt: Fmt, n: int, tmp_path_factory) -> None:
+    """hls_templates/swin_softmax.h with the proven (narrower, R < E) widths: C-sim == softmax_codes,
+    on random, normal, all-equal and one-repeated-d rows."""
+    from tests.conftest import csim_cache
+
+    with csim_cache(tmp_path_factory):
+        from swinfpga.backends.hls4ml.csim import compile_plans
+        from swinfpga.backends.hls4ml.plan import plan_softmax
+
+        sm = design_softmax(f"pv{n}", fmt, n)
+        rows = 64
+        cm = compile_plans(plan_softmax(f"pv{n}", sm, rows), 1, "Vitis", "xcvu13p-flga2577-2-e", 5.0, lambda s: None)
+        rng = np.random.default_rng(n)
+        s = rng.integers(fmt.min_code, fmt.max_code + 1, size=(6, rows, n))
+        s[0] = np.clip(rng.normal(0, 1 / fmt.lsb, (rows, n)).round(), fmt.min_code, fmt.max_code)
+        s[1] = fmt.max_code  # all equal: the largest normalisation shift
+        s[2, :, 1:] = fmt.max_code - (np.arange(rows) % sm.exp.size)[:, None]  # one d repeated
+        s[2, :, 0] = fmt.max_code
+        got = cm.predict_codes(s.reshape(6, -1)).reshape(s.shape)
+        np.testing.assert_array_equal(got, softmax_codes(sm, s))
