@@ -106,8 +106,8 @@ def write(rows: list[dict], out: Path) -> None:
         if len(mine) > 1 and all(r["status"] == "ok" for r in mine):
             cost = sum(r["da4ml_cost"] for r in mine)
             lut, ff, dsp = (sum(r[k] for r in mine) for k in ("lut", "ff", "dsp"))
-            md += ["", f"{design}, all {len(mine)} units: {lut:,} Yosys LUT (da4ml cost {cost:,.0f}, ratio "
-                   f"{lut / cost:.2f}), {ff:,} FF, {dsp:,} DSP48E2."]
+            md += ["", f"{design}, sum over its {len(mine)} unit rows: {lut:,} Yosys LUT (da4ml cost "
+                   f"{cost:,.0f}, ratio {lut / cost:.2f}), {ff:,} FF, {dsp:,} DSP48E2."]
     left = [r for r in rows if r["status"] != "ok"]
     if left:
         md += ["", f"{len(left)} unit(s) did not finish within their budget; re-running the command continues from "
