@@ -165,6 +165,8 @@ class SoftmaxSpec:
     (2**-(B+1) + 2**-(R+1), as e <= 1) + sum error ((n+1) 2**-(E+1)) < 1 LSB with B = P+1,
     R = P+3, E = P + ceil(log2(n+1)) + 2.  ``P`` is chosen so that adjacent score codes at the top
     of any row differ by at least 3 output LSBs, which with that bound rules out argmax flips.
+    Those are the ``analytic`` widths; ``design_softmax``'s default ``proven`` design picks narrower
+    ones for which the same two guarantees are proven directly (:mod:`swinfpga.softmax_sizing`).
     """
 
     n: int
@@ -230,11 +232,28 @@ def min_prob_frac(score_fmt: Fmt, n: int, margin_lsb: int = 3) -> int:
     return max(1, math.ceil(math.log2(margin_lsb / gap)))
 
 
-def design_softmax(name: str, score_fmt: Fmt, n: int, prob_frac: int | None = None) -> SoftmaxSpec:
+SOFTMAX_DESIGNS = ("proven", "analytic")
+
+
+def design_softmax(name: str, score_fmt: Fmt, n: int, prob_frac: int | None = None,
+                   design: str = "proven") -> SoftmaxSpec:
     """Size the exp and reciprocal tables for rows of ``n`` scores of ``score_fmt`` (see
-    :class:`SoftmaxSpec` for the definition and error bound)."""
+    :class:`SoftmaxSpec` for the definition).
+
+    ``design="proven"`` (default): the cheapest widths for which <= 1 LSB error and no argmax flips are
+    proven, exhaustively over all rows for small ``n``, else by a rigorous bound
+    (:mod:`swinfpga.softmax_sizing`; P >= 8 unless ``prob_frac`` is given).  ``"analytic"``: the
+    original sizing (B = P+1, R = P+3, E = P + ceil(log2(n+1)) + 2, P from :func:`min_prob_frac`),
+    which models converted before the proven design keep."""
     if n < 1:
         raise FormatError("softmax row length must be >= 1")
+    if design not in SOFTMAX_DESIGNS:
+        raise FormatError(f"softmax design {design!r} unknown; one of {', '.join(SOFTMAX_DESIGNS)}")
+    if design == "proven":
+        from .softmax_sizing import build_spec, search
+
+        p, e, b, r, _ = search(score_fmt, n, prob_frac)
+        return build_spec(name, score_fmt, n, p, e, b, r)
     p = prob_frac if prob_frac is not None else max(8, min_prob_frac(score_fmt, n))
     e = p + math.ceil(math.log2(n + 1)) + 2
     d_fmt = Fmt(False, score_fmt.width, score_fmt.width - score_fmt.frac)

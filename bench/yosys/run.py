@@ -101,6 +101,13 @@ def write(rows: list[dict], out: Path) -> None:
                f"max {max(ratios):.2f}, median {sorted(ratios)[len(ratios) // 2]:.2f}. da4ml's figure prices every "
                "product as LUT adders; Yosys maps wide variable x variable products to DSP48E2 (DSP column), so the "
                "LUT ratio alone understates those units' size."]
+    for design in dict.fromkeys(r["design"] for r in rows):
+        mine = [r for r in rows if r["design"] == design]
+        if len(mine) > 1 and all(r["status"] == "ok" for r in mine):
+            cost = sum(r["da4ml_cost"] for r in mine)
+            lut, ff, dsp = (sum(r[k] for r in mine) for k in ("lut", "ff", "dsp"))
+            md += ["", f"{design}, sum over its {len(mine)} unit rows: {lut:,} Yosys LUT (da4ml cost "
+                   f"{cost:,.0f}, ratio {lut / cost:.2f}), {ff:,} FF, {dsp:,} DSP48E2."]
     left = [r for r in rows if r["status"] != "ok"]
     if left:
         md += ["", f"{len(left)} unit(s) did not finish within their budget; re-running the command continues from "
@@ -117,7 +124,17 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--segments", nargs="*", default=None,
                     help="only these segments (e.g. seg0 seg2b: a second run in parallel; results meet in the cache)")
+    ap.add_argument("--merge", nargs="*", default=None, metavar="JSON",
+                    help="no synthesis: merge the rows of these yosys_vs_da4ml.json files (later files win per "
+                         "design and segment) and write --out")
     a = ap.parse_args()
+    if a.merge is not None:
+        merged: dict[tuple[str, str], dict] = {}
+        for f in a.merge:
+            for r in json.loads(Path(f).read_text()):
+                merged[(r["design"], r["segment"])] = r
+        write(sorted(merged.values(), key=lambda r: r["da4ml_cost"]), Path(a.out))
+        return
     todo = sorted(units(a.models, a.small, a.clock), key=lambda t: t[1].cost)
     if a.segments is not None:
         todo = [t for t in todo if t[1].seg.name in a.segments]

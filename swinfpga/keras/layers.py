@@ -546,13 +546,17 @@ class QWindowAttention(QLayer):
     map, shift 0).  q, k and v are separate ``dim x dim`` linears; ``head_dim**-0.5`` is folded into
     q's weights and bias.  ``pre_bn``: a BatchNorm on the input (the block's norm1), folded into
     q, k, v when quantized.  ``rel_bias``: learn a relative position bias table (else none).
-    ``hgq_qk``: under HGQ, q's and k's outputs get trainable bits too (and ``q @ k^T`` counts in EBOPs)."""
+    ``hgq_qk``: under HGQ, q's and k's outputs get trainable bits too (and ``q @ k^T`` counts in EBOPs).
+    ``softmax_design``: how :func:`swinfpga.lut.design_softmax` sizes the tables (``proven`` for new
+    layers; a saved layer without the key was sized ``analytic`` and loads so)."""
 
     KERNEL_SITES = {"q": "q.out", "k": "k.out", "v": "v.out", "proj": "proj.out"}  # kernel names -> sites
 
     def __init__(self, heads: int, window: int | list[int] | str, shift: int = 0, pre_bn: bool = False,
-                 rel_bias: bool = True, masked: bool = False, hgq_qk: bool = False, **kw: Any) -> None:
+                 rel_bias: bool = True, masked: bool = False, hgq_qk: bool = False, softmax_design: str = "proven",
+                 **kw: Any) -> None:
         super().__init__(**kw)
+        self.softmax_design = str(softmax_design)
         self.hgq_qk = bool(hgq_qk)
         if isinstance(window, str):
             if window != "global":
@@ -616,7 +620,7 @@ class QWindowAttention(QLayer):
     def softmax_spec(self) -> SoftmaxSpec:
         if self._softmax is None or self._softmax.score_fmt != self.fmt("scores"):
             self._softmax = design_softmax(f"{self.name.replace('.', '_')}_softmax", self.fmt("scores"),
-                                           self.win_hw[0] * self.win_hw[1])
+                                           self.win_hw[0] * self.win_hw[1], design=self.softmax_design)
         return self._softmax
 
     def _heads(self, t: Any) -> Any:  # B, nW, N, C -> B, nW, h, N, d
@@ -717,7 +721,13 @@ class QWindowAttention(QLayer):
             cfg["masked"] = True
         if self.hgq_qk:
             cfg["hgq_qk"] = True
+        if self.softmax_design != "analytic":  # saved configs without the key load as "analytic"
+            cfg["softmax_design"] = self.softmax_design
         return cfg
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> QWindowAttention:
+        return super().from_config({"softmax_design": "analytic", **config})
 
     def assign_formats(self, in_fmts: list[Fmt], bits: dict[str, int]) -> None:
         x = in_fmts[0]
