@@ -232,37 +232,6 @@ def min_prob_frac(score_fmt: Fmt, n: int, margin_lsb: int = 3) -> int:
     return max(1, math.ceil(math.log2(margin_lsb / gap)))
 
 
-SOFTMAX_DESIGNS = ("proven", "analytic")
-
-
-def design_softmax(name: str, score_fmt: Fmt, n: int, prob_frac: int | None = None,
-                   design: str = "proven") -> SoftmaxSpec:
-    """Size the exp and reciprocal tables for rows of ``n`` scores of ``score_fmt`` (see
-    :class:`SoftmaxSpec` for the definition).
-
-    ``design="proven"`` (default): the cheapest widths for which <= 1 LSB error and no argmax flips are
-    proven, exhaustively over all rows for small ``n``, else by a rigorous bound
-    (:mod:`swinfpga.softmax_sizing`; P >= 8 unless ``prob_frac`` is given).  ``"analytic"``: the
-    original sizing (B = P+1, R = P+3, E = P + ceil(log2(n+1)) + 2, P from :func:`min_prob_frac`),
-    which models converted before the proven design keep."""
-    if n < 1:
-        raise FormatError("softmax row length must be >= 1")
-    if design not in SOFTMAX_DESIGNS:
-        raise FormatError(f"softmax design {design!r} unknown; one of {', '.join(SOFTMAX_DESIGNS)}")
-    if design == "proven":
-        from .softmax_sizing import build_spec, search
-
-        p, e, b, r, _ = search(score_fmt, n, prob_frac)
-        return build_spec(name, score_fmt, n, p, e, b, r)
-    p = prob_frac if prob_frac is not None else max(8, min_prob_frac(score_fmt, n))
-    e = p + math.ceil(math.log2(n + 1)) + 2
-    d_fmt = Fmt(False, score_fmt.width, score_fmt.width - score_fmt.frac)
-    exp = exp_table(f"{name}_exp", d_fmt, e)
-    recip = recip_table(f"{name}_recip", e, p + 1, p + 3)
-    prob_fmt = Fmt(False, p + 1, 1, "RND", "SAT")
-    return SoftmaxSpec(n, score_fmt, exp, recip, prob_fmt)
-
-
 # ----- LayerNorm / GELU ----------------------------------------------------------------------
 def rsqrt_table(name: str, var_fmt: Fmt, addr_bits: int, eps: float, out_fmt: Fmt) -> Lut:
     """``1/sqrt(v + eps)`` for a variance code of unsigned ``var_fmt``, addressed by its top

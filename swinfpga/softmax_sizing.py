@@ -15,7 +15,7 @@ Two proofs (:func:`prove`):
   ``d = max - s`` of its other ``n - 1`` elements, each a table address ``0 .. EXP.size-1`` or masked;
   all ``d >= EXP.size-1`` read the same entry, so that last address stands for an interval of ``d``
   and the float reference is bounded over it (softmax is monotone in every other input).  Every
-  multiset is run through :func:`swinfpga.lut.softmax_codes` itself.
+  multiset is run through :func:`swinfpga.ops.softmax_codes` itself.
 * ``bound`` (any ``n``): a rigorous per-cell bound.  A cell is a normalisation shift ``k`` and a
   reciprocal address ``a``; in it the normalised sum ``S^ = S / 2**E`` lies in
   ``2**k [1 + a 2**-B, 1 + (a+1) 2**-B)`` and the reciprocal ``rho = RECIP[a] 2**-(R+k)`` is fixed.
@@ -43,8 +43,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import Fmt
-from .lut import SoftmaxSpec, exp_table, recip_table, softmax_codes
+from .fixed import Fmt, FormatError
+from .lut import SoftmaxSpec, exp_table, min_prob_frac, recip_table
+from .ops.fx import softmax_codes
 
 EXHAUSTIVE_LIMIT = 3_000_000  # multisets (rows) beyond which only the bound is used
 P_FLOOR = 8  # smallest probability fraction the default design uses
@@ -286,3 +287,32 @@ def search(score_fmt: Fmt, n: int, prob_frac: int | None = None) -> tuple[int, i
                     and prove(spec, "exhaustive").ok:
                 return p, e, b, r, "exhaustive"
     raise ValueError(f"no proven softmax design for n={n}, scores {score_fmt}")
+
+
+SOFTMAX_DESIGNS = ("proven", "analytic")
+
+
+def design_softmax(name: str, score_fmt: Fmt, n: int, prob_frac: int | None = None,
+                   design: str = "proven") -> SoftmaxSpec:
+    """Size the exp and reciprocal tables for rows of ``n`` scores of ``score_fmt`` (see
+    :class:`SoftmaxSpec` for the definition).
+
+    ``design="proven"`` (default): the cheapest widths for which <= 1 LSB error and no argmax flips are
+    proven, exhaustively over all rows for small ``n``, else by a rigorous bound
+    (:mod:`swinfpga.softmax_sizing`; P >= 8 unless ``prob_frac`` is given).  ``"analytic"``: the
+    original sizing (B = P+1, R = P+3, E = P + ceil(log2(n+1)) + 2, P from :func:`min_prob_frac`),
+    which models converted before the proven design keep."""
+    if n < 1:
+        raise FormatError("softmax row length must be >= 1")
+    if design not in SOFTMAX_DESIGNS:
+        raise FormatError(f"softmax design {design!r} unknown; one of {', '.join(SOFTMAX_DESIGNS)}")
+    if design == "proven":
+        p, e, b, r, _ = search(score_fmt, n, prob_frac)
+        return build_spec(name, score_fmt, n, p, e, b, r)
+    p = prob_frac if prob_frac is not None else max(8, min_prob_frac(score_fmt, n))
+    e = p + math.ceil(math.log2(n + 1)) + 2
+    d_fmt = Fmt(False, score_fmt.width, score_fmt.width - score_fmt.frac)
+    exp = exp_table(f"{name}_exp", d_fmt, e)
+    recip = recip_table(f"{name}_recip", e, p + 1, p + 3)
+    prob_fmt = Fmt(False, p + 1, 1, "RND", "SAT")
+    return SoftmaxSpec(n, score_fmt, exp, recip, prob_fmt)

@@ -16,9 +16,9 @@ from swinfpga.fixed import Fmt
 from swinfpga.ir import nodes as N
 from swinfpga.ir.build import A8, B12, RB8, S8, W8, random_input, random_model
 from swinfpga.ir.graph import Model
-from swinfpga.lut import design_softmax
 from swinfpga.models import SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_T_STAGE1
 from swinfpga.ops.fx import softmax_codes
+from swinfpga.softmax_sizing import design_softmax
 from tests.conftest import csim_cache
 
 pytestmark = pytest.mark.csim

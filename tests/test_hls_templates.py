@@ -19,8 +19,8 @@ from swinfpga.backends.hls4ml.plan import (
 )
 from swinfpga.fixed import Fmt
 from swinfpga.ir.build import random_model
-from swinfpga.lut import design_softmax
 from swinfpga.models import SWIN_DIGITS, SWIN_DIGITS_LN, SWIN_T_STAGE1, StageSpec, SwinSpec
+from swinfpga.softmax_sizing import design_softmax
 from tests.conftest import require_module, require_tool
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -68,7 +68,8 @@ def _check(prim, args, out_frac, kfx_prim=None, sites=None):
 def test_primitives_keras_equals_numpy():
     from swinfpga.ir.nodes import Linear
     from swinfpga.keras.fx import Param, Table
-    from swinfpga.lut import Lut, design_softmax
+    from swinfpga.lut import Lut
+    from swinfpga.softmax_sizing import design_softmax
 
     rng = np.random.default_rng(0)
     a_f, b_f = _fmt(), _fmt(True, 6, 2)  # frac 5, 4
@@ -134,7 +135,8 @@ def test_trainable_pieces_have_gradients():
     """Param (trainable constants), Table (STE through a lookup), the softmax (float gradient) and
     requant (STE) pass gradients when training."""
     from swinfpga.keras.fx import KerasFx, Param, Table
-    from swinfpga.lut import design_softmax, rsqrt_table
+    from swinfpga.lut import rsqrt_table
+    from swinfpga.softmax_sizing import design_softmax
 
     f = _fmt(True, 10, 4)
     A = KerasFx(_layer({"g": f, "out": f, "scores": f}), training=True)  # noqa: N806

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from swinfpga.fixed import Fmt
-from swinfpga.lut import design_softmax, gelu_table, rsqrt_table
+from swinfpga.lut import gelu_table, rsqrt_table
 from swinfpga.ops.fx import softmax_codes
+from swinfpga.softmax_sizing import design_softmax
 from tests.conftest import require_module
 
 keras = require_module("keras")

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from swinfpga.fixed import Fmt, FormatError
-from swinfpga.lut import Lut, design_softmax, exp_table, gelu, gelu_table, recip_table, rsqrt_table
+from swinfpga.lut import Lut, exp_table, gelu, gelu_table, recip_table, rsqrt_table
 from swinfpga.ops.fx import softmax_codes
+from swinfpga.softmax_sizing import design_softmax
 
 
 def test_exp_table_every_address() -> None:

@@ -53,8 +53,8 @@ def test_softmax_row_trace_bit_exact(n):
     require_module("da4ml")
     from swinfpga.backends.rtl.trace import trace_softmax_row
     from swinfpga.ir.build import S8
-    from swinfpga.lut import design_softmax
     from swinfpga.ops.fx import softmax_codes
+    from swinfpga.softmax_sizing import design_softmax
 
     sm = design_softmax("t", S8, n)
     assert sm.recip.size <= 1 << 13

@@ -9,7 +9,8 @@ import pytest
 from swinfpga import softmax_sizing as S
 from swinfpga.errors import SwinfpgaError
 from swinfpga.fixed import Fmt
-from swinfpga.lut import design_softmax, softmax_codes
+from swinfpga.ops import softmax_codes
+from swinfpga.softmax_sizing import design_softmax
 
 S8 = Fmt(True, 8, 4, "RND", "SAT")
 S85 = Fmt(True, 8, 5, "RND", "SAT")

@@ -89,8 +89,8 @@ def _trace_row(sm, old: bool):
 
 def row_costs(rows: list[int]) -> list[dict]:
     from swinfpga.ir.build import S8
-    from swinfpga.lut import design_softmax
     from swinfpga.ops.fx import softmax_codes
+    from swinfpga.softmax_sizing import design_softmax
 
     out = []
     for n in rows:

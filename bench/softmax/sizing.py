@@ -34,8 +34,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench" / "rtl"))
 
 from swinfpga.fixed import Fmt  # noqa: E402
-from swinfpga.lut import design_softmax, softmax_codes  # noqa: E402
-from swinfpga.softmax_sizing import adversarial_check, build_spec, exhaustive, prove, widths  # noqa: E402
+from swinfpga.ops import softmax_codes  # noqa: E402
+from swinfpga.softmax_sizing import (  # noqa: E402
+    adversarial_check,
+    build_spec,
+    design_softmax,  # noqa: E402
+    exhaustive,
+    prove,
+    widths,
+)
 
 FMTS = {"ap_fixed<8,4>": Fmt(True, 8, 4, "RND", "SAT"), "ap_fixed<8,5>": Fmt(True, 8, 5, "RND", "SAT")}
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..fixed import Fmt
-from ..lut import design_softmax, gelu_table, rsqrt_table
+from ..lut import gelu_table, rsqrt_table
 from ..models import SwinSpec
+from ..softmax_sizing import design_softmax
 from . import nodes as N
 from .graph import Model
 

@@ -31,7 +31,7 @@ from keras import ops
 from ..errors import SwinfpgaError
 from ..fixed import Fmt, FormatError, fit_fmt
 from ..ir import nodes as N
-from ..lut import SoftmaxSpec, design_softmax, gelu_table, rsqrt_table
+from ..lut import SoftmaxSpec, gelu_table, rsqrt_table
 from ..ops import add as op_add
 from ..ops import dense as op_dense
 from ..ops import layer_norm as op_layer_norm
@@ -42,6 +42,7 @@ from ..ops import patch_merging as op_patch_merging
 from ..ops import pool as op_pool
 from ..ops import token_mask as op_token_mask
 from ..ops import window_attention as op_window_attention
+from ..softmax_sizing import design_softmax
 from .fx import (
     CARRIED,
     KAdd,
@@ -547,7 +548,7 @@ class QWindowAttention(QLayer):
     q's weights and bias.  ``pre_bn``: a BatchNorm on the input (the block's norm1), folded into
     q, k, v when quantized.  ``rel_bias``: learn a relative position bias table (else none).
     ``hgq_qk``: under HGQ, q's and k's outputs get trainable bits too (and ``q @ k^T`` counts in EBOPs).
-    ``softmax_design``: how :func:`swinfpga.lut.design_softmax` sizes the tables (``proven`` for new
+    ``softmax_design``: how :func:`swinfpga.softmax_sizing.design_softmax` sizes the tables (``proven`` for new
     layers; a saved layer without the key was sized ``analytic`` and loads so)."""
 
     KERNEL_SITES = {"q": "q.out", "k": "k.out", "v": "v.out", "proj": "proj.out"}  # kernel names -> sites
