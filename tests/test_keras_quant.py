@@ -68,6 +68,30 @@ def test_keras_softmax_matches_definition(n, score_fmt, valid_as):
         np.testing.assert_array_equal(np.ldexp(got, spec.prob_fmt.frac), want)
 
 
+def test_keras_softmax_hgq2_kind_matches_definition():
+    """Kind ``hgq2`` (wrapping inverse input, saturating exp input, signed wrapping output) through
+    ``KerasFx.softmax`` == golden: the Keras forward is the kernel of whichever kind the spec names."""
+    from swinfpga.keras.fx import KerasFx
+    from swinfpga.lut import Lut, SoftmaxSpec
+
+    rng = np.random.default_rng(3)
+    score = Fmt(True, 10, 4)
+    ein, eout = Fmt(True, 6, 3, "RND", "SAT"), Fmt(False, 8, 1, "RND", "SAT")
+    rin, rout = Fmt(True, 7, 3, "RND", "WRAP"), Fmt(False, 8, 0, "RND", "SAT")
+    exp = Lut("t_exp", "custom", ein, ein.min_code, 0, eout, tuple(int(c) for c in rng.integers(0, 256, 64)))
+    rec = Lut("t_inv", "custom", rin, rin.min_code, 0, rout, tuple(int(c) for c in rng.integers(0, 256, 128)))
+    spec = SoftmaxSpec(5, score, exp, rec, Fmt(True, 6, 2, "RND", "WRAP"), kind="hgq2")
+    s = rng.integers(score.min_code, score.max_code + 1, (2000, 5))
+    s[:500] = rng.integers(-40, 40, (500, 5))
+    valid = rng.random(s.shape) > 0.3
+    valid[:, 0] = True
+    for v in (None, valid):
+        want = softmax_codes(spec, s, v)
+        assert len(np.unique(want)) > 8
+        got = np.asarray(KerasFx(None).softmax(keras.ops.convert_to_tensor(score.to_float(s)), spec, v))
+        np.testing.assert_array_equal(np.ldexp(got, spec.prob_fmt.frac), want)
+
+
 def test_lut_lookups_match():
     var_fmt = Fmt(False, 16, 5, "TRN", "SAT")
     rs = rsqrt_table("r", var_fmt, 10, 1e-5, Fmt(False, 12, 5, "RND", "SAT"))

@@ -193,9 +193,8 @@ class KerasFx:
         code of ``fb`` fraction bits)."""
         if isinstance(b, (int, np.integer)):
             b = float(b) * 2.0**-fb
-        key = ops.convert_to_tensor(bits)
-        if keras.backend.standardize_dtype(key.dtype) != "bool":
-            key = ops.not_equal(key, 0)
+        dt = getattr(bits, "dtype", None)
+        key = bits if dt is not None and keras.backend.standardize_dtype(dt) == "bool" else ops.not_equal(bits, 0)
         return ops.where(key, a, b)
 
     def cast(self, x: Any, frac: int, fmt: Fmt) -> Any:

@@ -78,7 +78,7 @@ def exact_cast(x: Any, fmt: Fmt) -> Any:
     c = ops.floor(c + 0.5) if fmt.rounding == "RND" else ops.floor(c)
     lo, hi = float(fmt.min_code), float(fmt.max_code)
     if fmt.overflow == "WRAP":
-        c = ops.mod(c - lo, float(1 << fmt.width)) + lo
+        c = ops.mod(c, float(1 << fmt.width)) if lo == 0 else ops.mod(c - lo, float(1 << fmt.width)) + lo
     else:
         c = ops.clip(c, -hi if (fmt.overflow == "SAT_SYM" and fmt.signed) else lo, hi)
     return ops.stop_gradient(c * fmt.lsb)
