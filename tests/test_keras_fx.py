@@ -107,6 +107,22 @@ def test_primitives_keras_equals_numpy():
     _check(lambda A, m: A.count_lookup(m, table, 6, "pool"), [bits], 6)
     sparse = (a[0] * (rng.random(a[0].shape) < 0.2), a_f)  # rows of zeros occur
     _check(lambda A, x: A.any_nonzero(x), [sparse], 0)
+    # the softmax kernels' primitives (KerasFx.softmax runs the kernel on them)
+    _check(lambda A, x: A.max(x, -1), [a], a_f.frac)
+    _check(lambda A, x: A.max(x, -2), [a], a_f.frac)
+    _check(lambda A, m, x, y: A.select(m, x, a_f.frac, y, b_f.frac), [bits, a, b], a_f.frac)
+    _check(lambda A, m, x: A.select(m, x, a_f.frac, -7, 2), [bits, a], a_f.frac)
+    _check(lambda A, x: A.select(x[..., :1] > 0 if isinstance(x, np.ndarray) else np.asarray(x)[..., :1] > 0,
+                                 x, a_f.frac, 3, 0), [a], a_f.frac)  # numpy bool keys (valid bits)
+    for f in (Fmt(False, 5, 3, "TRN", "WRAP"), Fmt(True, 4, 1, "RND", "WRAP"), Fmt(False, 1, 2, "TRN", "WRAP"),
+              Fmt(True, 6, 2, "RND", "SAT_SYM"), Fmt(False, 12, 5, "TRN", "SAT")):
+        _check(lambda A, x, f=f: A.cast(x, a_f.frac, f), [a], f.frac)
+        _check(lambda A, x, f=f: A.requant(None, x, a_f.frac, f), [a], f.frac)
+    _check(lambda A, x: A.ge(x, a_f.frac, 3, 2), [a], 0)
+    _check(lambda A, x: A.ge(x, a_f.frac, -5, 6), [a], 0)
+    _check(lambda A, x: A.shr(x, 3), [a], a_f.frac + 3)
+    ulut = Lut("u", "custom", a_f, 0, 0, b_f, tuple(int(v) for v in rng.integers(b_f.min_code, b_f.max_code, 40)))
+    _check(lambda A, x: A.index(x, a_f.frac, ulut), [a], b_f.frac)  # clipped both ways
     # multi-head attention pieces and the softmax (4 tokens, 2 heads)
     sf = _fmt(True, 6, 4)
     spec = design_softmax("sm", sf, 4)

@@ -1,5 +1,6 @@
 """Keras-side building blocks vs the integer definition: HGQ2 quantizer == Fmt.from_float, LUT
-gathers == Lut.lookup, Keras integer softmax == ops.fx.softmax_codes (with masks), exact STE."""
+gathers == Lut.lookup, exact casts == Fmt.requant, the softmax kernel on KerasFx == ops.fx.softmax_codes
+(with masks), exact STE."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.conftest import require_module
 keras = require_module("keras")
 require_module("quantizers")
 
-from swinfpga.keras.quant import lut_lookup, quantize, softmax_int, ste  # noqa: E402
+from swinfpga.keras.quant import exact_cast, lut_lookup, quantize, ste  # noqa: E402
 
 
 @pytest.mark.parametrize("rounding", ["TRN", "RND"])
@@ -33,9 +34,26 @@ def test_quantizer_matches_fmt(rounding, overflow, signed, width, ib):
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("n,score_fmt", [(4, Fmt(True, 8, 4, "RND", "SAT")), (9, Fmt(True, 8, 3, "RND", "SAT")),
-                                         (16, Fmt(True, 10, 5, "RND", "SAT")), (49, Fmt(True, 8, 4, "RND", "SAT"))])
-def test_softmax_int_matches_definition(n, score_fmt):
+@pytest.mark.parametrize("rounding", ["TRN", "RND"])
+@pytest.mark.parametrize("overflow", ["SAT", "SAT_SYM", "WRAP"])
+@pytest.mark.parametrize("signed,width,ib", [(True, 8, 3), (False, 8, 1), (True, 6, -2), (False, 1, 3)])
+@pytest.mark.parametrize("frac_in", [-1, 2, 9])
+def test_exact_cast_matches_fmt_requant(rounding, overflow, signed, width, ib, frac_in):
+    f = Fmt(signed, width, ib, rounding, overflow)
+    rng = np.random.default_rng(width * 7 + ib + frac_in)
+    c = np.concatenate([rng.integers(-(1 << 14), 1 << 14, 3000), np.arange(-300, 300)])
+    got = np.asarray(exact_cast(np.ldexp(c.astype(np.float64), -frac_in), f))
+    np.testing.assert_array_equal(np.ldexp(got, f.frac), f.requant(c, frac_in))
+
+
+@pytest.mark.parametrize("n,score_fmt", [(1, Fmt(True, 8, 4, "RND", "SAT")), (4, Fmt(True, 8, 4, "RND", "SAT")),
+                                         (9, Fmt(True, 8, 3, "RND", "SAT")), (16, Fmt(True, 10, 5, "RND", "SAT")),
+                                         (49, Fmt(True, 8, 4, "RND", "SAT"))])
+@pytest.mark.parametrize("valid_as", ["numpy", "tensor"])
+def test_keras_softmax_matches_definition(n, score_fmt, valid_as):
+    """``KerasFx.softmax``'s forward (the softmax kernel on KerasFx) == the golden kernel on NumpyFx."""
+    from swinfpga.keras.fx import KerasFx
+
     spec = design_softmax("t", score_fmt, n)
     rng = np.random.default_rng(n)
     codes = rng.integers(score_fmt.min_code, score_fmt.max_code + 1, (300, n))
@@ -45,7 +63,32 @@ def test_softmax_int_matches_definition(n, score_fmt):
     valid[np.arange(300), rng.integers(0, n, 300)] = True  # >= 1 valid per row
     for v in (None, valid):
         want = softmax_codes(spec, codes, v)
-        got = np.asarray(softmax_int(spec, score_fmt.to_float(codes), v))
+        kv = v if v is None or valid_as == "numpy" else keras.ops.convert_to_tensor(v)
+        got = np.asarray(KerasFx(None).softmax(keras.ops.convert_to_tensor(score_fmt.to_float(codes)), spec, kv))
+        np.testing.assert_array_equal(np.ldexp(got, spec.prob_fmt.frac), want)
+
+
+def test_keras_softmax_hgq2_kind_matches_definition():
+    """Kind ``hgq2`` (wrapping inverse input, saturating exp input, signed wrapping output) through
+    ``KerasFx.softmax`` == golden: the Keras forward is the kernel of whichever kind the spec names."""
+    from swinfpga.keras.fx import KerasFx
+    from swinfpga.lut import Lut, SoftmaxSpec
+
+    rng = np.random.default_rng(3)
+    score = Fmt(True, 10, 4)
+    ein, eout = Fmt(True, 6, 3, "RND", "SAT"), Fmt(False, 8, 1, "RND", "SAT")
+    rin, rout = Fmt(True, 7, 3, "RND", "WRAP"), Fmt(False, 8, 0, "RND", "SAT")
+    exp = Lut("t_exp", "custom", ein, ein.min_code, 0, eout, tuple(int(c) for c in rng.integers(0, 256, 64)))
+    rec = Lut("t_inv", "custom", rin, rin.min_code, 0, rout, tuple(int(c) for c in rng.integers(0, 256, 128)))
+    spec = SoftmaxSpec(5, score, exp, rec, Fmt(True, 6, 2, "RND", "WRAP"), kind="hgq2")
+    s = rng.integers(score.min_code, score.max_code + 1, (2000, 5))
+    s[:500] = rng.integers(-40, 40, (500, 5))
+    valid = rng.random(s.shape) > 0.3
+    valid[:, 0] = True
+    for v in (None, valid):
+        want = softmax_codes(spec, s, v)
+        assert len(np.unique(want)) > 8
+        got = np.asarray(KerasFx(None).softmax(keras.ops.convert_to_tensor(score.to_float(s)), spec, v))
         np.testing.assert_array_equal(np.ldexp(got, spec.prob_fmt.frac), want)
 
 

@@ -18,9 +18,10 @@ interface takes IR constants, a Keras layer passes objects this implementation u
   its own site, e.g. LayerNorm's gamma/beta);
 * ``lookup(x, t)``: ``t`` is a :class:`Table` (the :class:`~swinfpga.lut.Lut` plus the float function
   whose gradient the lookup takes, straight-through);
-* ``softmax``: the one primitive with its own Keras form (:func:`.quant.softmax_int`, the integer
-  softmax in Keras ops, forward) carrying the gradient of the float softmax with Swin's additive
-  ``-100`` mask (``tests/test_keras_quant.py`` holds ``softmax_int`` to :func:`swinfpga.ops.softmax_codes`).
+* ``softmax``: the forward is the softmax kernel (:func:`swinfpga.ops.softmax.kernel`) run on this
+  implementation's exact primitives (``max``/``select``/``cast``/``ge``/``shr``/``index``, unreported
+  ``requant(None, ...)``: Keras ops on float64 values, exact like ``NumpyFx``), carrying the gradient
+  of the float softmax with Swin's additive ``-100`` mask (straight-through, :func:`.quant.ste`).
 
 The node objects below (``K<Op>``) carry the fields each kernel reads, with the Keras pieces in place
 of the IR constants.  The gathering (patches, 2x2 merge, window partition, shift, the valid bits)
@@ -33,12 +34,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import keras
 import numpy as np
 from keras import ops
 
 from ..fixed import Fmt
 from ..lut import Lut, SoftmaxSpec
-from .quant import DTYPE, MASK_VALUE, lut_lookup, softmax_int, ste
+from ..ops import softmax as _softmax
+from .quant import DTYPE, MASK_VALUE, exact_cast, lut_lookup, ste
 
 CARRIED = Fmt(True, 32, 16)
 """Placeholder input format for kernels run on :class:`KerasFx`: values carry their own scale, so
@@ -96,7 +99,10 @@ class KerasFx:
     def tap(self, name: str, x: Any) -> None:
         self.layer.tap(self.site_of(name), x)
 
-    def requant(self, name: str, acc: Any, frac: int, fmt: Fmt) -> Any:
+    def requant(self, name: str | None, acc: Any, frac: int, fmt: Fmt) -> Any:
+        """``name``: the layer's site; None: not a site, ``fmt`` applied exactly (no gradient)."""
+        if name is None:
+            return exact_cast(acc, fmt)
         return self.layer.site(self.site_of(name), acc, self.training)
 
     def matmul(self, x: Any, lin: KLinear, x_fmt: Fmt) -> Any:
@@ -133,7 +139,7 @@ class KerasFx:
     def relu(self, x: Any) -> Any:
         return ops.relu(x)
 
-    def lookup(self, x: Any, t: Table | Lut) -> Any:
+    def lookup(self, x: Any, t: Table | Lut, what: str | None = None) -> Any:
         if isinstance(t, Table):
             return ste(lut_lookup(t.lut, x), t.grad(x))
         return lut_lookup(t, x)  # a plain table: no gradient through it
@@ -166,8 +172,9 @@ class KerasFx:
         return ops.einsum("...ij,...jd->...id", p, v)
 
     def softmax(self, scores: Any, spec: SoftmaxSpec, valid: Any) -> Any:
-        """Integer softmax forward (:func:`.quant.softmax_int`), gradient of the float softmax with
-        Swin's additive mask; ``valid``: a numpy bool array or a bool tensor broadcastable to ``scores``."""
+        """The softmax kernel of ``spec`` forward (on this implementation, no gradient through it), the
+        gradient of the float softmax with Swin's additive mask; ``valid``: None, a numpy bool array or
+        a bool tensor broadcastable to ``scores``."""
         if valid is None:
             masked = scores
         elif isinstance(valid, np.ndarray):
@@ -175,7 +182,34 @@ class KerasFx:
         else:
             masked = scores + ops.cast(ops.where(valid, 0.0, MASK_VALUE), scores.dtype)
         p_float = ops.softmax(masked, axis=-1) if spec.n > 1 else ops.ones_like(masked)
-        return ste(softmax_int(spec, scores, valid), p_float)
+        return ste(_softmax.kernel(self, spec, ops.stop_gradient(scores), valid), p_float)
+
+    # ----- the primitives of the softmax kernels (exact on integer-valued codes x LSB) ------------
+    def max(self, x: Any, axis: int = -1) -> Any:
+        return ops.max(x, axis=axis, keepdims=True)
+
+    def select(self, bits: Any, a: Any, fa: int, b: Any, fb: int) -> Any:
+        """``a`` where ``bits`` is true / non-zero (numpy or tensor), else ``b`` (a tensor or a constant
+        code of ``fb`` fraction bits)."""
+        if isinstance(b, (int, np.integer)):
+            b = float(b) * 2.0**-fb
+        dt = getattr(bits, "dtype", None)
+        key = bits if dt is not None and keras.backend.standardize_dtype(dt) == "bool" else ops.not_equal(bits, 0)
+        return ops.where(key, a, b)
+
+    def cast(self, x: Any, frac: int, fmt: Fmt) -> Any:
+        return exact_cast(x, fmt)
+
+    def ge(self, x: Any, fx: int, code: int, frac: int) -> Any:
+        return ops.cast(ops.greater_equal(x, float(code) * 2.0**-frac), DTYPE)
+
+    def shr(self, x: Any, j: int) -> Any:
+        return x * 2.0**-j
+
+    def index(self, a: Any, frac: int, lut: Lut) -> Any:
+        addr = ops.cast(ops.clip(a * 2.0**frac, 0, lut.size - 1), "int32")
+        table = ops.convert_to_tensor(lut.array().astype(np.float64) * lut.out_fmt.lsb, dtype=DTYPE)
+        return ops.take(table, addr, axis=0)
 
 
 # ----- node objects: the fields each kernel reads, Keras pieces in place of IR constants ----------

@@ -17,7 +17,7 @@ import numpy as np
 from keras import ops
 
 from ..fixed import Fmt
-from ..lut import Lut, SoftmaxSpec
+from ..lut import Lut
 
 DTYPE = "float64"
 MASK_VALUE = -100.0  # Swin's additive mask for cross-region pairs (float mode)
@@ -69,39 +69,19 @@ def lut_lookup(lut: Lut, x: Any) -> Any:
     return ops.take(table, addr, axis=0)
 
 
-def softmax_int(spec: SoftmaxSpec, scores: Any, valid: np.ndarray | None) -> Any:
-    """:func:`swinfpga.ops.softmax_codes` in Keras ops on real score values (``spec.score_fmt``);
-    returns real probabilities (``spec.prob_fmt``).  Integer-valued float64 throughout (exact)."""
-    s = codes(scores, spec.score_fmt)
-    if valid is None:
-        valid = np.ones((1,) * (len(s.shape) - 1) + (spec.n,), dtype=bool)
-    vmask = ops.convert_to_tensor(valid)
-    lo = -(2.0**40)
-    m = ops.max(ops.where(vmask, s, lo), axis=-1, keepdims=True)
-    d = ops.clip(m - s, 0, spec.exp.size - 1)
-    exp_t = ops.convert_to_tensor(spec.exp.array().astype(np.float64), dtype=DTYPE)
-    e = ops.take(exp_t, ops.cast(d, "int32"), axis=0)
-    e = ops.where(vmask, e, 0.0)
-    big_e = spec.exp_frac
-    total = ops.sum(e, axis=-1, keepdims=True)
-    k = ops.zeros_like(total)
-    for j in range(1, spec.max_k + 1):
-        k = k + ops.cast(total >= 2.0 ** (big_e + j), DTYPE)
-    pow_k = ops.power(2.0, k)
-    t_k = ops.floor(total / pow_k)
-    rl = spec.recip
-    addr = ops.clip(ops.floor((t_k - rl.offset) / float(2**rl.shift)), 0, rl.size - 1)
-    rec_t = ops.convert_to_tensor(rl.array().astype(np.float64), dtype=DTYPE)
-    r = ops.take(rec_t, ops.cast(addr, "int32"), axis=0)
-    sh_pow = pow_k * (2.0 ** (big_e + spec.recip_frac - spec.prob_fmt.frac))  # 2**sh, sh >= 1
-    t = e * r
-    if spec.prob_fmt.rounding == "RND":
-        t = t + sh_pow / 2.0
-    p = ops.floor(t / sh_pow)
-    pf = spec.prob_fmt
-    lo_c = -pf.max_code if (pf.overflow == "SAT_SYM" and pf.signed) else pf.min_code
-    p = ops.clip(p, lo_c, pf.max_code)  # prob formats saturate (ufixed<P+1,1,RND,SAT>)
-    return p * pf.lsb
+def exact_cast(x: Any, fmt: Fmt) -> Any:
+    """Real values ``x`` (``code * 2**-frac``, any ``frac``) re-expressed in ``fmt`` exactly as
+    :meth:`swinfpga.fixed.Fmt.requant` on the codes (RND: half up; TRN: floor; WRAP / SAT / SAT_SYM),
+    in Keras ops on integer-valued float64 codes (exact below 2**52).  No gradient (a forward-only
+    requant, e.g. inside the softmax kernel)."""
+    c = ops.convert_to_tensor(x, dtype=DTYPE) * 2.0**fmt.frac
+    c = ops.floor(c + 0.5) if fmt.rounding == "RND" else ops.floor(c)
+    lo, hi = float(fmt.min_code), float(fmt.max_code)
+    if fmt.overflow == "WRAP":
+        c = ops.mod(c, float(1 << fmt.width)) if lo == 0 else ops.mod(c - lo, float(1 << fmt.width)) + lo
+    else:
+        c = ops.clip(c, -hi if (fmt.overflow == "SAT_SYM" and fmt.signed) else lo, hi)
+    return ops.stop_gradient(c * fmt.lsb)
 
 
 def fmt_or_none(d: dict[str, Any] | None) -> Fmt | None:

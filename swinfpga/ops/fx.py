@@ -10,7 +10,8 @@ tracks fraction bits itself (the ``frac`` arguments).  Three implementations exe
   x LSB) of one gathered group of tokens; ``frac`` arguments are ignored (the values carry their
   scale) and requant is a da4ml ``quantize`` with the format's (k, i, f), rounding and overflow.
 * ``KerasFx`` (``swinfpga.keras.fx``): float64 Keras tensors of real values (the quantized Keras
-  layers); ``frac`` arguments are ignored and requant is the layer's (trainable) quantization site.
+  layers); ``frac`` arguments are ignored and requant is the layer's (trainable) quantization site
+  (``requant(None, ...)`` and ``cast``: exact, no gradient).
 
 Primitives (last axis = channels; ``fmt`` arguments are :class:`swinfpga.fixed.Fmt`):
 
@@ -33,10 +34,11 @@ Primitives (last axis = channels; ``fmt`` arguments are :class:`swinfpga.fixed.F
 - ``qk(q, k)``: per head ``q @ k.T`` of two variable arrays (an exact product sum)
 - ``pv(p, v)``: per head ``p @ v`` of two variable arrays
 - ``softmax(scores, spec, valid)``: the integer softmax of :class:`swinfpga.lut.SoftmaxSpec` along the
-  last axis, per head: NumpyFx and TraceFx run its kernel :func:`swinfpga.ops.softmax.kernel` (one
-  per kind, on the primitives below); ``valid``: the implementation's valid bits (numpy: a bool
-  array broadcastable to ``scores``, or None; tracer: the row-major bits of one window's pairs, or
-  None).  The golden entry point is :func:`softmax_codes`
+  last axis, per head: every implementation runs its kernel :func:`swinfpga.ops.softmax.kernel` (one
+  per kind, on the primitives below; KerasFx: forward only, with the float softmax's gradient
+  straight-through); ``valid``: the implementation's valid bits (numpy: a bool array broadcastable to
+  ``scores``, or None; tracer: the row-major bits of one window's pairs, or None; Keras: a numpy bool
+  array or a bool tensor, or None).  The golden entry point is :func:`softmax_codes`
 - ``max(x, axis)``: maximum over ``axis`` (keepdims; a comparator tree in hardware)
 - ``select(bits, a, fa, b, fb)``: ``a`` where ``bits`` is 1 else ``b`` (elementwise, broadcast; frac
   ``max(fa, fb)``; ``b`` may be a constant code); a mux on a bit
