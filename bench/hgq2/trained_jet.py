@@ -10,7 +10,7 @@ test set), ``convert`` (HLS io_parallel + RTL), ``verify --csim`` and ``verify -
 on the RTL unit(s) (``--yosys SECONDS``).
 
     TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nice -n 15 python bench/hgq2/trained_jet.py \
-        [--beta 1e-5] [--epochs 16] [--vectors 64] [--sim verilator|icarus|none] [--yosys 1200]
+        [--beta 1e-5] [--epochs 16] [--mha-min-frac 5] [--vectors 64] [--sim verilator|icarus|none] [--yosys 1200]
 
 Stages are cached in ``--work`` (the trained ``jet.keras`` is reused when its settings match).
 Writes bench/results/hgq2_trained_jet.json and .md (after every stage).
@@ -336,7 +336,7 @@ def main() -> None:
     ap.add_argument("--beta", type=float, default=1e-5, help="HGQ2 EBOPs penalty (LayerConfigScope beta0)")
     ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--min-frac", type=int, default=2, help="lower bound of every data quantizer's fraction bits")
-    ap.add_argument("--mha-min-frac", type=int, default=0,
+    ap.add_argument("--mha-min-frac", type=int, default=5,
                     help="lower bound of the fraction bits of the data quantizers inside QMultiHeadAttention")
     ap.add_argument("--softmax-bits", type=int, default=2,
                     help="a softmax output quantizer pruned below this many bits is widened to it (0: never)")
