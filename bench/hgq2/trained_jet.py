@@ -265,6 +265,8 @@ def write(res: dict, a: argparse.Namespace) -> None:
     pl_ns = round(pl * 1000 / res["clock_mhz"], 1) if pl is not None else None
     cost = res.get("da4ml_cost_total")
     yo = res.get("yosys") or {}
+    yo_other = [(o["command"].split("trained_jet.py")[-1].strip(), o["yosys"]["summary"])
+                for o in res.get("other_runs", []) if o.get("yosys")]
     fmt = lambda v: "-" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))  # noqa: E731
     md = ["# A trained HGQ2 jet-shape model through HLS and RTL, beside the 279k-LUT anchor", "",
           f"`{res['command']}`", "",
@@ -292,7 +294,8 @@ def write(res: dict, a: argparse.Namespace) -> None:
           f"| RTL latency (planned, sum of layer cycles) | {fmt(pl)} cycles = {fmt(pl_ns)} ns | - |",
           f"| II (simulated) | {fmt(res.get('rtl_ii_cycles'))} | {ANCHOR['ii']} |",
           f"| da4ml cost estimate | {fmt(round(cost) if cost is not None else None)} LUT-eq | - |",
-          f"| Yosys synth_xilinx LUT / FF / DSP | {yo.get('summary', 'not run')} | {ANCHOR['lut']:,} LUT |",
+          f"| Yosys synth_xilinx LUT / FF / DSP | {yo.get('summary', 'not run')}"
+          + "".join(f" (variant `{c}`: {y})" for c, y in yo_other) + f" | {ANCHOR['lut']:,} LUT |",
           f"| HGQ2 EBOPs (as trained) | {fmt(tr.get('ebops'))} | - |",
           *([f"| HGQ2 EBOPs (as converted, after widening) | {fmt(tr.get('ebops_after_widening'))} | - |"]
             if res.get("widened") else []),
@@ -328,6 +331,7 @@ def rewrite(a: argparse.Namespace) -> None:
     """Re-render the Markdown from the results JSON (``--rewrite``), adding ``--note`` lines."""
     res = json.loads((a.out / "hgq2_trained_jet.json").read_text())
     res["notes"] = res.get("notes", []) + [f"- {n}" for n in a.note]
+    res.setdefault("yosys", None)  # never merge a --work sidecar here: it may belong to another run
     write(res, a)
 
 
