@@ -41,7 +41,7 @@ from keras import ops
 from ..fixed import Fmt
 from ..lut import Lut, SoftmaxSpec
 from ..ops import softmax as _softmax
-from .quant import DTYPE, MASK_VALUE, exact_cast, lut_lookup, ste
+from .quant import DTYPE, MASK_VALUE, exact_cast, lut_at, lut_lookup, ste
 
 CARRIED = Fmt(True, 32, 16)
 """Placeholder input format for kernels run on :class:`KerasFx`: values carry their own scale, so
@@ -207,9 +207,7 @@ class KerasFx:
         return x * 2.0**-j
 
     def index(self, a: Any, frac: int, lut: Lut) -> Any:
-        addr = ops.cast(ops.clip(a * 2.0**frac, 0, lut.size - 1), "int32")
-        table = ops.convert_to_tensor(lut.array().astype(np.float64) * lut.out_fmt.lsb, dtype=DTYPE)
-        return ops.take(table, addr, axis=0)
+        return lut_at(lut, a * 2.0**frac)
 
 
 # ----- node objects: the fields each kernel reads, Keras pieces in place of IR constants ----------

@@ -60,13 +60,18 @@ def ste(forward: Any, surrogate: Any) -> Any:
     return ops.stop_gradient(forward) + (surrogate - ops.stop_gradient(surrogate))
 
 
-def lut_lookup(lut: Lut, x: Any) -> Any:
-    """Table lookup of real inputs ``x`` (already in ``lut.in_fmt``) -> real outputs (``lut.out_fmt``)."""
-    c = codes(x, lut.in_fmt)
-    addr = ops.floor((c - lut.offset) / float(2**lut.shift))
+def lut_at(lut: Lut, addr: Any) -> Any:
+    """Real outputs (``lut.out_fmt``) of ``lut`` at float addresses ``addr`` (whole numbers; clipped
+    to the table)."""
     addr = ops.cast(ops.clip(addr, 0, lut.size - 1), "int32")
     table = ops.convert_to_tensor(lut.array().astype(np.float64) * lut.out_fmt.lsb, dtype=DTYPE)
     return ops.take(table, addr, axis=0)
+
+
+def lut_lookup(lut: Lut, x: Any) -> Any:
+    """Table lookup of real inputs ``x`` (already in ``lut.in_fmt``) -> real outputs (``lut.out_fmt``)."""
+    c = codes(x, lut.in_fmt)
+    return lut_at(lut, ops.floor((c - lut.offset) / float(2**lut.shift)))
 
 
 def exact_cast(x: Any, fmt: Fmt) -> Any:
