@@ -124,9 +124,20 @@ class Fmt:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Fmt:
-        return cls(
-            bool(d["signed"]), int(d["width"]), int(d["int_bits"]), str(d["rounding"]), str(d["overflow"])
-        )
+        args = (bool(d["signed"]), int(d["width"]), int(d["int_bits"]), str(d["rounding"]), str(d["overflow"]))
+        if "chans" in d:
+            return ChanFmt(*args, chans=tuple((int(w), int(i)) for w, i in d["chans"]))
+        return Fmt(*args)
+
+    # ----- per-channel refinement (see ChanFmt) ---------------------------------------------
+    @property
+    def container(self) -> Fmt:
+        """The one format every back end stores this tensor's codes in (itself for a plain Fmt)."""
+        return self
+
+    def chan(self, c: int) -> Fmt | None:
+        """Format of channel ``c`` (None: the channel is always 0); a plain Fmt is its own."""
+        return self
 
     @classmethod
     def parse(cls, s: str) -> Fmt:
@@ -222,6 +233,121 @@ class Fmt:
                 "widen the format or re-quantize"
             )
         return c
+
+
+@dataclass(frozen=True)
+class ChanFmt(Fmt):
+    """Per-channel formats (last axis) inside one container format.
+
+    Channel ``c`` holds values of ``Fmt(signed, w_c, I_c, rounding, overflow)`` (``chans[c] = (w_c,
+    I_c)``; ``w_c == 0``: the channel is always 0, pruned).  Every channel's range and LSB lie inside
+    the container (``I_c <= int_bits``, ``w_c - I_c <= frac``), so its codes are stored as container
+    codes (the channel code shifted left by ``frac - (w_c - I_c)``): every consumer reads the
+    container format (``ap_type``, ``width``, ``kif`` ...) unchanged, and only the requantization
+    that produces the tensor rounds and saturates per channel, from the exact accumulator.
+    """
+
+    chans: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "chans", tuple((int(w), int(i)) for w, i in self.chans))
+        if not self.chans:
+            raise FormatError("a per-channel format needs at least one channel")
+        for c, (w, i) in enumerate(self.chans):
+            if w == 0:
+                continue
+            if w < 0 or w > self.width:
+                raise FormatError(f"channel {c}: width {w} out of range 0..{self.width} (container {self.container})")
+            if self.signed and w < 2 and self.overflow != "WRAP":
+                raise FormatError(f"channel {c}: a signed channel needs 0 or at least 2 bits to saturate")
+            if i > self.int_bits or w - i > self.frac:
+                raise FormatError(
+                    f"channel {c}: <{w},{i}> does not lie inside the container {self.container} "
+                    "(its integer and fraction bits must not exceed the container's)")
+
+    @classmethod
+    def union(cls, signed: bool, chans: Any, rounding: str = "RND", overflow: str = "SAT") -> Fmt:
+        """The per-channel format of ``chans`` ((width, int_bits) per channel) in the narrowest
+        container; a plain :class:`Fmt` when every channel is the same (and not pruned)."""
+        ch = tuple((int(w), int(i)) for w, i in chans)
+        live = [(w, i) for w, i in ch if w > 0]
+        if live and all(c == live[0] for c in ch):
+            return Fmt(signed, live[0][0], live[0][1], rounding, overflow)
+        if not live:
+            live = [(2 if signed else 1, 1)]
+        ib = max(i for _, i in live)
+        fb = max(w - i for w, i in live)
+        return cls(signed, ib + fb, ib, rounding, overflow, chans=ch)
+
+    @property
+    def container(self) -> Fmt:
+        return Fmt(self.signed, self.width, self.int_bits, self.rounding, self.overflow)
+
+    @property
+    def n_chans(self) -> int:
+        return len(self.chans)
+
+    def chan(self, c: int) -> Fmt | None:
+        w, i = self.chans[c]
+        return None if w == 0 else Fmt(self.signed, w, i, self.rounding, self.overflow)
+
+    def groups(self) -> list[tuple[Fmt | None, np.ndarray]]:
+        """Channels grouped by format: ``[(fmt or None, channel indices)]`` in first-seen order."""
+        seen: dict[tuple[int, int], list[int]] = {}
+        for c, wi in enumerate(self.chans):
+            seen.setdefault(wi if wi[0] else (0, 0), []).append(c)
+        return [(None if wi[0] == 0 else Fmt(self.signed, wi[0], wi[1], self.rounding, self.overflow),
+                 np.asarray(idx)) for wi, idx in seen.items()]
+
+    def with_(self, **kw: Any) -> Fmt:
+        d = {k: getattr(self, k) for k in ("signed", "width", "int_bits", "rounding", "overflow", "chans")}
+        d.update(kw)
+        return ChanFmt(**d)
+
+    def _check_axis(self, c: np.ndarray) -> None:
+        if c.ndim == 0 or c.shape[-1] != self.n_chans:
+            raise FormatError(f"per-channel format of {self.n_chans} channels applied to shape {c.shape}")
+
+    def requant_count(self, codes: Any, frac_in: int) -> tuple[np.ndarray, int]:
+        """Per channel (last axis): round and saturate at the channel's format, then store as
+        container codes; the count is the sum of the channels' overflows (a pruned channel counts none)."""
+        c = np.asarray(codes, dtype=np.int64)
+        self._check_axis(c)
+        out = np.zeros(c.shape, dtype=np.int64)
+        n = 0
+        for f, idx in self.groups():
+            if f is None:
+                continue
+            o, k = f.requant_count(c[..., idx], frac_in)
+            out[..., idx] = o << (self.frac - f.frac)
+            n += k
+        return out, n
+
+    def from_float(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        self._check_axis(x)
+        out = np.zeros(x.shape, dtype=np.int64)
+        for f, idx in self.groups():
+            if f is not None:
+                out[..., idx] = f.from_float(x[..., idx]) << (self.frac - f.frac)
+        return out
+
+    def contains(self, codes: Any) -> bool:
+        c = np.asarray(codes, dtype=np.int64)
+        if not self.container.contains(c):
+            return False
+        if c.ndim == 0 or c.shape[-1] != self.n_chans:
+            return False
+        return bool(np.array_equal(self.requant(c, self.frac), c))
+
+    def to_json(self) -> dict[str, Any]:
+        d = super().to_json()
+        d["chans"] = [list(wi) for wi in self.chans]
+        return d
+
+    def __str__(self) -> str:
+        return f"{self.ap_type} per channel ({self.n_chans})"
 
 
 # ----- helpers -------------------------------------------------------------------------------

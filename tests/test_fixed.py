@@ -97,3 +97,42 @@ def test_helpers_and_errors() -> None:
         Fmt(True, 4, 2).check_codes(np.array([9]), "weights")
     with pytest.raises(FormatError, match="NaN"):
         Fmt(True, 8, 2).from_float(float("nan"))
+
+
+# ----- per-channel formats (ChanFmt) ---------------------------------------------------------------
+def test_chan_fmt_requant_is_each_channels_requant_in_the_container():
+    from swinfpga.fixed import ChanFmt
+
+    rng = np.random.default_rng(0)
+    chans = [(4, 2), (0, 0), (6, 3), (4, 2), (2, -1), (5, 1)]
+    for signed, rnd, ovf in ((True, "RND", "SAT"), (False, "TRN", "SAT"), (True, "RND", "WRAP")):
+        ch = [(w, i) for w, i in chans] if signed else [(max(w - 1, 0), i) for w, i in chans]
+        f = ChanFmt.union(signed, ch, rnd, ovf)
+        assert isinstance(f, ChanFmt) and f.container.width == f.width
+        acc = rng.integers(-3000, 3000, size=(50, len(ch)))
+        got, n = f.requant_count(acc, 6)
+        want_n = 0
+        for c in range(len(ch)):
+            g = f.chan(c)
+            if g is None:
+                np.testing.assert_array_equal(got[:, c], 0, err_msg=f"pruned channel {c}")
+                continue
+            want, k = g.requant_count(acc[:, c], 6)
+            want_n += k
+            np.testing.assert_array_equal(got[:, c], want << (f.frac - g.frac), err_msg=f"channel {c} {g}")
+        assert n == want_n
+        assert f.contains(got) and Fmt.from_json(f.to_json()) == f
+        np.testing.assert_array_equal(f.requant(got, f.frac), got)  # idempotent on its own codes
+
+
+def test_chan_fmt_refuses_channels_outside_the_container_and_wrong_axes():
+    from swinfpga.fixed import ChanFmt
+
+    with pytest.raises(FormatError, match="inside the container"):
+        ChanFmt(True, 6, 3, "RND", "SAT", chans=((4, 4),))
+    with pytest.raises(FormatError, match="inside the container"):
+        ChanFmt(True, 6, 3, "RND", "SAT", chans=((6, 2),))
+    f = ChanFmt.union(True, [(4, 2), (6, 3)])
+    with pytest.raises(FormatError, match="2 channels applied to shape"):
+        f.requant(np.zeros((3, 5), dtype=np.int64), 4)
+    assert ChanFmt.union(True, [(4, 2), (4, 2)]) == Fmt(True, 4, 2, "RND", "SAT")  # uniform: a plain Fmt

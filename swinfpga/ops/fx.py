@@ -197,7 +197,7 @@ class NumpyFx:
 def _requant_uncounted(c: np.ndarray, frac: int, fmt: Fmt) -> np.ndarray:
     """``fmt.requant(c, frac)`` without counting overflows (the same codes)."""
     s = frac - fmt.frac
-    if s < 0:
+    if s < 0 or fmt.container is not fmt:  # per-channel formats (ChanFmt) round and saturate per channel
         return fmt.requant(c, frac)
     if s > 0:
         c = (c + (np.int64(1) << (s - 1))) >> s if fmt.rounding == "RND" else c >> s
