@@ -10,11 +10,11 @@ s{i}b{j}.add1, s{i}b{j}.norm2?, s{i}b{j}.mlp, s{i}b{j}.add2, norm?, pool, head``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..fixed import Fmt
+from ..fixed import ChanFmt, Fmt
 from ..lut import gelu_table, rsqrt_table
 from ..models import SwinSpec
 from ..softmax_sizing import design_softmax
@@ -149,6 +149,55 @@ def random_model(spec: SwinSpec, seed: int = 0, formats: BlockFormats | None = N
         nodes.append(N.Dense("head", "pool", _lin(rng, c, spec.classes, f.logits, f)))
         cur = "head"
     return Model(spec.name, tuple(nodes), cur, {"spec": spec.name, "weights": f"random(seed={seed})"})
+
+
+def chan_fmt_in(fmt: Fmt, n: int, rng: np.random.Generator, p_zero: float = 0.1) -> ChanFmt:
+    """A random per-channel format of ``n`` channels inside ``fmt`` (container == ``fmt``): each channel
+    drops 0-1 integer and 0-2 fraction bits, or (probability ``p_zero``) is pruned to 0 bits."""
+    lo_w = 2 if fmt.signed else 1
+    chans = []
+    for _ in range(n):
+        if rng.random() < p_zero:
+            chans.append((0, 0))
+            continue
+        i = fmt.int_bits - int(rng.integers(0, 2))
+        f = fmt.frac - int(rng.integers(0, 3))
+        if i + f < lo_w:
+            i, f = fmt.int_bits, fmt.frac
+        chans.append((i + f, i))
+    return ChanFmt(fmt.signed, fmt.width, fmt.int_bits, fmt.rounding, fmt.overflow, chans=tuple(chans))
+
+
+# requantization sites that may carry per-channel formats (ChanFmt): the outputs of token-local
+# layers, whose requant runs on the whole channel axis (not attention's per-head scores/probabilities)
+CHAN_SITES = ("linear", "hidden", "add")
+
+
+def per_channel(model: Model, seed: int = 0, sites: tuple[str, ...] = CHAN_SITES, p_zero: float = 0.1) -> Model:
+    """``model`` with random per-channel formats (:func:`chan_fmt_in`, containers unchanged) on its
+    requant ``sites``: ``linear`` every Linear's ``out_fmt``, ``hidden`` a ReLU MLP's ``hidden_fmt``,
+    ``add`` residual outputs.  For back-end tests of :class:`~swinfpga.fixed.ChanFmt`."""
+    rng = np.random.default_rng(seed)
+
+    def lin(x: N.Linear) -> N.Linear:
+        if "linear" not in sites:
+            return x
+        return replace(x, out_fmt=chan_fmt_in(x.out_fmt.container, x.n_out, rng, p_zero))
+
+    out: list[N.Node] = []
+    for n in model.nodes:
+        kw: dict = {}
+        for fld in ("linear", "q", "k", "v", "proj", "fc1", "fc2"):
+            v = getattr(n, fld, None)
+            if isinstance(v, N.Linear) and not (fld == "fc1" and getattr(n, "act", "") == "gelu"):  # table input
+                kw[fld] = lin(v)
+        if isinstance(n, N.Mlp) and n.act == "relu" and "hidden" in sites:
+            kw["hidden_fmt"] = chan_fmt_in(n.hidden_fmt.container, n.fc1.n_out, rng, p_zero)
+        if isinstance(n, N.Add) and "add" in sites:
+            c = model.infer()[n.name].shape[-1]
+            kw["out_fmt"] = chan_fmt_in(n.out_fmt.container, c, rng, p_zero)
+        out.append(replace(n, **kw) if kw else n)
+    return Model(model.name, tuple(out), model.output, {**model.meta, "per_channel": f"random(seed={seed})"})
 
 
 def random_input(model: Model, n: int, seed: int = 0) -> np.ndarray:
