@@ -6,7 +6,8 @@
 //    by swinfpga in Python); from_code<T>() turns a code into a value of T without any rounding.
 //  * Every requantization is a conversion into a type whose rounding/overflow modes come from the
 //    IR (AP_RND = floor(x + 1/2), AP_TRN = floor; AP_SAT / AP_SAT_SYM / AP_WRAP), applied to an
-//    exact accumulator: this reproduces swinfpga.golden bit for bit.
+//    exact accumulator: this reproduces swinfpga.golden bit for bit.  Where the IR's format differs
+//    per channel (ChanFmt), requant() rounds and saturates each channel at its own format (below).
 //  * Loops are plain C++; HLS pragmas unroll/pipeline them in synthesis only.
 #ifndef SWIN_COMMON_H_
 #define SWIN_COMMON_H_
