@@ -208,6 +208,7 @@ def test_csim_per_channel_model_every_layer_bit_exact(spec, io_type, strategy, r
     for node in m.nodes[1:]:
         got, want = traced[node.name], ref.outputs[node.name]
         bad = np.argwhere(got != want)
+        at = tuple(int(i) for i in bad[0]) if bad.size else ()
         assert bad.size == 0, (f"{spec.name} {io_type}: layer {node.name}: {len(bad)} mismatches; first at "
-                               f"{tuple(bad[0])}: C-sim {got[tuple(bad[0])]} != golden {want[tuple(bad[0])]}")
+                               f"(sample, ..., channel) {at}: C-sim {got[at]} != golden {want[at]}")
     np.testing.assert_array_equal(cm.predict_codes(x), ref.output, err_msg=f"{spec.name} {io_type} output")
