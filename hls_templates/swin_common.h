@@ -6,7 +6,8 @@
 //    by swinfpga in Python); from_code<T>() turns a code into a value of T without any rounding.
 //  * Every requantization is a conversion into a type whose rounding/overflow modes come from the
 //    IR (AP_RND = floor(x + 1/2), AP_TRN = floor; AP_SAT / AP_SAT_SYM / AP_WRAP), applied to an
-//    exact accumulator: this reproduces swinfpga.golden bit for bit.
+//    exact accumulator: this reproduces swinfpga.golden bit for bit.  Where the IR's format differs
+//    per channel (ChanFmt), requant() rounds and saturates each channel at its own format (below).
 //  * Loops are plain C++; HLS pragmas unroll/pipeline them in synthesis only.
 #ifndef SWIN_COMMON_H_
 #define SWIN_COMMON_H_
@@ -72,6 +73,88 @@ inline typename L::out_t lut_lookup(const C &code, const typename L::code_t tabl
     return from_code<typename L::out_t>(table[addr]);
 }
 
+// ----- per-channel requantization (swinfpga.fixed.ChanFmt) --------------------------------------------
+// A tensor whose format differs per channel (last axis) is stored in one container type y_T; channel c
+// holds the codes of its own format <width(c), frac(c)> (same sign, rounding, overflow as the container),
+// stored as container codes: requant(acc, c) = sat_c(round_c(acc at frac(c))) << (Fy - frac(c)), exactly
+// ChanFmt.requant_count.  width(c) == 0: the channel is pruned (always 0).
+// CH (a config struct, emitted only where the IR's format is a ChanFmt): n, sgn (1 signed), rnd (1 RND,
+// 0 TRN), ovf (0 WRAP, 1 SAT, 2 SAT_SYM), min_frac (smallest frac of a live channel), width(c), frac(c)
+// (tables of n entries indexed by the channel: constants once the channel loop is unrolled, else a ROM).
+struct no_chan {}; // marker: the output format is one format for every channel: a plain ap_fixed cast
+
+template <class T> struct swin_void { typedef void type; };
+// S::out_chan where the struct S declares it (a per-channel output), else no_chan
+template <class S, class = void> struct out_chan_of { typedef no_chan type; };
+template <class S> struct out_chan_of<S, typename swin_void<typename S::out_chan>::type> {
+    typedef typename S::out_chan type;
+};
+// S::hidden_chan (the ReLU MLP's hidden requant) where declared, else no_chan
+template <class S, class = void> struct hidden_chan_of { typedef no_chan type; };
+template <class S> struct hidden_chan_of<S, typename swin_void<typename S::hidden_chan>::type> {
+    typedef typename S::hidden_chan type;
+};
+
+template <int A, int B> struct imax { static const int v = A > B ? A : B; };
+
+template <class CH> struct requant_impl {
+    template <class y_T, int W, int I, bool S, ap_q_mode Q, ap_o_mode O, int N>
+    static y_T run(const ap_fixed_base<W, I, S, Q, O, N> &acc, int c) {
+        #pragma HLS INLINE
+        const int FA = W - I, FY = y_T::width - y_T::iwidth;
+        // working width: the accumulator code (+1 sign, +1 rounding carry), the largest rounding half (bit
+        // FA - min_frac - 1) and the container code plus a clamp margin
+        const int CW = imax<imax<W, FA - CH::min_frac>::v, y_T::width>::v + 3;
+        typedef ap_int<CW> w_t;
+        const int wc = CH::width(c);
+        if (wc == 0)
+            return from_code<y_T>(0LL);
+        const int f = CH::frac(c), s = FA - f;
+        ap_int_base<W, S> raw;
+        raw.range(W - 1, 0) = acc.range(W - 1, 0);
+        w_t x = raw;
+        if (s > 0) {
+            if (CH::rnd)
+                x += w_t(1) << (s - 1);
+            x >>= s;
+        }
+        const w_t hi = (w_t(1) << (wc - CH::sgn)) - 1;
+        const w_t mn = CH::sgn ? w_t(-(w_t(1) << (wc - 1))) : w_t(0);
+        const w_t lo = (CH::sgn && CH::ovf == 2) ? w_t(-hi) : mn;
+        if (s < 0) {
+            const int u = -s;
+            if (CH::ovf != 0) { // clamp first (the shift cannot overflow); still outside the channel's range
+                const w_t top = (hi >> u) + 1, bot = -((-lo) >> u) - 1;
+                if (x > top)
+                    x = top;
+                if (x < bot)
+                    x = bot;
+            }
+            x <<= u;
+        }
+        if (CH::ovf == 0)
+            x = ((x - mn) & ((w_t(1) << wc) - 1)) + mn;
+        else if (x > hi)
+            x = hi;
+        else if (x < lo)
+            x = lo;
+        x <<= FY - f;
+        return from_code<y_T>(x);
+    }
+};
+template <> struct requant_impl<no_chan> {
+    template <class y_T, class A> static y_T run(const A &acc, int) {
+        #pragma HLS INLINE
+        return (y_T)acc;
+    }
+};
+
+// acc (an exact accumulator) in y_T: the ap_fixed cast, or per channel c where CH is a ChanFmt table.
+template <class y_T, class CH, class A> inline y_T requant(const A &acc, int c) {
+    #pragma HLS INLINE
+    return requant_impl<CH>::template run<y_T>(acc, c);
+}
+
 // ----- Linear on one token -------------------------------------------------------------------
 // L: n_in, n_out, reuse, strategy (0 latency, 1 resource), mult_limit, mults, w_t, b_t, acc_t (exact),
 // out_t, wc_t / bc_t (code types of the weight / bias ROMs, exactly as wide as their codes).
@@ -105,7 +188,7 @@ template <> struct linear_impl<0> {
     Result:
         for (int o = 0; o < L::n_out; o++) {
             #pragma HLS UNROLL
-            y[o] = (y_T)acc[o];
+            y[o] = requant<y_T, typename out_chan_of<L>::type>(acc[o], o);
         }
     }
 };
@@ -143,7 +226,7 @@ template <> struct linear_impl<1> {
     Result:
         for (int o = 0; o < L::n_out; o++) {
             #pragma HLS UNROLL
-            y[o] = (y_T)acc[o];
+            y[o] = requant<y_T, typename out_chan_of<L>::type>(acc[o], o);
         }
     }
 };

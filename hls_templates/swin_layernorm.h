@@ -38,7 +38,7 @@ Out:
         typename LN::norm_t n = d[c] * rs;
         typename LN::gacc_t a = n * from_code<typename LN::g_t>(gamma[c]);
         a += from_code<typename LN::b_t>(beta[c]);
-        y[c] = (y_T)a;
+        y[c] = requant<y_T, typename out_chan_of<LN>::type>(a, c);
     }
 }
 

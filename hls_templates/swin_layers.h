@@ -151,7 +151,8 @@ Act:
         if (CFG::gelu)
             a[o] = lut_lookup<typename CFG::gelu_lut>(code_of(h[o]), gelu_table);
         else
-            a[o] = (typename CFG::hidden_t)(h[o] < 0 ? typename CFG::fc1::out_t(0) : h[o]);
+            a[o] = requant<typename CFG::hidden_t, typename hidden_chan_of<CFG>::type>(
+                h[o] < 0 ? typename CFG::fc1::out_t(0) : h[o], o);
     }
     linear<typename CFG::hidden_t, res_T, typename CFG::fc2>(a, y, w2, b2);
 }
@@ -196,7 +197,7 @@ Tokens:
         for (int c = 0; c < CFG::C; c++) {
             typename CFG::sum_t s = a[t * CFG::C + c];
             s += b[t * CFG::C + c];
-            y[t * CFG::C + c] = (res_T)s;
+            y[t * CFG::C + c] = requant<res_T, typename out_chan_of<CFG>::type>(s, c);
         }
     }
 }
@@ -222,7 +223,7 @@ Tokens:
 Scale:
     for (int c = 0; c < CFG::C; c++) {
         #pragma HLS UNROLL
-        y[c] = (res_T)(s[c] * inv);
+        y[c] = requant<res_T, typename out_chan_of<CFG>::type>(s[c] * inv, c);
     }
 }
 
@@ -253,7 +254,7 @@ Tokens:
 Scale:
     for (int c = 0; c < CFG::C; c++) {
         #pragma HLS UNROLL
-        y[c] = (res_T)(s[c] * inv);
+        y[c] = requant<res_T, typename out_chan_of<CFG>::type>(s[c] * inv, c);
     }
 }
 

@@ -424,7 +424,7 @@ Tokens:
         for (int c = 0; c < CFG::C; c++) {
             typename CFG::sum_t s = av[c];
             s += bv[c];
-            r[c] = (typename res_T::value_type)s;
+            r[c] = requant<typename res_T::value_type, typename out_chan_of<CFG>::type>(s, c);
         }
         y.write(r);
     }
@@ -449,7 +449,7 @@ Tokens:
     res_T r;
     for (int c = 0; c < CFG::C; c++) {
         #pragma HLS UNROLL
-        r[c] = (typename res_T::value_type)(s[c] * inv);
+        r[c] = requant<typename res_T::value_type, typename out_chan_of<CFG>::type>(s[c] * inv, c);
     }
     y.write(r);
 }
@@ -481,7 +481,7 @@ Tokens:
     res_T r;
     for (int c = 0; c < CFG::C; c++) {
         #pragma HLS UNROLL
-        r[c] = (typename res_T::value_type)(s[c] * inv);
+        r[c] = requant<typename res_T::value_type, typename out_chan_of<CFG>::type>(s[c] * inv, c);
     }
     y.write(r);
 }

@@ -225,7 +225,8 @@ def size_fifos(model: ModelGraph, plans: list[LayerPlan]) -> None:
 
 
 def check_types(model: ModelGraph, plans: list[LayerPlan]) -> None:
-    """Assert that every tensor and internal ``*_t`` type survived hls4ml's passes unchanged."""
+    """Assert that every tensor and internal ``*_t`` type survived hls4ml's passes unchanged (a per-channel
+    format's C++ type is its container's)."""
     by_name = {p.name: p for p in plans}
     layers = {layer.name: layer for layer in model.get_layers() if layer.class_name != "Clone"}
     if list(layers) != [p.name for p in plans]:
@@ -233,17 +234,17 @@ def check_types(model: ModelGraph, plans: list[LayerPlan]) -> None:
     for name, layer in layers.items():
         p = by_name[name]
         got = fmt_of(layer.get_output_variable().type)
-        if got != p.out_fmt:
+        if got != p.out_fmt.container:
             raise AssertionError(f"{p.ir_name}: output type {got} != IR {p.out_fmt}")
         for key, f in p.types.items():
             t = layer.get_attr(f"{key}_t")
-            if t is None or fmt_of(t) != f:
+            if t is None or fmt_of(t) != f.container:
                 raise AssertionError(f"{p.ir_name}: type {key}_t is {None if t is None else fmt_of(t)}, IR says {f}")
         if p.kind == "Input":
             continue
         for i, f in zip(layer.inputs, p.in_fmts, strict=True):
             got = fmt_of(layer.get_input_variable(i).type)
-            if got != f:
+            if got != f.container:
                 raise AssertionError(f"{p.ir_name}: input {i} type {got} != IR {f}")
 
 

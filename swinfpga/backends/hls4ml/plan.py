@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import SwinfpgaError
-from ...fixed import Fmt, acc_fmt
+from ...fixed import ChanFmt, Fmt, acc_fmt
 from ...ir import nodes as N
 from ...ir.graph import Model, TensorInfo
 from ...lut import Lut, SoftmaxSpec
@@ -25,6 +25,7 @@ HEADERS = ("swin_common.h", "swin_softmax.h", "swin_attention.h", "swin_layernor
 STRATEGIES = ("latency", "resource")
 LAYOUTS = ("layers", "flat")
 IO_TYPES = ("io_parallel", "io_stream")  # "flat": the old single pipeline over the whole model (pre-flight rejects it)
+OVERFLOW_CODE = {"WRAP": 0, "SAT": 1, "SAT_SYM": 2}  # a per-channel struct's ovf (swin_common.h requant)
 
 
 class PlanError(SwinfpgaError, ValueError):
@@ -176,6 +177,15 @@ class _Cfg:
         self.p.arrays[cname] = np.asarray(codes, dtype=np.int64).reshape(-1)
         return f"swin_w::{cname}"
 
+    def chan(self, key: str, f: Fmt, n: int, ind: str = "    ") -> None:
+        """Where ``f`` is a per-channel format (:class:`~swinfpga.fixed.ChanFmt`) of ``n`` channels, emit its
+        :func:`chan_struct`; a plain format emits nothing, so its layer's C++ stays the ap_fixed cast."""
+        if not isinstance(f, ChanFmt):
+            return
+        if f.n_chans != n:
+            raise PlanError(f"{self.p.ir_name}: per-channel format {key} has {f.n_chans} channels, the tensor {n}")
+        self.lines += chan_struct(key, f, ind)
+
     def linear(self, key: str, lin: N.Linear, x_fmt: Fmt, reuse: int, strategy: str = "latency",
                ind: str = "    ") -> tuple[str, str]:
         """Emit ``struct key { n_in, n_out, reuse, strategy, mults, mult_limit, w_t, b_t, acc_t, out_t, wc_t,
@@ -214,6 +224,7 @@ class _Cfg:
         self.typ(f"{key}_b", b_fmt, "b_t", i2)
         self.typ(f"{key}_acc", acc_fmt(lo, hi, af), "acc_t", i2)
         self.typ(f"{key}_out", lin.out_fmt, "out_t", i2)
+        self.chan("out_chan", lin.out_fmt, lin.n_out, i2)
         self.lines.append(f"{i2}typedef {rom_ctype(w)} wc_t;")
         self.lines.append(f"{i2}typedef {rom_ctype(b)} bc_t;")
         self.lines.append(f"{ind}}};")
@@ -257,6 +268,7 @@ class _Cfg:
         return e, r
 
     def layernorm(self, key: str, ln: N.LayerNorm, x_fmt: Fmt, c: int, ind: str = "    ") -> tuple[str, str, str]:
+        _plain(ln.name, mean_fmt=ln.mean_fmt, var_fmt=ln.var_fmt, norm_fmt=ln.norm_fmt)
         i2 = ind + "    "
         self.lines.append(f"{ind}struct {key} {{")
         self.const("C", c, i2)
@@ -280,6 +292,7 @@ class _Cfg:
         bal = ln.beta << (af - ln.b_fmt.frac)
         self.typ(f"{key}_gacc", acc_fmt(pl + min(0, int(bal.min())), ph + max(0, int(bal.max())), af), "gacc_t", i2)
         t = self.lut("rsqrt_lut", ln.rsqrt, ln.var_fmt.width + 1, i2)
+        self.chan("out_chan", ln.out_fmt, c, i2)
         self.lines.append(f"{i2}typedef {rom_ctype(ln.gamma)} gc_t;")
         self.lines.append(f"{i2}typedef {rom_ctype(ln.beta)} bc_t;")
         self.lines.append(f"{ind}}};")
@@ -287,6 +300,31 @@ class _Cfg:
 
     def text(self) -> str:
         return "\n".join(self.lines)
+
+
+def _plain(where: str, **fmts: Fmt) -> None:
+    """Refuse per-channel formats where the C++ requantizes per tensor (not a token-local channel axis)."""
+    for what, f in fmts.items():
+        if isinstance(f, ChanFmt):
+            raise PlanError(f"{where}: {what} is a per-channel format, which the HLS templates support only on "
+                            "Linear, LayerNorm, ReLU-hidden, Add and Pool outputs; give it one format for all "
+                            "channels")
+
+
+def chan_struct(key: str, f: ChanFmt, ind: str = "    ") -> list[str]:
+    """C++ lines of ``struct key { n, sgn, rnd, ovf, min_frac, width(c), frac(c) }``: the per-channel table
+    of ``f`` that ``swin::requant`` (swin_common.h) reads; ``width(c) == 0``: channel c is pruned."""
+    i2 = ind + "    "
+    n = f.n_chans
+    fr = [w - i if w else 0 for w, i in f.chans]
+    live = [x for (w, _), x in zip(f.chans, fr, strict=True) if w]
+    consts = (("n", n), ("sgn", int(f.signed)), ("rnd", int(f.rounding == "RND")), ("ovf", OVERFLOW_CODE[f.overflow]),
+              ("min_frac", min(live, default=f.frac)))
+    out = [f"{ind}struct {key} {{", *(f"{i2}static const int {k} = {v};" for k, v in consts)]
+    for fn, vals in (("width", [w for w, _ in f.chans]), ("frac", fr)):
+        out.append(f"{i2}static int {fn}(int c) {{ static const int t[{n}] = {{{', '.join(map(str, vals))}}}; "
+                   "return t[c]; }")
+    return [*out, f"{ind}}};"]
 
 
 def _call(fn: str, plan: LayerPlan, args: list[str], in_t: str = "{input_t}") -> str:
@@ -409,6 +447,7 @@ def _plan_window_attention(n: N.WindowAttention, p: LayerPlan, ctx: _Ctx) -> Non
     u = p.units
     in_fmts, out, rf, rs, st, strategy = ctx.in_fmts, ctx.out, ctx.rf, ctx.rs, ctx.st, ctx.strategy
     p.kind = "SwinWindowAttention"
+    _plain(n.name, score_fmt=n.score_fmt, attn_fmt=n.attn_fmt, prob_fmt=n.softmax.prob_fmt)
     h, w = n.resolution
     wh, ww = n.window_hw
     nt, hd, ch = n.tokens, n.head_dim, n.dim
@@ -500,6 +539,10 @@ def _plan_mlp(n: N.Mlp, p: LayerPlan, ctx: _Ctx) -> None:
         c.const(k, v)
     w1, b1 = c.linear("fc1", n.fc1, in_fmts[0], rf, strategy)
     c.typ("hidden", n.hidden_fmt, "hidden_t")
+    if n.act == "relu":
+        c.chan("hidden_chan", n.hidden_fmt, hid)
+    else:
+        _plain(n.name, hidden_fmt=n.hidden_fmt)  # the GELU table's output
     w2, b2 = c.linear("fc2", n.fc2, n.hidden_fmt, rf, strategy)
     if n.gelu is not None:
         g = c.lut("gelu_lut", n.gelu, n.fc1.out_fmt.width + 1)
@@ -597,6 +640,7 @@ def _plan_add(n: N.Add, p: LayerPlan, ctx: _Ctx) -> None:
     c.const("n", int(np.prod(out.shape)))
     c.const("C", ch)
     c.typ("sum", acc_fmt(al + bl, ah + bh, f), "sum_t")
+    c.chan("out_chan", out.fmt, ch)
     p.function = "add_s" if st else "add"
     p.call = (f"swin::{p.function}<{{input_t}}, {{input2_t}}, {{output_t}}, config{{index}}>"
               "({input}, {input2}, {output});")
@@ -615,6 +659,7 @@ def _plan_pool(n: N.Pool, p: LayerPlan, ctx: _Ctx) -> None:
     c.const("C", shape[-1])
     xl, xh = _rng(in_fmts[0])
     c.typ("sum", acc_fmt(min(0, tokens * xl), max(0, tokens * xh), in_fmts[0].frac), "sum_t")
+    c.chan("out_chan", ctx.out.fmt, shape[-1])
     if n.mask is None:
         inv_w = max(1, int(n.inv_n).bit_length())
         c.typ("inv", Fmt(False, inv_w, inv_w - n.inv_frac), "inv_t")
