@@ -104,13 +104,20 @@ def _sim_model(chan: bool = True):
 
 @pytest.fixture(scope="module")
 def chan_projects(tmp_path_factory):
+    """Natural II 2 and II 4 (time-multiplexed: per-channel fields in the frames between units), flat
+    wrappers, and II 4 with every wrapper in the indexed gather/scatter form."""
     require_module("da4ml")
+    from swinfpga.backends.rtl import verilog
     from swinfpga.project import ConvertOptions, convert
 
     out = {}
-    for ii in (2, 4):
-        out[ii] = tmp_path_factory.mktemp(f"chan_rtl_{ii}") / "prj"
-        convert(_sim_model(), out[ii], ConvertOptions(hls=False, n_vectors=12, force=True, ii=ii))
+    for key in ("2", "4", "4-indexed"):
+        out[key] = tmp_path_factory.mktemp(f"chan_rtl_{key}") / "prj"
+        with pytest.MonkeyPatch.context() as mp:
+            if key.endswith("indexed"):
+                mp.setattr(verilog, "INDEXED_MIN_GROUPS", 0)
+            convert(_sim_model(), out[key], ConvertOptions(hls=False, n_vectors=12, force=True,
+                                                           ii=int(key.split("-")[0])))
     return out
 
 
@@ -127,8 +134,8 @@ def test_sim_model_covers_every_per_channel_site():
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("ii", [2, 4])
-def test_icarus_per_channel_bit_exact(chan_projects, ii):
+@pytest.mark.parametrize("key", ["2", "4", "4-indexed"])
+def test_icarus_per_channel_bit_exact(chan_projects, key):
     require_module("cocotb")
     require_tool("iverilog")
     from swinfpga.backends.rtl.contract import RtlInfo
@@ -136,7 +143,10 @@ def test_icarus_per_channel_bit_exact(chan_projects, ii):
     from swinfpga.fixed import ChanFmt
     from swinfpga.manifest import Project
 
-    prj = chan_projects[ii]
+    prj, ii = chan_projects[key], int(key.split("-")[0])
+    if key.endswith("indexed"):
+        assert all("indexed gather" in (prj / "rtl" / f"{s['module']}.v").read_text()
+                   for s in json.loads((prj / "rtl" / "rtl.json").read_text())["segments"])
     variants = [{"name": "stream", "n": 12, "idle_prob": 0.0, "bp_prob": 0.0},
                 {"name": "backpressure_idle", "n": 6, "idle_prob": 0.3, "bp_prob": 0.5}]
     rep = verify_rtl(Project.open(prj), simulator="icarus", variants=variants)
