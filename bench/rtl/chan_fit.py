@@ -57,11 +57,27 @@ def set_field(obj: Any, path: str, value: Any) -> Any:
     return replace(obj, **{head: set_field(getattr(obj, head), rest, value) if rest else value})
 
 
-def bits_needed(codes: np.ndarray, fmt: Any) -> int:
-    """Fewest bits holding ``codes`` (codes of ``fmt``, same LSB) in ``fmt``'s signedness and overflow
-    mode; 0 when every code is 0; at most ``fmt.width``."""
-    c = np.asarray(codes, dtype=np.int64)
-    lo, hi = int(c.min(initial=0)), int(c.max(initial=0))
+def ranges(model: Any, x: np.ndarray, chunk: int = 256) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per golden tap: (min, max) code per channel (last axis) over the images ``x``."""
+    from swinfpga import golden
+
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for s in range(0, len(x), chunk):
+        for k, v in golden.run(model, x[s: s + chunk], taps=True).taps.items():
+            c = np.asarray(v).reshape(-1, np.asarray(v).shape[-1]) if np.ndim(v) else None
+            if c is None or c.size == 0:
+                continue
+            lo, hi = c.min(axis=0), c.max(axis=0)
+            if k in out:
+                lo, hi = np.minimum(out[k][0], lo), np.maximum(out[k][1], hi)
+            out[k] = (lo, hi)
+    return out
+
+
+def bits_needed(lo: int, hi: int, fmt: Any) -> int:
+    """Fewest bits holding codes ``lo..hi`` (codes of ``fmt``, same LSB) in ``fmt``'s signedness and
+    overflow mode; 0 when every code is 0; at most ``fmt.width``."""
+    lo, hi = min(int(lo), 0), max(int(hi), 0)
     if lo == hi == 0:
         return 0
     if not fmt.signed:
@@ -71,7 +87,7 @@ def bits_needed(codes: np.ndarray, fmt: Any) -> int:
     return min(fmt.width, max(2, b_hi, b_lo))
 
 
-def fit(model: Any, taps: dict[str, np.ndarray], per_channel: bool) -> tuple[Any, list[dict]]:
+def fit(model: Any, rng: dict[str, tuple[np.ndarray, np.ndarray]], per_channel: bool) -> tuple[Any, list[dict]]:
     """``model`` with every per-channel-capable site refitted (see module docstring)."""
     from swinfpga.fixed import ChanFmt, Fmt
     from swinfpga.ir.graph import Model, chan_sites
@@ -84,19 +100,18 @@ def fit(model: Any, taps: dict[str, np.ndarray], per_channel: bool) -> tuple[Any
             fmt = n
             for part in path.split("."):
                 fmt = getattr(fmt, part)
-            codes = taps[tap_name(n, path)]
-            c = codes.reshape(-1, codes.shape[-1])
+            lo, hi = rng[tap_name(n, path)]
             if per_channel:
                 chans = []
-                for j in range(c.shape[1]):
-                    b = bits_needed(c[:, j], fmt)
+                for j in range(len(lo)):
+                    b = bits_needed(lo[j], hi[j], fmt)
                     chans.append((b, b - fmt.frac) if b else (0, 0))
                 new = ChanFmt(fmt.signed, fmt.width, fmt.int_bits, fmt.rounding, fmt.overflow, chans=tuple(chans))
                 bits = [w for w, _ in chans]
             else:
-                b = bits_needed(c, fmt) or fmt.width
+                b = bits_needed(lo.min(), hi.max(), fmt) or fmt.width
                 new = Fmt(fmt.signed, b, b - fmt.frac, fmt.rounding, fmt.overflow)
-                bits = [b] * c.shape[1]
+                bits = [b] * len(lo)
             n = set_field(n, path, new)
             sites.append({"site": f"{n.name}.{path}", "tap": tap_name(n, path), "fmt": fmt.ap_type,
                           "channels": len(bits), "bits_before": fmt.width * len(bits), "bits_after": int(sum(bits)),
@@ -132,12 +147,14 @@ def write(res: dict, out: Path) -> None:
     md = [f"# Per-channel integer bits fitted to golden ranges: {res['model']}", "",
           f"Command: `{res['command']}`.  Activation formats at every site that may be per channel "
           f"({len(res['rows'][0]['sites'])} sites: linear outputs, ReLU hidden, LayerNorm, residual adds, pool) "
-          f"refitted from the golden codes of the {res['fit_images']} test images, fraction bits unchanged; "
-          "weights, attention scores/probabilities and tables as committed.  Cost: da4ml's LUT-equivalent figure "
-          f"at 200 MHz, II {res['ii']} (balanced pipeline); not a synthesis count.  Accuracy: golden model; the "
-          "test split is the fit set (fitted formats cannot saturate there), the train split was not used for "
-          "the fit.  Saturated: requant results clipped at the refitted sites (the committed formats clip some "
-          "already).", "",
+          "refitted from the golden codes of the digits images (per channel: integer bits from the channel's "
+          "widest code, a channel that is 0 on every image pruned; per tensor: from the tensor's widest code), "
+          "fraction bits unchanged; weights, attention scores/probabilities and tables as committed.  Fit set "
+          f"(test): the {res['fit_images']['test']} test images, as the brief asks (fitted formats cannot saturate "
+          f"there, so test accuracy is unchanged; the {res['fit_images']['train']} train images are held out); "
+          "(train): the train images (the test images held out).  Cost: da4ml's LUT-equivalent figure at 200 "
+          f"MHz, II {res['ii']} (balanced pipeline); not a synthesis count.  Accuracy: golden model.  Saturated: "
+          "requant results clipped at the refitted sites (the committed formats clip some already).", "",
           "| design | da4ml cost | vs committed | activation bits (refitted sites) | pruned channels | "
           "acc test | acc train | saturated test | saturated train | traced mismatches |",
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -152,8 +169,8 @@ def write(res: dict, out: Path) -> None:
     for j, u in enumerate(res["rows"][0]["units"]):
         md.append(f"| {u['unit']} | {u['kind']} | " + " | ".join(f"{r['units'][j]['cost']:,.0f}" for r in res["rows"])
                   + " |")
-    pc = res["rows"][-1]
-    md += ["", "## Sites (fitted per channel)", "", "| site | committed | bits before | bits after | pruned |",
+    pc = next((r for r in res["rows"] if r["design"] == "fitted per channel (test)"), res["rows"][-1])
+    md += ["", f"## Sites ({pc['design']})", "", "| site | committed | bits before | bits after | pruned |",
            "|---|---|---:|---:|---:|"]
     for s in pc["sites"]:
         md.append(f"| {s['site']} | {s['fmt']} | {s['bits_before']} | {s['bits_after']} | {s['pruned']} |")
@@ -166,26 +183,28 @@ def main() -> None:
     ap.add_argument("--ii", type=int, default=None, help="initiation interval (default: natural)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args()
-    from swinfpga import golden
     from swinfpga.backends.rtl.plan import balance_segments
     from swinfpga.data import digits_split
     from swinfpga.project import resolve_model
 
     model = resolve_model(a.model)
     split = digits_split()
-    taps = golden.run(model, split.x_test, taps=True).taps
-    pt, pt_sites = fit(model, taps, per_channel=False)
-    pc, pc_sites = fit(model, taps, per_channel=True)
-    orig_sites = [{**s, "bits_after": s["bits_before"], "pruned": 0} for s in pt_sites]
     cmd = "python bench/rtl/chan_fit.py" + (f" --model {a.model}" if a.model != "swin-digits" else "") + (
         f" --ii {a.ii}" if a.ii else "")
-    res: dict[str, Any] = {"model": a.model, "command": cmd, "fit_images": int(split.x_test.shape[0]),
+    res: dict[str, Any] = {"model": a.model, "command": cmd, "fit_images": {"test": int(split.x_test.shape[0]),
+                                                                             "train": int(split.x_train.shape[0])},
                            "ii": balance_segments(model, a.ii)[1], "rows": []}
-    for name, m, sites in (("committed (per tensor)", model, orig_sites), ("fitted per tensor", pt, pt_sites),
-                           ("fitted per channel", pc, pc_sites)):
-        res["rows"].append(measure(name, m, split, a.ii, sites))
-        write(res, Path(a.out))
-
+    for fit_on in ("test", "train"):
+        rng = ranges(model, split.x_test if fit_on == "test" else split.x_train)
+        pt, pt_sites = fit(model, rng, per_channel=False)
+        pc, pc_sites = fit(model, rng, per_channel=True)
+        todo = [(f"fitted per tensor ({fit_on})", pt, pt_sites), (f"fitted per channel ({fit_on})", pc, pc_sites)]
+        if fit_on == "test":
+            todo.insert(0, ("committed (per tensor)", model,
+                            [{**s, "bits_after": s["bits_before"], "pruned": 0} for s in pt_sites]))
+        for name, m, sites in todo:
+            res["rows"].append({**measure(name, m, split, a.ii, sites), "fit": fit_on})
+            write(res, Path(a.out))
 
 if __name__ == "__main__":
     main()
