@@ -237,12 +237,12 @@ def _fmt_fields(v: Any, path: str = "") -> list[tuple[str, Fmt]]:
     """Every format inside ``v`` (a node, Linear, table ...) as ``(dotted field path, format)``."""
     if isinstance(v, Fmt):
         return [(path, v)]
-    if not dataclasses.is_dataclass(v) or isinstance(v, type):
+    if isinstance(v, np.ndarray | str | int | float | tuple) or v is None or not dataclasses.is_dataclass(v):
         return []
     out: list[tuple[str, Fmt]] = []
-    for f in dataclasses.fields(v):
-        if f.name != "name":
-            out += _fmt_fields(getattr(v, f.name), f"{path}.{f.name}" if path else f.name)
+    for k, x in vars(v).items():
+        if k != "name":
+            out += _fmt_fields(x, f"{path}.{k}" if path else k)
     return out
 
 
