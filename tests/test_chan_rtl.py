@@ -268,3 +268,22 @@ def test_ir_json_file_names_the_file_on_a_refused_per_channel_format(tmp_path):
     p.write_text(json.dumps(d))
     with pytest.raises(IRError, match=rf"^{p}: s0b0\.attn: attn_fmt is a per-channel format"):
         Model.load(p)
+
+
+def test_unit_with_every_input_pruned_is_a_user_error():
+    """A pool output pruned in every channel leaves the pool/head unit without a live input (da4ml
+    would emit a ``[-1:0]`` port): refused with a message naming the unit."""
+    require_module("da4ml")
+    from swinfpga.backends.rtl.plan import balance_segments
+    from swinfpga.backends.rtl.trace import TraceError, trace_segment
+    from swinfpga.errors import SwinfpgaError
+    from swinfpga.fixed import ChanFmt
+
+    m = _sim_model()
+    f = m.node("pool").out_fmt
+    m = _with(m, "pool", out_fmt=ChanFmt(f.signed, f.width, f.int_bits, f.rounding, f.overflow, chans=((0, 0),) * 8))
+    segs, _ = balance_segments(m, 2)
+    assert segs[-1].labels == ("pool", "head")
+    with pytest.raises(TraceError, match=r"^seg1 \(pool, head\) reads none of its inputs: per-channel formats") as e:
+        trace_segment(segs[-1], {k: v.fmt for k, v in m.infer().items()})
+    assert isinstance(e.value, SwinfpgaError)

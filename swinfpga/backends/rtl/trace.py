@@ -598,6 +598,7 @@ def _finish(seg: Segment, inp: Any, out: Any, node_out: dict[str, Any], cutoff: 
     comb = tr.trace(inp, out)
     in_kif = tuple(tr.kif(q) for q in comb.inp_qint)
     out_kif = tuple(tr.kif(q) for q in comb.out_qint)
+    _check_live(seg, in_kif)
     consts: list[int | None] = []
     for q, kif, fm in zip(comb.out_qint, out_kif, seg.out_elem_fmts, strict=True):
         if sum(kif) == 0:
@@ -605,6 +606,16 @@ def _finish(seg: Segment, inp: Any, out: Any, node_out: dict[str, Any], cutoff: 
         else:
             consts.append(None)
     return TracedUnit(comb, in_kif, out_kif, tuple(consts), node_lat)
+
+
+def _check_live(seg: Segment, in_kif: tuple[tuple[int, int, int], ...]) -> None:
+    """A unit that reads none of its inputs computes constants only, and da4ml emits no valid
+    Verilog for it (a ``[-1:0]`` input port): per-channel formats can prune every value a unit
+    depends on (e.g. every channel of a pool output)."""
+    if not any(sum(k) for k in in_kif):
+        raise TraceError(f"{seg.name} ({', '.join(seg.labels)}) reads none of its inputs: per-channel formats "
+                         "(or zero weights) make every output a constant; keep at least one channel of the "
+                         "pruned per-channel formats in it (width > 0), or convert with --no-rtl")
 
 
 def _trace_part(seg: Segment, fmts: dict[str, Fmt], cutoff: float = -1.0) -> TracedUnit:
