@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SwinfpgaError
-from ..fixed import Fmt
+from ..fixed import ChanFmt, Fmt
 from ..lut import Lut, SoftmaxSpec
 from ..outdir import umask
 from ..registry import Registry
@@ -210,7 +210,62 @@ INFER = Registry("shape/format inference", IRError)
 
 
 def _infer_node(n: N.Node, ins: list[TensorInfo]) -> TensorInfo:
-    return INFER.handler(n)(n, ins)
+    out = INFER.handler(n)(n, ins)
+    check_chan_fmts(n, ins)
+    return out
+
+
+# ----- per-channel formats (ChanFmt): only where every back end carries them ----------------------------
+def chan_sites(n: N.Node, ins: list[TensorInfo]) -> dict[str, int]:
+    """Fields of ``n`` that may hold a per-channel format (:class:`~swinfpga.fixed.ChanFmt`), with the
+    channel count of the tensor each one produces: outputs of token-local requantizations (linear
+    layers, a ReLU MLP's hidden layer, LayerNorm, residual adds, pooling), whose codes no table reads."""
+    lin = {"linear.out_fmt": n.linear.n_out} if isinstance(n, N.PatchEmbed | N.PatchMerging | N.Dense) else {}
+    if isinstance(n, N.WindowAttention):
+        return {f"{k}.out_fmt": getattr(n, k).n_out for k in ("q", "k", "v", "proj")}
+    if isinstance(n, N.Mlp):
+        relu = {"fc1.out_fmt": n.fc1.n_out, "hidden_fmt": n.fc1.n_out} if n.act == "relu" else {}
+        return {**relu, "fc2.out_fmt": n.fc2.n_out}
+    if isinstance(n, N.PatchMerging) and n.norm is not None:
+        return {**lin, "norm.out_fmt": n.linear.n_in}
+    if isinstance(n, N.LayerNorm | N.Add | N.Pool):
+        return {"out_fmt": int(ins[0].shape[-1])}
+    return lin
+
+
+def _fmt_fields(v: Any, path: str = "") -> list[tuple[str, Fmt]]:
+    """Every format inside ``v`` (a node, Linear, table ...) as ``(dotted field path, format)``."""
+    if isinstance(v, Fmt):
+        return [(path, v)]
+    if isinstance(v, np.ndarray | str | int | float | tuple) or v is None or not dataclasses.is_dataclass(v):
+        return []
+    out: list[tuple[str, Fmt]] = []
+    for k, x in vars(v).items():
+        if k != "name":
+            out += _fmt_fields(x, f"{path}.{k}" if path else k)
+    return out
+
+
+def check_chan_fmts(n: N.Node, ins: list[TensorInfo]) -> None:
+    """Raise :class:`IRError` for a per-channel format outside :func:`chan_sites` (attention scores,
+    softmax, LayerNorm internals, tables, weights, the model input ...) or with a channel count that
+    differs from its tensor's."""
+    sites = chan_sites(n, ins)
+    for path, fmt in _fmt_fields(n):
+        if not isinstance(fmt, ChanFmt):
+            continue
+        if path not in sites:
+            why = {"Input": "the input path (data loading, test vectors) quantizes the whole tensor to one format",
+                   "fc1.out_fmt": "its codes address the GELU table",
+                   "hidden_fmt": "it is the GELU table's output format"}.get(
+                path if isinstance(n, N.Mlp) else type(n).__name__, "no back end carries it there")
+            where = (f"per-channel formats fit {type(n).__name__} fields {', '.join(sites)} only" if sites
+                     else f"{type(n).__name__} nodes take no per-channel format")
+            raise IRError(f"{n.name}: {path} is a per-channel format ({fmt}), but {why} ({where}); use one "
+                          f"format for the whole tensor there, e.g. its container {fmt.container}")
+        if fmt.n_chans != sites[path]:
+            raise IRError(f"{n.name}: {path} has formats for {fmt.n_chans} channels but the tensor has "
+                          f"{sites[path]}; give one (width, int_bits) per channel")
 
 
 @INFER.handles(N.Input)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ... import ops
 from ...errors import SwinfpgaError
-from ...fixed import Fmt
+from ...fixed import ChanFmt, Fmt
 from ...ir import nodes as N
 from ...lut import Lut, SoftmaxSpec
 from ...registry import Registry
@@ -93,7 +93,12 @@ def _q(x: Any, fmt: Fmt) -> Any:
     merging LayerNorm -> LayerNorm -> attention) it reached 2**-40, and da4ml 0.6 then saturated
     q.k scores wrongly (code 127 came out 0; found with its int64 interpreter).  Where a requant
     result carries a factor below ``FACTOR_LIMIT`` it is passed through an identity lookup
-    (factor 1; a small ROM of the format's codes, formats of <= 12 bits) to reset the chain."""
+    (factor 1; a small ROM of the format's codes, formats of <= 12 bits) to reset the chain.
+
+    A per-channel format (:class:`~swinfpga.fixed.ChanFmt`) requantizes each element to its
+    channel's format (last axis, :func:`_q_chan`)."""
+    if isinstance(fmt, ChanFmt):
+        return _q_chan(x, fmt)
     k, i, f = fmt.kif
     if _is_array(x):
         xs = _elems(x)
@@ -106,6 +111,59 @@ def _q(x: Any, fmt: Fmt) -> Any:
     if IDENTITY_LUT_WORKAROUND and 1 < n_vals <= 4096 and abs(float(y._factor)) < FACTOR_LIMIT:
         y = _lut_table(y, None, lambda vals: vals)
     return y
+
+
+def _zero(like: Any) -> Any:
+    """The constant 0 (no logic; a unit output of width 0 that the wrapper fills with code 0)."""
+    return tracer().var.from_const(0.0, hwconf=like.hwconf)
+
+
+def _chan_of(xs: np.ndarray, fmt: ChanFmt, what: str) -> list[Fmt | None]:
+    """Per element of the last axis of ``xs``: its channel's format (element ``j`` is channel
+    ``j % n_chans``: a token's channels, or a patch-merging concatenation of several tokens')."""
+    n = fmt.n_chans
+    if xs.ndim == 0 or xs.shape[-1] % n:
+        raise TraceError(f"{what}: a per-channel format of {n} channels applied to a traced value of shape "
+                         f"{xs.shape} (the channel axis must be last)")
+    chans = [fmt.chan(c) for c in range(n)]
+    return [chans[j % n] for j in range(xs.shape[-1])]
+
+
+def _q_chan(x: Any, fmt: ChanFmt) -> Any:
+    """Requantize per channel: element ``[..., c]`` to ``fmt.chan(c)`` (its own (k, i, f), the shared
+    rounding/overflow, the identity-lookup workaround of :func:`_q` per element); a pruned channel
+    (width 0) is the constant 0.  Values stay real numbers, so consumers read them unchanged and
+    the unit's output port holds each element in its channel's width (the wrapper shifts it into
+    the container code, :func:`~.verilog._out_elem`)."""
+    if not _is_array(x):
+        raise TraceError(f"per-channel format {fmt} applied to a scalar traced value (no channel axis)")
+    xs = _elems(x)
+    if xs.shape[-1] != fmt.n_chans:
+        raise TraceError(f"a per-channel format of {fmt.n_chans} channels requantizes a traced value of shape "
+                         f"{xs.shape}")
+    per = _chan_of(xs, fmt, "requant")
+    out = np.empty(xs.shape, dtype=object)
+    for idx in np.ndindex(*xs.shape):
+        f = per[idx[-1]]
+        out[idx] = _zero(xs[idx]) if f is None else _q(xs[idx], f)
+    return _arr(out)
+
+
+def _relabel(x: Any, fmt: Fmt, what: str) -> Any:
+    """Values read from a frame of ``fmt``.  With a per-channel format every element already lies on
+    its channel's grid and range (the requant that produced it, here or in golden, put it there),
+    so a wrap/truncate to the channel's (k, i, f) keeps the value and costs no logic, but tells da4ml
+    the narrower width: consumers are built for the channel's bits, pruned channels become the
+    constant 0.  Plain formats: ``x`` unchanged."""
+    if not isinstance(fmt, ChanFmt):
+        return x
+    xs = _elems(x)
+    per = _chan_of(xs, fmt, what)
+    out = np.empty(xs.shape, dtype=object)
+    for idx in np.ndindex(*xs.shape):
+        f = per[idx[-1]]
+        out[idx] = _zero(xs[idx]) if f is None else xs[idx].quantize(*f.kif, "WRAP", "TRN")
+    return _arr(out)
 
 
 def _tree(xs: list[Any], fn: Any) -> Any:
@@ -514,7 +572,7 @@ def trace_segment(seg: Segment, fmts: dict[str, Fmt], cutoff: float = -1.0) -> T
     vals: dict[str, Any] = {}
     node_out: dict[str, Any] = {}
     fmt_of: dict[str, Fmt] = dict(fmts)
-    x = xin.reshape(n_tok, -1)
+    x = _relabel(xin.reshape(n_tok, -1), seg.in_fmt, f"{seg.name} input {seg.src}")
     vals[seg.src] = x
     for node in seg.nodes:
         y = _trace_node(node, vals, fmt_of, x, seg.in_fmt, mask)
@@ -540,6 +598,7 @@ def _finish(seg: Segment, inp: Any, out: Any, node_out: dict[str, Any], cutoff: 
     comb = tr.trace(inp, out)
     in_kif = tuple(tr.kif(q) for q in comb.inp_qint)
     out_kif = tuple(tr.kif(q) for q in comb.out_qint)
+    _check_live(seg, in_kif)
     consts: list[int | None] = []
     for q, kif, fm in zip(comb.out_qint, out_kif, seg.out_elem_fmts, strict=True):
         if sum(kif) == 0:
@@ -547,6 +606,16 @@ def _finish(seg: Segment, inp: Any, out: Any, node_out: dict[str, Any], cutoff: 
         else:
             consts.append(None)
     return TracedUnit(comb, in_kif, out_kif, tuple(consts), node_lat)
+
+
+def _check_live(seg: Segment, in_kif: tuple[tuple[int, int, int], ...]) -> None:
+    """A unit that reads none of its inputs computes constants only, and da4ml emits no valid
+    Verilog for it (a ``[-1:0]`` input port): per-channel formats can prune every value a unit
+    depends on (e.g. every channel of a pool output)."""
+    if not any(sum(k) for k in in_kif):
+        raise TraceError(f"{seg.name} ({', '.join(seg.labels)}) reads none of its inputs: per-channel formats "
+                         "(or zero weights) make every output a constant; keep at least one channel of the "
+                         "pruned per-channel formats in it (width > 0), or convert with --no-rtl")
 
 
 def _trace_part(seg: Segment, fmts: dict[str, Fmt], cutoff: float = -1.0) -> TracedUnit:
@@ -570,7 +639,7 @@ def _trace_part(seg: Segment, fmts: dict[str, Fmt], cutoff: float = -1.0) -> Tra
         fm = seg.in_fmt if name == seg.src else value_fmt(name, node_of, fmts)
         k, i, f = fm.kif
         nt = seg.win_n if name in seg.wide else n_tok
-        vals[name] = inp[off: off + nt * ch].quantize(k, i, f).reshape(nt, ch)
+        vals[name] = _relabel(inp[off: off + nt * ch].quantize(k, i, f).reshape(nt, ch), fm, f"{seg.name} input {name}")
         off += nt * ch
     x = vals[seg.in_values[0][0]]
     node_out: dict[str, Any] = {}
