@@ -341,6 +341,18 @@ class ChanFmt(Fmt):
             return False
         return bool(np.array_equal(self.requant(c, self.frac), c))
 
+    def check_codes(self, codes: Any, what: str) -> np.ndarray:
+        c = self.container.check_codes(codes, what)
+        if c.size and not self.contains(c):
+            self._check_axis(c)
+            bad = np.argwhere(self.requant(c, self.frac) != c)[0]
+            ch = int(bad[-1])
+            raise FormatError(
+                f"{what}: code {int(c[tuple(bad)])} at {tuple(int(v) for v in bad)} is not a code of channel {ch}'s "
+                f"format {self.chan(ch) or 'pruned (always 0)'} inside {self.container}; re-quantize per channel"
+            )
+        return c
+
     def to_json(self) -> dict[str, Any]:
         d = super().to_json()
         d["chans"] = [list(wi) for wi in self.chans]

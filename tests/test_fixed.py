@@ -136,3 +136,7 @@ def test_chan_fmt_refuses_channels_outside_the_container_and_wrong_axes():
     with pytest.raises(FormatError, match="2 channels applied to shape"):
         f.requant(np.zeros((3, 5), dtype=np.int64), 4)
     assert ChanFmt.union(True, [(4, 2), (4, 2)]) == Fmt(True, 4, 2, "RND", "SAT")  # uniform: a plain Fmt
+    with pytest.raises(FormatError, match=r"code 1 at \(0, 0\) is not a code of channel 0"):
+        f.check_codes(np.array([[1, 0]]), "x")  # channel 0 has frac 2, the container 3: odd codes are off its grid
+    with pytest.raises(FormatError, match="channel 1.s format pruned"):
+        ChanFmt.union(True, [(4, 2), (0, 0), (6, 3)]).check_codes(np.array([[0, 8, 0]]), "x")
