@@ -445,3 +445,60 @@ def test_hgq2_jet_16x3():
     y = np.asarray(model(fin.to_float(codes).astype(np.float32), training=False), dtype=np.float64)
     want = np.ldexp(y, ir.infer()[ir.output].fmt.frac)
     _assert_exact(golden.predict(ir, codes.reshape(N_VEC, t, 1, f)), want.astype(np.int64), "jet-16x3 output")
+
+
+def _per_channel_bits(model, names, rng: np.random.Generator, prune: float = 0.2) -> int:
+    """Give the input quantizers of layers ``names`` per-channel bits (the same on every token): random
+    fraction bits, a fraction ``prune`` of channels at 0 bits.  Returns the number of pruned channels.
+    An attention layer: its q, k and v input quantizers, all the same."""
+    pruned = 0
+    qs = []
+    for name in names:
+        layer = model.get_layer(name)
+        if hasattr(layer, "_value_dense"):
+            qs.append([d.iq.quantizer for d in (layer._query_dense, layer._key_dense, layer._value_dense)])
+        else:
+            qs.append([layer.iq.quantizer])
+    for group in qs:
+        q = group[0]
+        c = q._f.shape[-1]
+        f = rng.integers(1, 5, c).astype(np.float32)
+        i = np.full(c, float(np.max(q._i.numpy())), np.float32)
+        dead = rng.random(c) < prune
+        dead[0] = True
+        pruned += int(dead.sum())
+        i[dead], f[dead] = -2.0, 1.0  # unsigned with i + f <= 0: HGQ2 outputs 0 (a pruned channel)
+        k = np.where(dead, 0.0, np.max(q._k.numpy())).astype(np.float32)
+        for qq in group:
+            qq._f.assign(np.broadcast_to(f, qq._f.shape).astype(np.float32))
+            qq._i.assign(np.broadcast_to(i, qq._i.shape).astype(np.float32))
+            qq._k.assign(np.broadcast_to(k, qq._k.shape).astype(np.float32))
+    return pruned
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_hgq2_per_channel_activation_formats_import_as_chan_fmt(seed):
+    """HGQ2 data quantizers whose bits differ per channel only (with pruned channels) on token-local layers
+    import as per-channel formats: golden == HGQ2 on every logit code; the C++ and RTL back ends follow
+    ChanFmt (tests/test_chan_hls.py, tests/test_chan_rtl.py)."""
+    require_module("hgq")
+    from swinfpga.fixed import ChanFmt
+
+    model = _build(seed, per_element_acts=True)
+    _per_channel_bits(model, ("fc2", "head"), np.random.default_rng(seed))
+    ir, res, want = _compare(model)
+    fm = ir.infer()
+    chan = {k: v.fmt for k, v in fm.items() if isinstance(v.fmt, ChanFmt)}
+    assert {"fc1_oq", "pool"} <= set(chan), sorted(chan)  # fc1 (ReLU, WRAP) gets a requant node after it
+    assert all(any(w == 0 for w, _ in f.chans) for f in chan.values())  # pruned channels came through
+    _assert_exact(res.output, want, "golden vs HGQ2 with per-channel formats")
+
+
+def test_hgq2_per_channel_formats_on_attention_inputs_refused():
+    require_module("hgq")
+    from swinfpga.frontend.hgq2 import Hgq2ImportError, from_hgq2_model
+
+    model = _build(13, per_element_acts=True)
+    _per_channel_bits(model, ("mha",), np.random.default_rng(0))
+    with pytest.raises(Hgq2ImportError, match=r"mha.*(heterogeneous|0 bits.*whole channels only)"):
+        from_hgq2_model(model)

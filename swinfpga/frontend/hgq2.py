@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fixed import Fmt, FormatError, acc_fmt
+from ..fixed import ChanFmt, Fmt, FormatError, acc_fmt
 from ..ir import Model
 from ..ir import nodes as N
 from ..lut import Lut, SoftmaxSpec
@@ -105,18 +105,25 @@ def _kif(q: Any, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return k.astype(np.int64), i.astype(np.int64), f.astype(np.int64)
 
 
-def data_fmt(q: Any, where: str, in_range: tuple[int, int, int] | None = None) -> Fmt:
-    """Per-tensor :class:`Fmt` of an HGQ2 data quantizer ``q`` (``hgq.quantizer.Quantizer``).
+def data_fmt(q: Any, where: str, in_range: tuple[int, int, int] | None = None, chans: int | None = None) -> Fmt:
+    """:class:`Fmt` of an HGQ2 data quantizer ``q`` (``hgq.quantizer.Quantizer``).
 
-    Heterogeneous (per-element) formats are accepted only if they give the same codes as one format:
+    Heterogeneous (per-element) formats are accepted if they give the same codes as one format:
     all elements equal, or (``in_range`` = ``(lo, hi, frac)`` of the codes reaching the quantizer)
-    one fraction width and every element's range holding the rounded input range."""
+    one fraction width and every element's range holding the rounded input range.  Where the tensor
+    may carry per-channel formats (``chans`` = its channel count), formats that differ only along the
+    last axis become a :class:`~swinfpga.fixed.ChanFmt` (channels at 0 bits: pruned, always 0)."""
     rm, om = _modes(q, where)
     k, i, f = _kif(q, where)
     b = k + i + f
+    if chans is not None:
+        per_ch = _per_channel(k, i, f, chans)
+        if per_ch is not None and len(set(per_ch)) > 1:
+            return _chan_fmt(per_ch, rm, om, where)
     if np.any(b <= 0):
         raise Hgq2ImportError(f"{where}: {int(np.sum(b <= 0))} element(s) have 0 bits (HGQ2 prunes them to 0); "
-                              "swinfpga needs one format per tensor: retrain without pruning this tensor")
+                              "swinfpga prunes whole channels only (quantizers of token-local layer outputs): "
+                              "retrain without pruning this tensor, or with the same bits on every token")
     trip = {(int(a), int(c), int(d)) for a, c, d in zip(k.ravel(), i.ravel(), f.ravel(), strict=True)}
     if len(trip) == 1:
         kk, ii, ff = trip.pop()
@@ -136,9 +143,42 @@ def data_fmt(q: Any, where: str, in_range: tuple[int, int, int] | None = None) -
     raise Hgq2ImportError(
         f"{where}: per-element (heterogeneous) formats that no single format reproduces exactly "
         f"(k in {ks}, i in [{is_[0]}, {is_[-1]}], f in [{fs[0]}, {fs[-1]}] over {k.size} elements); swinfpga needs "
-        "one fixed-point format per activation tensor: train this quantizer per tensor, e.g. "
-        "QuantizerConfigScope(place='datalane', heterogeneous_axis=())"
+        "one fixed-point format per activation tensor, or per channel on token-local layer outputs: train this "
+        "quantizer per tensor, e.g. QuantizerConfigScope(place='datalane', heterogeneous_axis=()), or per channel "
+        "(the same bits on every token)"
     )
+
+
+def _per_channel(k: np.ndarray, i: np.ndarray, f: np.ndarray, chans: int) -> list[tuple[int, int, int]] | None:
+    """Per-channel (k, i, f) when the element formats vary along the last axis only (None otherwise)."""
+    if k.ndim == 0 or k.shape[-1] != chans:
+        return None
+    flat = [a.reshape(-1, chans) for a in (k, i, f)]
+    if any(np.any(a != a[:1]) for a in flat):
+        return None
+    return [(int(a), int(c), int(d)) for a, c, d in zip(flat[0][0], flat[1][0], flat[2][0], strict=True)]
+
+
+def _chan_fmt(per_ch: list[tuple[int, int, int]], rm: str, om: str, where: str) -> Fmt:
+    """The :class:`ChanFmt` of per-channel HGQ2 (k, i, f).  A channel is pruned (always 0) where HGQ2's
+    quantizer outputs only 0: unsigned with ``i + f <= 0``; a signed channel keeps its sign bit (HGQ2's
+    quantizer then still outputs ``-2**(i-1)``-style values), so it is a 1-bit (or wider) format."""
+    dead = [kk == 0 and ii + ff <= 0 for kk, ii, ff in per_ch]
+    signs = {kk for (kk, _, _), d in zip(per_ch, dead, strict=True) if not d}
+    if len(signs) > 1:
+        raise Hgq2ImportError(f"{where}: per-channel formats mix signed and unsigned channels; swinfpga's per-channel "
+                              "format has one sign: keep k the same on every channel (e.g. all signed)")
+    chans = []
+    for (kk, ii, ff), d in zip(per_ch, dead, strict=True):
+        if d:
+            chans.append((0, 0))
+        else:
+            fm = _fmt(kk, ii, ff, rm, om, where)
+            chans.append((fm.width, fm.int_bits))
+    try:
+        return ChanFmt.union(bool(signs.pop()) if signs else True, chans, rm, om)
+    except FormatError as e:
+        raise Hgq2ImportError(f"{where}: per-channel formats: {e}") from None
 
 
 def _fmt(k: int, i: int, f: int, rm: str, om: str, where: str) -> Fmt:
@@ -185,7 +225,10 @@ def _exact(lo: int, hi: int, frac: int) -> Fmt:
 
 
 def _range_after(fmt: Fmt, lo: int, hi: int, frac: int) -> tuple[int, int]:
-    """Code range of ``fmt.requant`` applied to codes in [lo, hi] at ``frac`` (monotone except WRAP)."""
+    """Code range of ``fmt.requant`` applied to codes in [lo, hi] at ``frac`` (monotone except WRAP;
+    a per-channel format: its container's whole range, a bound that holds on every channel)."""
+    if fmt.container is not fmt:
+        return fmt.min_code, fmt.max_code
     if fmt.overflow == "WRAP":
         probe = Fmt(True, 62, 62 - fmt.frac, fmt.rounding, "WRAP")
         a, b = (int(c) for c in probe.requant(np.array([lo, hi]), frac))
@@ -240,14 +283,14 @@ class _Builder:
         """The format ``layer``'s output is quantized to where it is produced: its oq, else the one input
         quantizer every consumer applies (None: keep it exact)."""
         if getattr(layer, "enable_oq", False) and type(layer).__name__ != "QMultiHeadAttention":
-            return data_fmt(layer.oq, f"layer {layer.name!r} output quantizer", exact)
+            return data_fmt(layer.oq, f"layer {layer.name!r} output quantizer", exact, int(layer.output.shape[-1]))
         cons = self.consumers.get(layer.name, [])
         fmts = set()
         for c, slot in cons:
             q = self.iq_of(c, slot)
             if q is None:
                 return None
-            fmts.add(data_fmt(q, f"layer {c.name!r} input quantizer", exact))
+            fmts.add(data_fmt(q, f"layer {c.name!r} input quantizer", exact, int(layer.output.shape[-1])))
         return fmts.pop() if len(fmts) == 1 else None
 
     # --- emitting ---
@@ -260,7 +303,7 @@ class _Builder:
         q = self.iq_of(layer, slot)
         if q is None:
             return t
-        qf = data_fmt(q, f"layer {layer.name!r} input quantizer", (t.lo, t.hi, t.fmt.frac))
+        qf = data_fmt(q, f"layer {layer.name!r} input quantizer", (t.lo, t.hi, t.fmt.frac), t.ch)
         return self.requant(t, qf, f"{layer.name}_iq{slot}" if slot else f"{layer.name}_iq")
 
     def requant(self, t: _Tensor, qf: Fmt, name: str) -> _Tensor:
@@ -467,13 +510,17 @@ def _mean_multiplier(name: str, ntok: int, x: _Tensor, fm: Fmt) -> tuple[int, in
         raise Hgq2ImportError(f"layer {name!r}: {s.size} possible token sums are too many to verify the mean; "
                               "narrow its input quantizer")
     mean = np.ldexp(s.astype(np.float32), -x.fmt.frac).astype(np.float32) / np.float32(ntok)
-    scaled = (mean * np.float32(2.0**fm.frac)).astype(np.float32)
-    want = np.floor(scaled + np.float32(0.5)) if fm.rounding == "RND" else np.floor(scaled)
-    want = fm.overflow_codes(want.astype(np.int64))
+    fmts = [g for g, _ in fm.groups() if g is not None] if isinstance(fm, ChanFmt) else [fm]  # every channel's
+    wants = []
+    for g in fmts:
+        scaled = (mean * np.float32(2.0**g.frac)).astype(np.float32)
+        want = np.floor(scaled + np.float32(0.5)) if g.rounding == "RND" else np.floor(scaled)
+        wants.append(g.overflow_codes(want.astype(np.int64)))
     for inv_frac in range(max(0, fm.frac - x.fmt.frac), 40):
         base = 2.0**inv_frac / ntok
         for inv_n in sorted({math.floor(base), math.ceil(base), round(base)}):
-            if inv_n and np.array_equal(fm.requant(s * inv_n, x.fmt.frac + inv_frac), want):
+            if inv_n and all(np.array_equal(g.requant(s * inv_n, x.fmt.frac + inv_frac), w)
+                             for g, w in zip(fmts, wants, strict=True)):
                 return int(inv_n), inv_frac
     raise Hgq2ImportError(
         f"layer {name!r}: no integer multiplier reproduces HGQ2's float32 mean over {ntok} tokens quantized to {fm} "
@@ -485,6 +532,8 @@ def _mean_multiplier(name: str, ntok: int, x: _Tensor, fm: Fmt) -> tuple[int, in
 
 def _noop(qf: Fmt, t: _Tensor) -> bool:
     """Whether requantizing codes in [t.lo, t.hi] (format t.fmt) to ``qf`` changes nothing."""
+    if qf.container is not qf:
+        return False
     if qf.frac < t.fmt.frac:
         return False
     s = qf.frac - t.fmt.frac
@@ -492,6 +541,8 @@ def _noop(qf: Fmt, t: _Tensor) -> bool:
 
 
 def _fits(fmt: Fmt, lo: int, hi: int, frac: int) -> bool:
+    if fmt.container is not fmt:
+        return False  # a narrower channel may wrap where the container does not
     probe = Fmt(True, 62, 62 - fmt.frac, fmt.rounding, "WRAP")
     a, b = (int(c) for c in probe.requant(np.array([lo, hi]), frac))
     return fmt.min_code <= a and b <= fmt.max_code
@@ -643,7 +694,14 @@ def from_hgq2_model(model: Any, name: str | None = None, check: int = CHECK_INPU
 
 
 def _quantize_f32(y: np.ndarray, fm: Fmt) -> np.ndarray:
-    """HGQ2's quantizer arithmetic in float32: ``floor(y * 2**f (+ 1/2))``, then ``fm``'s overflow."""
+    """HGQ2's quantizer arithmetic in float32: ``floor(y * 2**f (+ 1/2))``, then ``fm``'s overflow (a per-channel
+    format: each channel at its own format, stored as container codes; pruned channels 0)."""
+    if isinstance(fm, ChanFmt):
+        out = np.zeros(y.shape, dtype=np.int64)
+        for g, idx in fm.groups():
+            if g is not None:
+                out[..., idx] = _quantize_f32(y[..., idx], g) << (fm.frac - g.frac)
+        return out
     scaled = (y * np.float32(2.0**fm.frac)).astype(np.float32)
     if fm.rounding == "RND":
         scaled = (scaled + np.float32(0.5)).astype(np.float32)
