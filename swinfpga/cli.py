@@ -45,7 +45,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise TrainError(f"--data is for architecture files (.yaml); {a.model!r} trains on sklearn digits")
     res = train(a.model, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force, progress=_console().log,
                 beta=a.beta, granularity=a.granularity, qat_epochs=a.qat_epochs, init=a.init,
-                finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk, act_granularity=a.act_granularity)
+                finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk, act_granularity=a.act_granularity,
+                qat_lr=a.qat_lr)
     print(json.dumps(res.metrics, indent=1))
     return 0
 
@@ -167,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hgq-qk", action="store_true", help="HGQ: attention's q and k outputs train their bits too")
     t.add_argument("--act-granularity", default="tensor", choices=["tensor", "channel"],
                    help="HGQ activation bits per tensor or per channel (per-channel formats; channels may prune)")
+    t.add_argument("--qat-lr", type=float, default=None,
+                   help="QAT / HGQ learning rate (default 2e-4; fixed-format epochs after HGQ use half)")
     t.set_defaults(fn=cmd_train)
 
     w = sub.add_parser("sweep", help="design-space sweep over HGQ beta / granularity on Dask (resumes)")

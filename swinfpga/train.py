@@ -81,7 +81,7 @@ DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=2
 
 def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str = "channel",
             qat_epochs: int | None = None, finetune_epochs: int | None = None, hgq_qk: bool = False,
-            act_granularity: str = "tensor") -> TrainConfig:
+            act_granularity: str = "tensor", qat_lr: float | None = None) -> TrainConfig:
     base = dataclasses.replace(DEFAULTS.get(name, TrainConfig()), beta=float(beta), granularity=granularity,
                                hgq_qk=bool(hgq_qk), act_granularity=act_granularity)
     if epochs is not None:
@@ -91,6 +91,8 @@ def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str =
         base = dataclasses.replace(base, qat_epochs=max(1, int(qat_epochs)))
     if finetune_epochs is not None:
         base = dataclasses.replace(base, finetune_epochs=max(0, int(finetune_epochs)))
+    if qat_lr is not None:
+        base = dataclasses.replace(base, qat_lr=float(qat_lr))
     return base
 
 
@@ -155,7 +157,8 @@ def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
 def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int = 0, force: bool = False,
           progress: Callable[[str], None] = print, beta: float = 0.0, granularity: str = "channel",
           qat_epochs: int | None = None, init: Path | str | None = None,
-          finetune_epochs: int | None = None, hgq_qk: bool = False, act_granularity: str = "tensor") -> TrainResult:
+          finetune_epochs: int | None = None, hgq_qk: bool = False, act_granularity: str = "tensor",
+          qat_lr: float | None = None) -> TrainResult:
     """Train reference model ``name`` and write ``out_dir`` (see module docstring).
 
     ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 120 + 30
@@ -163,13 +166,14 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
     An existing ``out_dir`` is refused unless ``force``.  ``beta``/``granularity``: HGQ (module
     docstring); ``qat_epochs`` overrides the QAT epochs, ``finetune_epochs`` the fixed-format epochs
     after HGQ froze the bits; ``hgq_qk``: HGQ trains attention's q/k output bits too;
-    ``act_granularity``: HGQ activation bits per ``tensor`` or per ``channel``; ``init``: a trained
+    ``act_granularity``: HGQ activation bits per ``tensor`` or per ``channel``; ``qat_lr``: the QAT/HGQ
+    learning rate (default 2e-4; fixed-format epochs after HGQ run at half of it); ``init``: a trained
     output directory to start from."""
     from .models import get_spec
 
     if name not in TRAINABLE:
         raise TrainError(f"cannot train {name!r}: trainable reference models are {', '.join(TRAINABLE)}")
-    cfg = _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs, hgq_qk, act_granularity)
+    cfg = _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs, hgq_qk, act_granularity, qat_lr)
     return train_spec(get_spec(name), out_dir, cfg, seed, force, progress, init=init)
 
 
@@ -226,6 +230,8 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         raise TrainError(f"--act-granularity {cfg.act_granularity!r} unknown; use tensor or channel")
     if cfg.act_granularity != "tensor" and cfg.beta <= 0:
         raise TrainError("--act-granularity channel trains HGQ activation bits: it needs --beta > 0")
+    if not cfg.qat_lr > 0:
+        raise TrainError(f"--qat-lr must be > 0, got {cfg.qat_lr}")
     if not 2 <= cfg.bits <= 16:
         raise TrainError(f"--bits must be in 2..16, got {cfg.bits}")
     if init is not None and cfg.bits != 8:
