@@ -255,6 +255,8 @@ def test_train_and_sweep_act_granularity_options(tmp_path, capsys, monkeypatch):
 
     assert main(["train", "swin-digits", "-o", str(tmp_path / "o"), "--act-granularity", "channel"]) == 2
     assert "needs --beta > 0" in capsys.readouterr().err
+    assert main(["train", "swin-digits", "-o", str(tmp_path / "o"), "--beta", "1e-6", "--qat-lr", "0"]) == 2
+    assert "--qat-lr must be > 0" in capsys.readouterr().err
     with pytest.raises(SweepError, match="--act-granularity 'word' unknown"):
         _check(SweepConfig("swin-digits", (SweepPoint(1e-6),), act_granularity="word"))
     cfg = SweepConfig("swin-digits", (SweepPoint(1e-6),), rtl=False, act_granularity="channel")
