@@ -65,6 +65,7 @@ class TrainConfig:
     bits: int = 8  # calibrated weight and activation widths (the budget HGQ starts from)
     hgq_qk: bool = False  # HGQ: attention's q and k outputs train their bits too (the q @ k^T products)
     act_granularity: str = "tensor"  # HGQ activation bits: one per tensor | per channel (ChanFmt formats)
+    hgq_bits_only: bool = False  # HGQ phase trains the bit variables only (weights fixed until the fine-tune)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=2
 
 def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str = "channel",
             qat_epochs: int | None = None, finetune_epochs: int | None = None, hgq_qk: bool = False,
-            act_granularity: str = "tensor", qat_lr: float | None = None) -> TrainConfig:
+            act_granularity: str = "tensor", qat_lr: float | None = None, hgq_bits_only: bool = False) -> TrainConfig:
     base = dataclasses.replace(DEFAULTS.get(name, TrainConfig()), beta=float(beta), granularity=granularity,
                                hgq_qk=bool(hgq_qk), act_granularity=act_granularity)
     if epochs is not None:
@@ -93,6 +94,8 @@ def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str =
         base = dataclasses.replace(base, finetune_epochs=max(0, int(finetune_epochs)))
     if qat_lr is not None:
         base = dataclasses.replace(base, qat_lr=float(qat_lr))
+    if hgq_bits_only:
+        base = dataclasses.replace(base, hgq_bits_only=True)
     return base
 
 
@@ -158,7 +161,7 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
           progress: Callable[[str], None] = print, beta: float = 0.0, granularity: str = "channel",
           qat_epochs: int | None = None, init: Path | str | None = None,
           finetune_epochs: int | None = None, hgq_qk: bool = False, act_granularity: str = "tensor",
-          qat_lr: float | None = None) -> TrainResult:
+          qat_lr: float | None = None, hgq_bits_only: bool = False) -> TrainResult:
     """Train reference model ``name`` and write ``out_dir`` (see module docstring).
 
     ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 120 + 30
@@ -167,13 +170,15 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
     docstring); ``qat_epochs`` overrides the QAT epochs, ``finetune_epochs`` the fixed-format epochs
     after HGQ froze the bits; ``hgq_qk``: HGQ trains attention's q/k output bits too;
     ``act_granularity``: HGQ activation bits per ``tensor`` or per ``channel``; ``qat_lr``: the QAT/HGQ
-    learning rate (default 2e-4; fixed-format epochs after HGQ run at half of it); ``init``: a trained
+    learning rate (default 2e-4; fixed-format epochs after HGQ run at half of it); ``hgq_bits_only``: the
+    HGQ epochs train the bits only, the weights stay fixed until the fine-tune; ``init``: a trained
     output directory to start from."""
     from .models import get_spec
 
     if name not in TRAINABLE:
         raise TrainError(f"cannot train {name!r}: trainable reference models are {', '.join(TRAINABLE)}")
-    cfg = _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs, hgq_qk, act_granularity, qat_lr)
+    cfg = _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs, hgq_qk, act_granularity, qat_lr,
+                  hgq_bits_only)
     return train_spec(get_spec(name), out_dir, cfg, seed, force, progress, init=init)
 
 
@@ -228,6 +233,8 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         raise TrainError(f"--granularity {cfg.granularity!r} unknown; use channel or weight")
     if cfg.act_granularity not in ("tensor", "channel"):
         raise TrainError(f"--act-granularity {cfg.act_granularity!r} unknown; use tensor or channel")
+    if cfg.hgq_bits_only and cfg.beta <= 0:
+        raise TrainError("--hgq-bits-only is for HGQ training: it needs --beta > 0")
     if cfg.act_granularity != "tensor" and cfg.beta <= 0:
         raise TrainError("--act-granularity channel trains HGQ activation bits: it needs --beta > 0")
     if not cfg.qat_lr > 0:
@@ -292,7 +299,15 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         e0 = hgq.total_ebops(model)
         progress(f"{name}: HGQ ({cfg.granularity} weight bits, {cfg.act_granularity} activation bits, "
                  f"beta {cfg.beta:g}): EBOPs before {e0:.0f}")
+        held = []
+        if cfg.hgq_bits_only:  # weights out of the HGQ epochs (bits only); back for the fine-tune
+            bits = {id(v) for ly in model.layers if hasattr(ly, "hgq_vars") for v in ly.hgq_vars()}
+            held = [v for v in model.trainable_variables if id(v) not in bits]
+            for v in held:
+                v.trainable = False
         _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "HGQ")
+        for v in held:
+            v.trainable = True
         summ = hgq.freeze(model)
         ft = cfg.finetune_epochs if cfg.finetune_epochs is not None else max(1, cfg.qat_epochs // 4)
         progress(f"{name}: HGQ froze: EBOPs {summ.ebops:.0f}, {summ.zero_weights}/{summ.weights} weights at 0 bits, "

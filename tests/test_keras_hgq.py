@@ -277,3 +277,37 @@ def test_train_and_sweep_act_granularity_options(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(T, "train_spec", fake)
     m = train_point(dataclasses.replace(cfg, act_granularity="tensor"), cfg.points[0], str(tmp_path))
     assert called == ["tensor"] and m["reused"] is False
+
+
+def test_train_per_channel_bits_only_flow_is_bitexact(tmp_path, monkeypatch):
+    """`swinfpga train --beta B --act-granularity channel --hgq-bits-only` on a tiny digits model: the HGQ
+    epochs train bit variables only, the frozen per-channel formats reach the IR, and the flow's own
+    Keras == golden check finds 0 mismatching logit codes."""
+    import json
+
+    import swinfpga.train as T
+    from swinfpga.fixed import ChanFmt
+    from swinfpga.models import StageSpec, SwinSpec
+
+    seen: dict[str, list[str]] = {}
+    orig = T._fit
+
+    def spy(model, x, y, epochs, lr, cfg, seed, progress, tag):
+        seen[tag] = [v.path for v in model.trainable_variables]
+        return orig(model, x, y, epochs, lr, cfg, seed, progress, tag)
+
+    monkeypatch.setattr(T, "_fit", spy)
+    spec = SwinSpec(name="tiny-digits", img=(8, 8, 1), patch=4, embed=8,
+                    stages=(StageSpec(1, 1, 2, 0), StageSpec(1, 1, 1, 0, merge=True)), mlp_ratio=1)
+    cfg = T.TrainConfig(float_epochs=1, qat_epochs=1, finetune_epochs=1, beta=1e-5, act_granularity="channel",
+                        hgq_bits_only=True)
+    res = T.train_spec(spec, tmp_path / "run", cfg, seed=3, progress=lambda s: None)
+    assert seen["HGQ"] and all("frac" in p for p in seen["HGQ"]), seen["HGQ"]
+    assert any("kernel" in p for p in seen["QAT"])  # the fine-tune trains the weights again
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["keras_golden_mismatches"] == 0 and m == res.metrics
+    assert m["config"]["act_granularity"] == "channel" and m["hgq"]["act_granularity"] == "channel"
+    from swinfpga.ir import Model
+
+    ir = Model.load(tmp_path / "run" / "model.json")
+    assert any(isinstance(v.fmt, ChanFmt) for v in ir.infer().values())
