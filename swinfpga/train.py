@@ -295,8 +295,13 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     if cfg.beta > 0:
         from .keras import hgq_train as hgq
 
+        # per-channel activations from an HGQ-trained model: EBOPs before = the starting model's, before the
+        # per-channel integer bits (part of this training's effect) narrow it
+        pre = None
+        if cfg.act_granularity == "channel" and any(getattr(ly, "hgq", None) for ly in model.layers):
+            pre = hgq.total_ebops(model)
         hgq.enable(model, cfg.granularity, cfg.beta, qk=cfg.hgq_qk, act=cfg.act_granularity, x=xtr)
-        e0 = hgq.total_ebops(model)
+        e0 = hgq.total_ebops(model) if pre is None else pre
         progress(f"{name}: HGQ ({cfg.granularity} weight bits, {cfg.act_granularity} activation bits, "
                  f"beta {cfg.beta:g}): EBOPs before {e0:.0f}")
         held = []

@@ -101,7 +101,13 @@ def train_command(metrics: dict) -> str:
             cmd.append(f"--finetune-epochs {c['finetune_epochs']}")
         if c.get("hgq_qk"):
             cmd.append("--hgq-qk")
+        if c.get("hgq_bits_only"):
+            cmd.append("--hgq-bits-only")
     cmd.append(f"--qat-epochs {c.get('qat_epochs')}")
+    if c.get("qat_lr", 2e-4) != 2e-4:
+        cmd.append(f"--qat-lr {c['qat_lr']:g}")
+    if metrics.get("seed"):
+        cmd.append(f"--seed {metrics['seed']}")
     return " ".join(cmd)
 
 
@@ -145,7 +151,7 @@ def measure(name: str, ref: str, board: str, work: Path) -> dict:
     return row
 
 
-def markdown_chan(rows: list[dict], board: str) -> str:
+def markdown_chan(rows: list[dict], board: str, notes: list[str] | None = None) -> str:
     """The per-channel table: accuracy and da4ml cost per point, with the training command of each."""
     base = rows[0]
     md = [f"# swin-digits with per-channel activation bits (HGQ, {board})", "",
@@ -163,6 +169,8 @@ def markdown_chan(rows: list[dict], board: str) -> str:
            "the issue's 150k Yosys LUTs are about 210k of it (Yosys / da4ml ~ 0.71 on swin-digits).",
            "Accuracy: golden model on the 360 digits test images.", "", "Training commands:", ""]
     md += [f"- {r['name']}: `{r['train_command']}`" for r in rows]
+    if notes:
+        md += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     md += ["", "Command: `nice -n 10 python bench/hgq/run.py --name hgq_chan "
            + " ".join(f"--model {r['name']}={r['dir']}" for r in rows) + "`"]
     return "\n".join(md) + "\n"
@@ -195,6 +203,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", required=True, help="NAME=DIR (a swinfpga train output directory)")
     ap.add_argument("--board", default="vu13p")
     ap.add_argument("--work", default="/tmp/swinfpga-bench-hgq")
+    ap.add_argument("--note", action="append", default=None, help="hgq_chan: a finding to list under the table")
     ap.add_argument("--name", default="hgq_swin_digits", help="results file name in bench/results (hgq_chan: the "
                     "per-channel table)")
     a = ap.parse_args()
@@ -203,8 +212,9 @@ def main() -> None:
         name, _, d = spec.partition("=")
         rows.append(measure(name, d, a.board, Path(a.work)))
     OUT.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(OUT / f"{a.name}.json", json.dumps({"board": a.board, "rows": rows}, indent=1))
-    md = markdown_chan(rows, a.board) if a.name == "hgq_chan" else markdown(rows, a.board)
+    atomic_write_text(OUT / f"{a.name}.json", json.dumps({"board": a.board, "rows": rows, "notes": a.note or []},
+                                                         indent=1))
+    md = markdown_chan(rows, a.board, a.note) if a.name == "hgq_chan" else markdown(rows, a.board)
     atomic_write_text(OUT / f"{a.name}.md", md)
     print(md)
 

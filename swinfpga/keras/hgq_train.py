@@ -111,6 +111,9 @@ def enable(model: keras.Model, granularity: str = "channel", beta: float = 0.0, 
                 f = layer.fmt(site)
                 set_frac(layer.hgq_chan_var(site), [w - i if w else 0 for w, i in f.chans])
     for layer in layers:
+        for site in layer.hgq_chan_sites():  # its per-tensor bits (created first: the saved order) are unused
+            if site in layer._act_vars:
+                layer._act_vars[site].trainable = False
         layer.hgq_active = True
         layer.hgq_beta = float(beta)
     link_inputs(model)
