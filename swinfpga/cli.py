@@ -45,7 +45,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise TrainError(f"--data is for architecture files (.yaml); {a.model!r} trains on sklearn digits")
     res = train(a.model, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force, progress=_console().log,
                 beta=a.beta, granularity=a.granularity, qat_epochs=a.qat_epochs, init=a.init,
-                finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk)
+                finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk, act_granularity=a.act_granularity,
+                qat_lr=a.qat_lr, hgq_bits_only=a.hgq_bits_only)
     print(json.dumps(res.metrics, indent=1))
     return 0
 
@@ -57,7 +58,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     pts = tuple(SweepPoint(b, g, n, ii) for n in (a.bits or [8]) for b in a.beta for g in grans
                 for ii in (a.ii or [None]) if b > 0 or g == grans[0])
     cfg = SweepConfig(a.model, pts, epochs=a.epochs, qat_epochs=a.qat_epochs, init=a.init, rtl=not a.no_rtl,
-                      board=a.board, seed=a.seed, finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk)
+                      board=a.board, seed=a.seed, finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk,
+                      act_granularity=a.act_granularity)
     res = sweep(cfg, Path(a.out), scheduler=a.scheduler, workers=a.workers, progress=_console().log)
     print((Path(a.out) / "sweep.md").read_text())
     return 0 if res["points"] else 1
@@ -164,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--finetune-epochs", type=int, default=None,
                    help="HGQ: fixed-format epochs after the bits froze (default: a quarter of --qat-epochs)")
     t.add_argument("--hgq-qk", action="store_true", help="HGQ: attention's q and k outputs train their bits too")
+    t.add_argument("--act-granularity", default="tensor", choices=["tensor", "channel"],
+                   help="HGQ activation bits per tensor or per channel (per-channel formats; channels may prune)")
+    t.add_argument("--qat-lr", type=float, default=None,
+                   help="QAT / HGQ learning rate (default 2e-4; fixed-format epochs after HGQ use half)")
+    t.add_argument("--hgq-bits-only", action="store_true",
+                   help="HGQ epochs train the bit widths only (weights fixed until the fixed-format fine-tune)")
     t.set_defaults(fn=cmd_train)
 
     w = sub.add_parser("sweep", help="design-space sweep over HGQ beta / granularity on Dask (resumes)")
@@ -178,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--init", default=None, help="start every point from this trained output directory")
     w.add_argument("--finetune-epochs", type=int, default=None, help="HGQ: fixed-format epochs after the bits froze")
     w.add_argument("--hgq-qk", action="store_true", help="HGQ: attention's q and k outputs train their bits too")
+    w.add_argument("--act-granularity", default="tensor", choices=["tensor", "channel"],
+                   help="HGQ activation bits per tensor or per channel, for every point")
     w.add_argument("--ii", type=int, nargs="+", default=None,
                    help="RTL initiation intervals: each trained point is traced at each II (no retraining)")
     w.add_argument("--no-rtl", action="store_true", help="skip the RTL trace (no da4ml cost)")

@@ -66,6 +66,7 @@ class SweepConfig:
     qat_epochs: int | None = None
     finetune_epochs: int | None = None
     hgq_qk: bool = False  # HGQ trains attention's q/k output bits too
+    act_granularity: str = "tensor"  # HGQ activation bits per tensor | per channel
     init: str | None = None
     rtl: bool = True
     board: str = "vu13p"
@@ -90,6 +91,8 @@ def _check(cfg: SweepConfig) -> None:
             raise SweepError(f"--granularity {p.granularity!r} unknown; use channel or weight")
         if not 2 <= p.bits <= 16 or (cfg.init is not None and p.bits != 8):
             raise SweepError(f"--bits {p.bits}: must be in 2..16, and 8 with --init (it skips calibration)")
+        if cfg.act_granularity not in ("tensor", "channel"):
+            raise SweepError(f"--act-granularity {cfg.act_granularity!r} unknown; use tensor or channel")
         if p.ii is not None and p.ii < 1:
             raise SweepError(f"--ii {p.ii}: the initiation interval must be >= 1 clock")
         if p.ii is not None and not cfg.rtl:
@@ -97,6 +100,11 @@ def _check(cfg: SweepConfig) -> None:
     keys = [p.key for p in cfg.points]
     if len(set(keys)) != len(keys):
         raise SweepError(f"duplicate sweep points: {', '.join(sorted(k for k in keys if keys.count(k) > 1))}")
+
+
+def _act(cfg: SweepConfig, point: SweepPoint) -> str:
+    """The point's activation-bit granularity (8-bit points have no trained bits: per tensor)."""
+    return cfg.act_granularity if point.beta > 0 else "tensor"
 
 
 def train_point(cfg: SweepConfig, point: SweepPoint, out_dir: str) -> dict[str, Any]:
@@ -107,10 +115,12 @@ def train_point(cfg: SweepConfig, point: SweepPoint, out_dir: str) -> dict[str, 
 
     mdir = Path(out_dir) / "points" / point.train_key / "model"
     if (mdir / "metrics.json").exists() and (mdir / "model.json").exists():
-        return {**json.loads((mdir / "metrics.json").read_text()), "reused": True}
+        old = json.loads((mdir / "metrics.json").read_text())
+        if old.get("config", {}).get("act_granularity", "tensor") == _act(cfg, point):
+            return {**old, "reused": True}
     spec = cfg.spec if cfg.spec is not None else get_spec(cfg.model)
     tcfg = dataclasses.replace(_config(spec.name, cfg.epochs, point.beta, point.granularity, cfg.qat_epochs,
-                                       cfg.finetune_epochs, cfg.hgq_qk), bits=point.bits)
+                                       cfg.finetune_epochs, cfg.hgq_qk, _act(cfg, point)), bits=point.bits)
     logs: list[str] = []
     res = train_spec(spec, mdir, tcfg, cfg.seed, force=True, progress=logs.append, init=cfg.init)
     return {**res.metrics, "reused": False}

@@ -9,9 +9,10 @@ golden-model accuracy.  Writes ``model.keras``, ``model.json`` (IR) and ``metric
     {"accuracy": {"float": f, "quantized": f, "golden": f}, "test_samples": n, ...}
 
 HGQ (``beta > 0``): the QAT phase trains fractional bits too (per output channel or per weight,
-per tensor for the main activations) under the penalty ``beta * EBOPs`` (see
-:mod:`swinfpga.keras.hgq`), then the bits are frozen into formats and ``finetune_epochs`` more QAT
-epochs run at fixed formats; ``metrics["hgq"]`` holds beta, the granularity and the frozen bits.
+per tensor or, ``act_granularity="channel"``, per channel for the main activations) under the
+penalty ``beta * EBOPs`` (see :mod:`swinfpga.keras.hgq`), then the bits are frozen into formats
+and ``finetune_epochs`` more QAT epochs run at fixed formats; ``metrics["hgq"]`` holds beta, the
+granularity and the frozen bits.
 ``init``: start from a trained output directory (its quantized ``model.keras``) instead of float
 pre-training and calibration.  ``beta == 0`` is the 8-bit per-tensor training of before.
 
@@ -63,6 +64,8 @@ class TrainConfig:
     finetune_epochs: int | None = None  # HGQ: fixed-format QAT after freezing (default qat_epochs // 4)
     bits: int = 8  # calibrated weight and activation widths (the budget HGQ starts from)
     hgq_qk: bool = False  # HGQ: attention's q and k outputs train their bits too (the q @ k^T products)
+    act_granularity: str = "tensor"  # HGQ activation bits: one per tensor | per channel (ChanFmt formats)
+    hgq_bits_only: bool = False  # HGQ phase trains the bit variables only (weights fixed until the fine-tune)
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,10 @@ DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=2
 
 
 def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str = "channel",
-            qat_epochs: int | None = None, finetune_epochs: int | None = None, hgq_qk: bool = False) -> TrainConfig:
+            qat_epochs: int | None = None, finetune_epochs: int | None = None, hgq_qk: bool = False,
+            act_granularity: str = "tensor", qat_lr: float | None = None, hgq_bits_only: bool = False) -> TrainConfig:
     base = dataclasses.replace(DEFAULTS.get(name, TrainConfig()), beta=float(beta), granularity=granularity,
-                               hgq_qk=bool(hgq_qk))
+                               hgq_qk=bool(hgq_qk), act_granularity=act_granularity)
     if epochs is not None:
         e = max(1, int(epochs))
         base = dataclasses.replace(base, float_epochs=e, qat_epochs=max(1, e // 4))
@@ -88,6 +92,10 @@ def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str =
         base = dataclasses.replace(base, qat_epochs=max(1, int(qat_epochs)))
     if finetune_epochs is not None:
         base = dataclasses.replace(base, finetune_epochs=max(0, int(finetune_epochs)))
+    if qat_lr is not None:
+        base = dataclasses.replace(base, qat_lr=float(qat_lr))
+    if hgq_bits_only:
+        base = dataclasses.replace(base, hgq_bits_only=True)
     return base
 
 
@@ -152,20 +160,25 @@ def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
 def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int = 0, force: bool = False,
           progress: Callable[[str], None] = print, beta: float = 0.0, granularity: str = "channel",
           qat_epochs: int | None = None, init: Path | str | None = None,
-          finetune_epochs: int | None = None, hgq_qk: bool = False) -> TrainResult:
+          finetune_epochs: int | None = None, hgq_qk: bool = False, act_granularity: str = "tensor",
+          qat_lr: float | None = None, hgq_bits_only: bool = False) -> TrainResult:
     """Train reference model ``name`` and write ``out_dir`` (see module docstring).
 
     ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 120 + 30
     (swin-digits-ln: 200 + 30 at a higher learning rate, see ``DEFAULTS``).
     An existing ``out_dir`` is refused unless ``force``.  ``beta``/``granularity``: HGQ (module
     docstring); ``qat_epochs`` overrides the QAT epochs, ``finetune_epochs`` the fixed-format epochs
-    after HGQ froze the bits; ``hgq_qk``: HGQ trains attention's q/k output bits too; ``init``: a
-    trained output directory to start from."""
+    after HGQ froze the bits; ``hgq_qk``: HGQ trains attention's q/k output bits too;
+    ``act_granularity``: HGQ activation bits per ``tensor`` or per ``channel``; ``qat_lr``: the QAT/HGQ
+    learning rate (default 2e-4; fixed-format epochs after HGQ run at half of it); ``hgq_bits_only``: the
+    HGQ epochs train the bits only, the weights stay fixed until the fine-tune; ``init``: a trained
+    output directory to start from."""
     from .models import get_spec
 
     if name not in TRAINABLE:
         raise TrainError(f"cannot train {name!r}: trainable reference models are {', '.join(TRAINABLE)}")
-    cfg = _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs, hgq_qk)
+    cfg = _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs, hgq_qk, act_granularity, qat_lr,
+                  hgq_bits_only)
     return train_spec(get_spec(name), out_dir, cfg, seed, force, progress, init=init)
 
 
@@ -218,6 +231,14 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         raise TrainError(f"--beta must be >= 0, got {cfg.beta}")
     if cfg.granularity not in ("channel", "weight"):
         raise TrainError(f"--granularity {cfg.granularity!r} unknown; use channel or weight")
+    if cfg.act_granularity not in ("tensor", "channel"):
+        raise TrainError(f"--act-granularity {cfg.act_granularity!r} unknown; use tensor or channel")
+    if cfg.hgq_bits_only and cfg.beta <= 0:
+        raise TrainError("--hgq-bits-only is for HGQ training: it needs --beta > 0")
+    if cfg.act_granularity != "tensor" and cfg.beta <= 0:
+        raise TrainError("--act-granularity channel trains HGQ activation bits: it needs --beta > 0")
+    if not cfg.qat_lr > 0:
+        raise TrainError(f"--qat-lr must be > 0, got {cfg.qat_lr}")
     if not 2 <= cfg.bits <= 16:
         raise TrainError(f"--bits must be in 2..16, got {cfg.bits}")
     if init is not None and cfg.bits != 8:
@@ -274,10 +295,24 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     if cfg.beta > 0:
         from .keras import hgq_train as hgq
 
-        hgq.enable(model, cfg.granularity, cfg.beta, qk=cfg.hgq_qk)
-        e0 = hgq.total_ebops(model)
-        progress(f"{name}: HGQ ({cfg.granularity} weight bits, beta {cfg.beta:g}): EBOPs before {e0:.0f}")
+        # per-channel activations from an HGQ-trained model: EBOPs before = the starting model's, before the
+        # per-channel integer bits (part of this training's effect) narrow it
+        pre = None
+        if cfg.act_granularity == "channel" and any(getattr(ly, "hgq", None) for ly in model.layers):
+            pre = hgq.total_ebops(model)
+        hgq.enable(model, cfg.granularity, cfg.beta, qk=cfg.hgq_qk, act=cfg.act_granularity, x=xtr)
+        e0 = hgq.total_ebops(model) if pre is None else pre
+        progress(f"{name}: HGQ ({cfg.granularity} weight bits, {cfg.act_granularity} activation bits, "
+                 f"beta {cfg.beta:g}): EBOPs before {e0:.0f}")
+        held = []
+        if cfg.hgq_bits_only:  # weights out of the HGQ epochs (bits only); back for the fine-tune
+            bits = {id(v) for ly in model.layers if hasattr(ly, "hgq_vars") for v in ly.hgq_vars()}
+            held = [v for v in model.trainable_variables if id(v) not in bits]
+            for v in held:
+                v.trainable = False
         _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "HGQ")
+        for v in held:
+            v.trainable = True
         summ = hgq.freeze(model)
         ft = cfg.finetune_epochs if cfg.finetune_epochs is not None else max(1, cfg.qat_epochs // 4)
         progress(f"{name}: HGQ froze: EBOPs {summ.ebops:.0f}, {summ.zero_weights}/{summ.weights} weights at 0 bits, "
@@ -287,6 +322,8 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
             _fit(model, xtr, d.y_train, ft, cfg.qat_lr / 2, cfg, seed + 2, progress, "QAT")
         summ = hgq.summary(model)
         hgq_info = {"beta": cfg.beta, "granularity": cfg.granularity, "ebops_before": e0, **summ.as_dict()}
+        if cfg.act_granularity != "tensor":
+            hgq_info["act_granularity"] = cfg.act_granularity
     else:
         _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "QAT")
     widened = widen_saturated_weights(model)

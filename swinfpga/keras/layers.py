@@ -29,7 +29,7 @@ import numpy as np
 from keras import ops
 
 from ..errors import SwinfpgaError
-from ..fixed import Fmt, FormatError, fit_fmt
+from ..fixed import ChanFmt, Fmt, FormatError, fit_fmt
 from ..ir import nodes as N
 from ..lut import SoftmaxSpec, gelu_table, rsqrt_table
 from ..ops import add as op_add
@@ -80,6 +80,14 @@ def gelu(x: Any) -> Any:
     return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
 
 
+def chan_sum(b: Any, n: int) -> Any:
+    """Sum over ``n`` channels of bits ``b``: per channel (a vector of ``n``, or of a divisor of ``n``
+    repeated, as a 2x2 merge's concatenation) or one per tensor (a scalar, ``n`` times)."""
+    if len(b.shape) == 0:
+        return b * float(n)
+    return ops.sum(b) * float(n // int(b.shape[0]))
+
+
 class QuantizationError(SwinfpgaError, ValueError):
     """A layer is missing a format (not calibrated / float weights) or is misconfigured."""
 
@@ -88,7 +96,7 @@ class QLayer(keras.layers.Layer):
     """Base: quantization sites, float/quantized mode, calibration and tap recording."""
 
     def __init__(self, fmts: dict[str, Any] | None = None, quantized: bool = False, hgq: str | None = None,
-                 **kw: Any) -> None:
+                 hgq_act: str | None = None, **kw: Any) -> None:
         kw["dtype"] = DTYPE
         super().__init__(**kw)
         self.fmts: dict[str, Fmt] = fmts_from_config(fmts)
@@ -98,12 +106,18 @@ class QLayer(keras.layers.Layer):
         # HGQ (swinfpga.keras.hgq): ``hgq`` = granularity of the trainable weight bits (None: fixed
         # formats); bit variables exist when set, and train (with the EBOPs penalty) while ``hgq_active``.
         self.hgq = hgq
+        # "channel": the per-channel activation sites (:meth:`hgq_chan_sites`) train one fractional bit
+        # count per channel (integer bits per channel in their ChanFmt), else one per tensor
+        self.hgq_act = hgq_act
         self.hgq_active = False
         self.hgq_beta = 0.0
         # plain containers, not Keras-tracked (the variables are tracked by add_weight, layers by the model)
         object.__setattr__(self, "hgq_in", [])  # [(upstream layer, site)]
         object.__setattr__(self, "_lins", [])
         object.__setattr__(self, "_act_vars", {})
+        object.__setattr__(self, "_chan_vars", {})
+        # per-channel range recording in any mode (swinfpga.keras.hgq_train.calibrate_channels): site -> [lo, hi]
+        object.__setattr__(self, "calib_ch", None)
         self._ntok = 1
 
     # ----- sites -----------------------------------------------------------------------------
@@ -117,7 +131,21 @@ class QLayer(keras.layers.Layer):
             ) from None
 
     def site(self, name: str, x: Any, training: Any = False) -> Any:
-        if self.quantized and self.hgq_active and name in self._act_vars:
+        if self.calib_ch is not None and name in self.calib_ch:
+            v = as_numpy(x)
+            v = v.reshape(-1, v.shape[-1])
+            old = self.calib_ch[name]
+            lo, hi = v.min(axis=0), v.max(axis=0)
+            self.calib_ch[name] = [lo, hi] if old is None else [np.minimum(old[0], lo), np.maximum(old[1], hi)]
+        if self.quantized and self.hgq_active and name in self._chan_vars:
+            from .hgq import chan_int_bits, round_ste
+            from .quant import quantize_chan
+
+            f0 = self.fmt(name)
+            fr = round_ste(self._chan_vars[name], True)
+            i = chan_int_bits(f0)
+            x = quantize_chan(x, f0.signed, f0.rounding, f0.overflow, i, fr, self._chan_keep(f0, fr), training)
+        elif self.quantized and self.hgq_active and name in self._act_vars:
             from .hgq import round_ste
 
             x = quantize_f(x, self.fmt(name), round_ste(self._act_vars[name], True), training)
@@ -145,6 +173,8 @@ class QLayer(keras.layers.Layer):
         cfg.update(fmts=fmts_to_config(self.fmts), quantized=self.quantized)
         if self.hgq is not None:
             cfg["hgq"] = self.hgq
+        if self.hgq_act is not None:
+            cfg["hgq_act"] = self.hgq_act
         return cfg
 
     # ----- HGQ: trainable bits ------------------------------------------------------------------
@@ -155,9 +185,32 @@ class QLayer(keras.layers.Layer):
         """Activation sites whose fractional bits train under HGQ (per tensor)."""
         return []
 
+    def hgq_chan_sites(self) -> dict[str, int]:
+        """Activation sites whose bits train per channel (``hgq_act == "channel"``) -> channel counts:
+        the trained sites that are token-local requants on the whole channel axis (linear outputs but a
+        GELU table's input, a ReLU MLP's hidden layer, residual adds; not attention's per-head ``attn``)."""
+        if self.hgq_act != "channel":
+            return {}
+        outs = {lin.prefix + "out": lin.n_out for lin in self._lins}
+        outs.update(self._extra_chan_sites())
+        return {s: outs[s] for s in self.hgq_act_sites() if s in outs}
+
+    def _extra_chan_sites(self) -> dict[str, int]:
+        return {}
+
+    @staticmethod
+    def _chan_keep(fmt: Fmt, f: Any) -> Any:
+        """1.0 for the channels whose width (integer bits + ``f``) is at least the minimum (signed 2,
+        unsigned 1), else 0.0 (pruned)."""
+        from .hgq import chan_int_bits, min_width
+
+        w = chan_int_bits(fmt) + ops.stop_gradient(f)
+        return ops.cast(w >= float(min_width(fmt)), DTYPE)
+
     def build_hgq(self) -> None:
-        """Create the bit variables (after every other variable: the order ``.keras`` loading expects)."""
-        from .hgq import FracRange, act_range, weight_range
+        """Create the bit variables (after every other variable: the order ``.keras`` loading expects):
+        weight bits, per-tensor activation bits, then per-channel activation bits (``hgq_act``)."""
+        from .hgq import FracRange, act_range, chan_act_range, weight_range
 
         tracker = getattr(self, "_tracker", None)
         if self.built and tracker is not None:  # Keras locks a built layer's state; HGQ adds to it
@@ -172,6 +225,10 @@ class QLayer(keras.layers.Layer):
             if site not in self._act_vars:
                 self._act_vars[site] = self.add_weight(name=f"frac_{site}", shape=(), initializer="zeros",
                                                        constraint=FracRange(*act_range(self.fmt(site))))
+        for site, c in self.hgq_chan_sites().items():
+            if site not in self._chan_vars:
+                self._chan_vars[site] = self.add_weight(name=f"chfrac_{site}", shape=(c,), initializer="zeros",
+                                                        constraint=FracRange(*chan_act_range(self.fmt(site), c)))
         if self.built and tracker is not None:
             tracker.lock()
 
@@ -185,7 +242,11 @@ class QLayer(keras.layers.Layer):
             set_frac(v, self.fmt(site).frac)
 
     def hgq_vars(self) -> list[Any]:
-        return [lin.fvar for lin in self._lins if lin.fvar is not None] + list(self._act_vars.values())
+        return ([lin.fvar for lin in self._lins if lin.fvar is not None] + list(self._act_vars.values())
+                + list(self._chan_vars.values()))
+
+    def hgq_chan_var(self, site: str) -> Any:
+        return self._chan_vars[site]
 
     def hgq_act_var(self, site: str) -> Any:
         return self._act_vars[site]
@@ -193,10 +254,17 @@ class QLayer(keras.layers.Layer):
     def site_bits(self, site: str) -> Any:
         """Width of ``site`` as a tensor (trainable under active HGQ)."""
         f = self.fmt(site)
+        if self.hgq_active and site in self._chan_vars:  # per channel (C,); pruned channels 0
+            from .hgq import chan_int_bits, round_ste
+
+            fr = round_ste(self._chan_vars[site], True)
+            return ops.maximum(chan_int_bits(f) + fr, 0.0) * self._chan_keep(f, fr)
         if self.hgq_active and site in self._act_vars:
             from .hgq import round_ste
 
             return ops.maximum(f.int_bits + round_ste(self._act_vars[site], True), 0.0)
+        if isinstance(f, ChanFmt):  # frozen per-channel widths (C,)
+            return ops.convert_to_tensor(np.asarray([float(w) for w, _ in f.chans]), dtype=DTYPE)
         return ops.convert_to_tensor(float(f.width), dtype=DTYPE)
 
     def in_fmt(self, src: str | None) -> Fmt:
@@ -235,7 +303,7 @@ class QLayer(keras.layers.Layer):
         ln = self._ln()
         if ln is not None and self.hgq is not None:  # LayerNorm on the input: (x - mean)**2 per element
             b = self.in_bits(None)
-            e = e + b * b * float(ln.c * self._ln_tokens)
+            e = e + chan_sum(b * b, ln.c) * float(self._ln_tokens)
         return e
 
     def hgq_penalty(self, training: Any) -> None:
@@ -369,7 +437,13 @@ class Lin:
         train = self.layer.hgq_active
         wq, _ = self.quant_weights(False)
         f = ops.broadcast_to(self.weight_frac(train), (self.n_in, self.n_out))
-        return self.layer.in_bits(self.src) * ops.sum(weight_bits(wq, f))
+        wb = weight_bits(wq, f)
+        b = self.layer.in_bits(self.src)
+        if len(b.shape) == 0:
+            return b * ops.sum(wb)
+        if int(b.shape[0]) != self.n_in:  # a 2x2 merge: the input channels repeat 4 times
+            b = ops.tile(b, (self.n_in // int(b.shape[0]),))
+        return ops.sum(b[:, None] * wb)  # bits_in @ bits_w
 
     # ----- formats / export -----------------------------------------------------------------
     def assign_formats(self, in_fmt: Fmt, act_bits: int = 8, weight_bits: int = 8, bias_bits: int = 12,
@@ -634,10 +708,11 @@ class QWindowAttention(QLayer):
     def ebops(self) -> Any:
         """Linears plus the ``probs @ v`` products (probabilities: the softmax's output width), and
         with ``hgq_qk`` the ``q @ k^T`` products."""
-        pairs = self._ntok * self.win_hw[0] * self.win_hw[1] * self.dim
-        e = super().ebops() + self.site_bits("v.out") * float(pairs * self.softmax_spec.prob_fmt.width)
+        pairs = self._ntok * self.win_hw[0] * self.win_hw[1]  # (query, key) pairs, each over dim channels
+        e = super().ebops() + chan_sum(self.site_bits("v.out"), self.dim) * float(
+            pairs * self.softmax_spec.prob_fmt.width)
         if self.hgq_qk:
-            e = e + self.site_bits("q.out") * self.site_bits("k.out") * float(pairs)
+            e = e + chan_sum(self.site_bits("q.out") * self.site_bits("k.out"), self.dim) * float(pairs)
         return e
 
     def call(self, x: Any, training: Any = None) -> Any:
@@ -788,6 +863,9 @@ class QMlp(QLayer):
 
     def hgq_act_sites(self) -> list[str]:
         return ["fc1.out", "hidden", "fc2.out"] if self.act == "relu" else ["fc2.out"]
+
+    def _extra_chan_sites(self) -> dict[str, int]:
+        return {"hidden": self.fc1.n_out} if self.act == "relu" else {}
 
     @property
     def gelu_lut(self) -> Any:
@@ -989,11 +1067,15 @@ class QAdd(QLayer):
     """Residual add ``[a, b]`` -> requant to ``out`` (exact sum of the aligned operands)."""
 
     def build(self, input_shape: Any) -> None:
+        self._c = int(input_shape[0][-1])
         if self.hgq:
             self.build_hgq()
 
     def hgq_act_sites(self) -> list[str]:
         return ["out"]
+
+    def _extra_chan_sites(self) -> dict[str, int]:
+        return {"out": self._c}
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         a, b = inputs

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from ..fixed import Fmt
+from ..fixed import ChanFmt, Fmt
 from ..lut import Lut
 
 DTYPE = "float64"
@@ -31,12 +31,40 @@ def _quantizer(rounding: str, overflow: str) -> Any:
 
 
 def quantize(x: Any, fmt: Fmt, training: bool | None = False) -> Any:
-    """Round/saturate real values ``x`` to ``fmt`` (HGQ2 quantizer, STE gradient)."""
+    """Round/saturate real values ``x`` to ``fmt`` (HGQ2 quantizer, STE gradient).  A per-channel
+    format (:class:`~swinfpga.fixed.ChanFmt`) rounds and saturates each channel (last axis) at its own
+    format; pruned channels are 0."""
+    if isinstance(fmt, ChanFmt):
+        i, f, keep = chan_if(fmt)
+        return quantize_chan(x, fmt.signed, fmt.rounding, fmt.overflow, i, f, keep, training)
     k, i, f = fmt.kif
     q = _quantizer(fmt.rounding, fmt.overflow)
     x = ops.convert_to_tensor(x)
     kk, ii, ff = (ops.convert_to_tensor(float(v), dtype=x.dtype) for v in (k, i, f))
     return q(x, kk, ii, ff, training=bool(training))
+
+
+def chan_if(fmt: Fmt) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per channel of a :class:`~swinfpga.fixed.ChanFmt`: integer bits (sign included, as
+    ``Fmt.int_bits``), fractional bits and live (1.0) / pruned (0.0), as float64 vectors."""
+    ch = np.asarray(fmt.chans, dtype=np.float64).reshape(-1, 2)
+    return ch[:, 1], ch[:, 0] - ch[:, 1], (ch[:, 0] > 0).astype(np.float64)
+
+
+def quantize_chan(x: Any, signed: bool, rounding: str, overflow: str, int_bits: Any, f: Any, keep: Any,
+                  training: bool | None = False) -> Any:
+    """Per channel (last axis): round/saturate ``x`` to ``(signed, int_bits + f, int_bits)`` (vectors
+    ``int_bits`` / ``f`` broadcast on the last axis; ``f`` may be a trainable tensor) and zero the
+    channels where ``keep`` is 0 (pruned)."""
+    q = _quantizer(rounding, overflow)
+    x = ops.convert_to_tensor(x)
+    kk = ops.convert_to_tensor(float(signed), dtype=x.dtype)
+    ii = ops.cast(int_bits, x.dtype) - float(signed)
+    ff = ops.cast(f, x.dtype)
+    keep = ops.cast(keep, x.dtype)
+    # a pruned channel's (i, f) may be any: keep the quantizer away from negative widths
+    ff = ops.where(keep > 0, ff, ops.maximum(ff, 1.0 - ii))
+    return q(x, kk, ii, ff, training=bool(training)) * keep
 
 
 def quantize_f(x: Any, fmt: Fmt, f: Any, training: bool | None = False) -> Any:
