@@ -57,7 +57,7 @@ def synth_unit(design: str, b, budget: float) -> dict:
     with tempfile.TemporaryDirectory() as td:
         d = Path(td)
         files = {k: v for k, v in b.files.items() if k != b.wrapper_name}
-        files.update(static_sources())
+        files.update(static_sources(bool(getattr(b, "dsp_const", 0))))
         for k, v in files.items():
             (d / f"{k}.v").write_text(v)
         for k, v in b.mems.items():

@@ -125,8 +125,9 @@ def stage_is_wiring(text: str) -> bool:
     return True
 
 
-def static_sources() -> dict[str, str]:
-    """da4ml's primitive modules (adders, multiplier, mux, lookup_table...)."""
+def static_sources(dsp: bool = False) -> dict[str, str]:
+    """da4ml's primitive modules (adders, multiplier, mux, lookup_table...); ``dsp``: also
+    :data:`DSP_MULTIPLIER` (units with offloaded constant products, :func:`mark_dsp_multipliers`)."""
     from pathlib import Path
 
     import da4ml.codegen.rtl as r
@@ -134,7 +135,23 @@ def static_sources() -> dict[str, str]:
     out = {}
     for p in sorted((Path(r.__file__).parent / "verilog" / "source").glob("*.v")):
         out[p.stem] = re.sub(r"\(\*\s*rom_style[^*]*\*\)", "", p.read_text())
+    if dsp:
+        text = out["multiplier"]
+        if "module multiplier #(" not in text:
+            raise ValueError("unexpected da4ml multiplier module layout")
+        head = f'(* use_dsp = "yes" *)\nmodule {DSP_MULTIPLIER} #('
+        out[DSP_MULTIPLIER] = text.replace("module multiplier #(", head, 1)
     return out
+
+
+# da4ml's multiplier with Vivado's ``use_dsp`` attribute: Vivado may build a product with a small
+# constant operand from LUTs; offloaded weights (offload.py) exist to use DSP48E2 slices
+DSP_MULTIPLIER = "multiplier_dsp"
+
+
+def mark_dsp_multipliers(text: str) -> str:
+    """Instantiate :data:`DSP_MULTIPLIER` instead of da4ml's ``multiplier`` in a unit's Verilog."""
+    return re.sub(r"\bmultiplier #\(", f"{DSP_MULTIPLIER} #(", text)
 
 
 def _bits(n: int) -> int:

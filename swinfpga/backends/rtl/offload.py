@@ -1,0 +1,200 @@
+"""Constant products on DSP48E2: which weight x activation products of a constant matmul are emitted
+as multiplications instead of da4ml shift-and-add adder graphs.
+
+da4ml 0.6 compiles ``x @ W`` (``W`` constant) into adders: a weight with ``d`` nonzero canonical
+signed digits (CSD) costs about ``d`` adder inputs.  Its ``offload_fn`` solver option (a mask of
+weights to take out of the adder graph) does not help here: it multiplies the masked weights as
+``FixedVariable * float``, which da4ml again expands into CSD shift-and-add (measured: no
+multiplication op in the traced program).  So the offload is done here: the adder graph gets the
+weights the policy keeps (da4ml's ``cmvm`` on the masked matrix), and every offloaded weight
+``w = s * m * 2**e`` (``m`` odd) becomes one product ``x * m`` (da4ml ``vmul`` with a constant
+operand, emitted as da4ml's ``multiplier`` module, which synthesis maps to a DSP48E2), shifted and
+signed for free, and summed into the column.  Products are shared: one per (activation, ``m``) in a
+traced unit, whatever the columns and signs that use it.
+
+Arithmetic is unchanged (exact integer products and sums, the same requant afterwards), so the
+unit stays bit-exact; :func:`swinfpga.backends.rtl.trace.predict_codes` checks that on every unit.
+
+Policy: :class:`Offload` ``min_digits`` D offloads weights with at least D CSD digits (D >= 2 saves
+about D - 1 adders per product; the DSP's post-adder may absorb one more add).  ``auto`` starts at
+D = 2 and raises D while the model's DSPs (offloaded + variable x variable products) exceed the
+board's (``build.build_model``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ...errors import SwinfpgaError
+
+MODES = ("none", "auto")
+
+
+class OffloadError(SwinfpgaError, ValueError):
+    """A bad ``--dsp-offload`` / ``--dsp-min-digits`` value."""
+
+
+@dataclass(frozen=True)
+class Offload:
+    """Offload weights with at least ``min_digits`` CSD digits to multiplications (0 = off)."""
+
+    min_digits: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_digits, bool) or not isinstance(self.min_digits, int) or self.min_digits < 0:
+            raise OffloadError(f"dsp min_digits (--dsp-min-digits) must be an integer >= 0, got {self.min_digits!r}")
+
+    @property
+    def on(self) -> bool:
+        return self.min_digits > 0
+
+    def key(self) -> str:
+        return f"dsp{self.min_digits}" if self.on else "none"
+
+
+OFF = Offload(0)
+
+
+def parse_mode(mode: str, min_digits: int | None = None) -> str:
+    """Check a ``--dsp-offload`` mode (and an explicit digit threshold)."""
+    if mode not in MODES:
+        raise OffloadError(f"dsp offload (--dsp-offload) must be one of {', '.join(MODES)}, got {mode!r}")
+    if min_digits is not None:
+        Offload(min_digits)
+        if min_digits < 1:
+            raise OffloadError(f"--dsp-min-digits must be >= 1, got {min_digits}")
+    return mode
+
+
+def csd_digits(n: int) -> int:
+    """Nonzero digits of the canonical signed-digit (non-adjacent) form of integer ``n``."""
+    n = abs(int(n))
+    d = 0
+    while n:
+        if n & 1:
+            d += 1
+            n = n - 1 if (n & 3) == 1 else n + 1
+        n >>= 1
+    return d
+
+
+def split_weight(w: float) -> tuple[int, int, int]:
+    """``w`` (a float: a dyadic rational) as (sign, odd magnitude m, exponent e): ``w = sign * m * 2**e``."""
+    if w == 0:
+        return 0, 0, 0
+    fr = Fraction(abs(w))
+    num, den = fr.numerator, fr.denominator
+    e = -(den.bit_length() - 1)  # a float's denominator is a power of two
+    while num % 2 == 0:
+        num //= 2
+        e += 1
+    return (1 if w > 0 else -1), num, e
+
+
+def weight_digits(w: np.ndarray) -> np.ndarray:
+    """CSD digit count of every (real-valued, dyadic) weight of ``w``."""
+    flat = [csd_digits(split_weight(float(v))[1]) for v in np.asarray(w, dtype=np.float64).ravel()]
+    return np.asarray(flat, dtype=np.int64).reshape(np.shape(w))
+
+
+# ----- the policy in force while a unit is traced --------------------------------------------------
+_STATE: dict[str, Any] = {"policy": OFF, "products": {}}
+
+
+@contextlib.contextmanager
+def active(policy: Offload) -> Iterator[None]:
+    """Trace under ``policy``; products are shared within the block (one traced unit)."""
+    old = dict(_STATE)
+    _STATE.update(policy=policy, products={})
+    try:
+        yield
+    finally:
+        _STATE.clear()
+        _STATE.update(old)
+
+
+def current() -> Offload:
+    return _STATE["policy"]
+
+
+def _product(x: Any, m: int) -> Any:
+    """The shared product ``x * m`` (da4ml ``vmul`` with a constant operand ``m``, odd, > 1)."""
+    prods: dict = _STATE["products"]
+    key = (id(x), m)
+    hit = prods.get(key)
+    if hit is not None and hit[0] is x:
+        return hit[1]
+    const = type(x).from_const(float(m), hwconf=x.hwconf)
+    p = x._var_mul(const)  # da4ml's public ``*`` would expand a constant into shift-and-add again
+    prods[key] = (x, p)  # keeps ``x`` alive: its id stays unique while the entry exists
+    return p
+
+
+def _dsp_ok(x: Any, m: int) -> bool:
+    from .timing import DSP_A_BITS, DSP_B_BITS, _signed_bits
+
+    if x.low == x.high:
+        return False
+    wx = _signed_bits(x)
+    wm = int(m).bit_length() + 1
+    a, b = sorted((wx, wm), reverse=True)
+    return a <= DSP_A_BITS and b <= DSP_B_BITS
+
+
+def matmul(x: Any, w: np.ndarray, policy: Offload) -> Any:
+    """``x @ w`` for traced ``x`` (rows, K) and a constant real matrix ``w`` (K, M) under ``policy``:
+    the weights it keeps go through da4ml's adder graph, the others become shared products."""
+    from .trace import _arr, _elems, _tree
+
+    xa = x if hasattr(x, "_vars") else _arr(x)
+    xs = np.asarray(_elems(xa), dtype=object)
+    split = [[split_weight(float(v)) for v in row] for row in w]
+    mask = np.zeros(w.shape, dtype=bool)
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            s, m, _ = split[i][j]
+            mask[i, j] = s != 0 and m > 1 and csd_digits(m) >= policy.min_digits
+    if not mask.any():
+        return xa @ w
+    rest = np.where(mask, 0.0, w)
+    base = _elems(xa @ rest) if np.any(rest) else None
+    out = np.empty(xs.shape[:-1] + (w.shape[1],), dtype=object)
+    for r in np.ndindex(*xs.shape[:-1]):
+        xr = xs[r]
+        for j in range(w.shape[1]):
+            terms = []
+            for i in np.flatnonzero(mask[:, j]):
+                s, m, e = split[i][j]
+                if _dsp_ok(xr[i], m):
+                    terms.append(_product(xr[i], m) * (s * 2.0**e))
+                else:
+                    terms.append(xr[i] * float(w[i, j]))
+            acc = _tree(terms, lambda a, b: a + b) if terms else None
+            if base is not None:
+                acc = base[r + (j,)] if acc is None else base[r + (j,)] + acc
+            out[r + (j,)] = acc
+    return _arr(out)
+
+
+def count_dsp(comb: Any) -> tuple[int, int, float]:
+    """(constant products, variable x variable products, da4ml cost of the constant products) of a
+    traced program (da4ml ``CombLogic``).  da4ml prices a product as a LUT shift-and-add array; on a
+    DSP48E2 it costs no LUTs, so ``comb.cost`` minus the third figure is the adder graphs' cost."""
+    ops = comb.ops
+    n_const = n_var = 0
+    cost = 0.0
+    for op in ops:
+        if op.opcode != 7:
+            continue
+        if ops[op.id0].opcode == 5 or ops[op.id1].opcode == 5:
+            n_const += 1
+            cost += float(op.cost)
+        else:
+            n_var += 1
+    return n_const, n_var, cost
