@@ -48,7 +48,7 @@ def test_split_weight():
     assert split_weight(0.1)[0] == 1 and split_weight(0.1)[1] % 2 == 1
 
 
-def _traced_matmul(w_codes: np.ndarray, min_digits: int, rows: int = 2):
+def _traced_matmul(w_codes: np.ndarray, min_digits: int, rows: int = 2, if_cheaper: bool = False):
     from da4ml.trace import FixedVariableArrayInput, comb_trace
 
     from swinfpga.backends.rtl import offload
@@ -57,7 +57,7 @@ def _traced_matmul(w_codes: np.ndarray, min_digits: int, rows: int = 2):
     inp = FixedVariableArrayInput((rows * k,))
     x = inp.quantize(1, 4, 2).reshape(rows, k)  # codes of an 7-bit signed format, LSB 1/4
     w = w_codes.astype(np.float64) * 2.0**-5
-    with offload.active(offload.Offload(min_digits)):
+    with offload.active(offload.Offload(min_digits, if_cheaper)):
         y = offload.matmul(x, w, offload.current())
     return comb_trace(inp, y.reshape(rows * w.shape[1])), w
 
@@ -85,6 +85,23 @@ def test_offloaded_matmul_bit_exact_and_shared():
         assert cost > 0
     comb0, _ = _traced_matmul(w_codes, 9)  # nothing has 9 digits: plain adder graph
     assert count_dsp(comb0)[:2] == (0, 0)
+
+
+def test_offload_only_if_cheaper():
+    """``if_cheaper``: a weight 3 shared by every column costs da4ml one adder in all (x*3 is a
+    common subexpression), far less than summing 8 products: kept; a column of 4-digit weights
+    (85, 83, 77, 109) is offloaded.  Both stay exact."""
+    require_module("da4ml")
+    from swinfpga.backends.rtl.offload import count_dsp
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(-64, 64, size=(100, 8)) * 0.25
+    for w_codes, n in ((np.full((4, 8), 3), 0), (np.array([[85], [83], [77], [109]]), 8)):
+        comb, w = _traced_matmul(w_codes, 2, if_cheaper=True)
+        assert count_dsp(comb)[0] == n
+        np.testing.assert_array_equal(np.asarray(comb.predict(x)), (x.reshape(100, 2, 4) @ w).reshape(100, -1))
+        comb_f, _ = _traced_matmul(w_codes, 2, if_cheaper=False)
+        assert count_dsp(comb_f)[0] == 8  # forced: one product per activation and row
 
 
 def test_offloaded_products_retimed_as_dsp():
@@ -133,8 +150,9 @@ def test_offload_unit_cache_key_and_trace():
     seg = balance_segments(m, None)[0][0]
     assert segment_hash(seg, 5.0, "u", OFF) == segment_hash(seg, 5.0, "u")
     assert segment_hash(seg, 5.0, "u", Offload(2)) != segment_hash(seg, 5.0, "u")
+    assert segment_hash(seg, 5.0, "u", Offload(2)) != segment_hash(seg, 5.0, "u", Offload(2, False))
     base, _ = build_model(m, 200.0)
-    built, _ = build_model(m, 200.0, offload=Offload(2))
+    built, _ = build_model(m, 200.0, offload=Offload(2, False))
     assert check_traced(m, built, random_input(m, 64, seed=2)) == {"seg0": 0, "seg1": 0}
     assert all(b.dsp_const > 0 for b in built) and all(b.dsp_const == 0 for b in base)
     assert all(b.dsp_var == a.dsp_var for a, b in zip(base, built, strict=True))

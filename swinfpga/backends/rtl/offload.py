@@ -16,9 +16,11 @@ Arithmetic is unchanged (exact integer products and sums, the same requant after
 unit stays bit-exact; :func:`swinfpga.backends.rtl.trace.predict_codes` checks that on every unit.
 
 Policy: :class:`Offload` ``min_digits`` D offloads weights with at least D CSD digits (D >= 2 saves
-about D - 1 adders per product; the DSP's post-adder may absorb one more add).  ``auto`` starts at
-D = 2 and raises D while the model's DSPs (offloaded + variable x variable products) exceed the
-board's (``build.build_model``).
+about D - 1 adder inputs per product, but each product needs an adder into its column unless the
+DSP's post-adder absorbs it; Yosys 0.23 packs no post-adder into DSP48E2); ``if_cheaper`` (the
+``auto`` mode) keeps a matmul's adder graph whole unless da4ml's cost estimate drops.  ``auto``
+starts at D = 2 and raises D while the model's DSPs (offloaded + variable x variable products)
+exceed the board's (``build.build_offloaded``).  Measured: bench/results/dsp_offload.md.
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ class OffloadError(SwinfpgaError, ValueError):
 
 @dataclass(frozen=True)
 class Offload:
-    """Offload weights with at least ``min_digits`` CSD digits to multiplications (0 = off)."""
+    """Offload weights with at least ``min_digits`` CSD digits to multiplications (0 = off);
+    ``if_cheaper``: only in a matmul where da4ml's cost estimate drops (:func:`matmul`)."""
 
     min_digits: int = 0
+    if_cheaper: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.min_digits, bool) or not isinstance(self.min_digits, int) or self.min_digits < 0:
@@ -55,7 +59,7 @@ class Offload:
         return self.min_digits > 0
 
     def key(self) -> str:
-        return f"dsp{self.min_digits}" if self.on else "none"
+        return (f"dsp{self.min_digits}" + ("c" if self.if_cheaper else "")) if self.on else "none"
 
 
 OFF = Offload(0)
@@ -147,10 +151,31 @@ def _dsp_ok(x: Any, m: int) -> bool:
     return a <= DSP_A_BITS and b <= DSP_B_BITS
 
 
+def _cost_above(outputs: list[Any], stop: set[int]) -> float:
+    """da4ml's cost figure of the operations behind ``outputs`` down to the variables ``stop``
+    (their ids), constant products excluded (DSPs)."""
+    seen: set = set()
+    total = 0.0
+    todo = list(outputs)
+    while todo:
+        v = todo.pop()
+        if v.id in seen or v.id in stop:
+            continue
+        seen.add(v.id)
+        if v.opr != "vmul" or all(u.low != u.high for u in v._from):
+            total += float(v.cost)
+        todo.extend(v._from)
+    return total
+
+
 def matmul(x: Any, w: np.ndarray, policy: Offload) -> Any:
     """``x @ w`` for traced ``x`` (rows, K) and a constant real matrix ``w`` (K, M) under ``policy``:
-    the weights it keeps go through da4ml's adder graph, the others become shared products."""
-    from .trace import _arr, _elems, _tree
+    the weights it keeps go through da4ml's adder graph, the others become shared products.  With
+    ``policy.if_cheaper`` the offload happens only when, traced on the first row, the kept weights'
+    adder graph plus the adders that sum the products into their columns cost less (da4ml's figure)
+    than the whole adder graph: da4ml shares common subexpressions across columns, so a 2-digit
+    weight often costs it less than the adder that sums its product into the column."""
+    from .trace import _arr, _elems
 
     xa = x if hasattr(x, "_vars") else _arr(x)
     xs = np.asarray(_elems(xa), dtype=object)
@@ -162,8 +187,23 @@ def matmul(x: Any, w: np.ndarray, policy: Offload) -> Any:
             mask[i, j] = s != 0 and m > 1 and csd_digits(m) >= policy.min_digits
     if not mask.any():
         return xa @ w
+    if policy.if_cheaper:
+        x0 = xs.reshape(-1, xs.shape[-1])[:1]
+        stop = {v.id for v in x0[0]}
+        whole = _cost_above(list(_elems(_arr(x0) @ w).ravel()), stop)
+        part = _cost_above(list(_offloaded(x0, w, mask, split).ravel()), stop)
+        if part >= whole:
+            return xa @ w
+    return _arr(_offloaded(xs, w, mask, split))
+
+
+def _offloaded(xs: np.ndarray, w: np.ndarray, mask: np.ndarray, split: list) -> np.ndarray:
+    """Object array (rows..., M): the adder graph of the unmasked weights plus, per column, the
+    masked weights' shared products (shifted and signed: free) summed in a tree."""
+    from .trace import _arr, _elems, _tree
+
     rest = np.where(mask, 0.0, w)
-    base = _elems(xa @ rest) if np.any(rest) else None
+    base = _elems(_arr(xs) @ rest) if np.any(rest) else None
     out = np.empty(xs.shape[:-1] + (w.shape[1],), dtype=object)
     for r in np.ndindex(*xs.shape[:-1]):
         xr = xs[r]
@@ -179,7 +219,7 @@ def matmul(x: Any, w: np.ndarray, policy: Offload) -> Any:
             if base is not None:
                 acc = base[r + (j,)] if acc is None else base[r + (j,)] + acc
             out[r + (j,)] = acc
-    return _arr(out)
+    return out
 
 
 def count_dsp(comb: Any) -> tuple[int, int, float]:

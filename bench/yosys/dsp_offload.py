@@ -1,0 +1,116 @@
+"""Constant products on DSP48E2 (``--dsp-offload``, swinfpga/backends/rtl/offload.py): the committed
+swin-digits with weights of >= D CSD digits offloaded to multiplications vs without, per RTL unit:
+da4ml's cost figure (its adder graphs; the constant products apart, which da4ml prices as LUT
+shift-and-add arrays), products, pipeline stages, predicted latency, and Yosys ``synth_xilinx
+-family xcup`` LUT / FF / DSP48E2 where synthesized (cached by content hash, as bench/yosys/run.py;
+the D = 0 rows are the units of ``bench/results/yosys_vs_da4ml.md``).
+
+    nice -n 10 python bench/yosys/dsp_offload.py [--policies none 2 2f 3f] [--yosys seg2d seg2a ...|all]
+        [--yosys-policies none 2f] [--budget 5400] [--cache-only]
+
+Writes ``bench/results/dsp_offload.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench" / "yosys"))
+
+
+def policy(name: str):
+    """``none`` | ``D`` (the ``auto`` policy at threshold D: only where da4ml's cost drops) | ``Df``
+    (forced: every weight with >= D digits)."""
+    from swinfpga.backends.rtl.offload import OFF, Offload
+
+    if name == "none":
+        return OFF
+    return Offload(int(name.rstrip("f")), if_cheaper=not name.endswith("f"))
+
+
+def build(model: str, name: str, clock: float, data: int):
+    from swinfpga.backends.rtl.build import build_model, check_traced, predicted_schedule
+    from swinfpga.data import digits_split
+    from swinfpga.project import resolve_model
+
+    m = resolve_model(model, random_ok=False)
+    built, _ = build_model(m, clock, offload=policy(name))
+    bad = check_traced(m, built, digits_split().x_test[:data])
+    return built, bad, predicted_schedule(built)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="swin-digits")
+    ap.add_argument("--policies", nargs="*", default=["none", "2", "2f", "3f"],
+                    help="none | D (auto at threshold D) | Df (forced)")
+    ap.add_argument("--yosys", nargs="*", default=["seg2d"], help="segments to synthesize (all: every unit)")
+    ap.add_argument("--yosys-policies", nargs="*", default=None, help="policies to synthesize (default all)")
+    ap.add_argument("--budget", type=float, default=5400.0)
+    ap.add_argument("--cache-only", action="store_true", help="no new Yosys runs; cached results only")
+    ap.add_argument("--clock", type=float, default=200.0)
+    ap.add_argument("--data", type=int, default=360, help="digits test images for the traced check")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    a = ap.parse_args()
+    from run import synth_unit
+
+    rows, designs = [], []
+    for d in a.policies:
+        t0 = time.perf_counter()
+        built, bad, sched = build(a.model, d, a.clock, a.data)
+        designs.append({"policy": d, "latency_cycles": sched["latency_cycles"], "ii_cycles": sched["ii_cycles"],
+                        "traced_mismatches": bad, "images": a.data,
+                        "trace_seconds": round(time.perf_counter() - t0, 1)})
+        print(json.dumps(designs[-1]), flush=True)
+        for b in built:
+            row = {"policy": d, "segment": b.seg.name, "stages": b.stages, "da4ml_cost": b.cost,
+                   "const_product_cost": b.dsp_const_cost, "adder_graph_cost": b.cost - b.dsp_const_cost,
+                   "const_products": b.dsp_const, "var_products": b.dsp_var}
+            want = (a.yosys == ["all"] or b.seg.name in a.yosys) and (a.yosys_policies is None or d in a.yosys_policies)
+            if want:
+                r = synth_unit(f"{a.model} {d}", b, a.budget, cache_only=a.cache_only)
+                row.update({k: r[k] for k in ("status", "lut", "ff", "dsp", "carry8", "seconds", "cached")})
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            write(a, designs, rows)
+
+
+def write(a: argparse.Namespace, designs: list[dict], rows: list[dict]) -> None:
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dsp_offload.json").write_text(json.dumps({"model": a.model, "designs": designs, "units": rows}, indent=1))
+    md = [f"# {a.model}: constant products on DSP48E2 (`--dsp-offload`), per RTL unit", "",
+          "Command: `nice -n 10 python bench/yosys/dsp_offload.py " + " ".join(sys.argv[1:]) + "`. Policy: `none`; "
+          "`D` = `--dsp-offload auto --dsp-min-digits D` (weights with >= D nonzero signed digits become one shared "
+          "product `x * m` per activation and odd magnitude m, in a matmul only where da4ml's cost figure drops); "
+          "`Df` = every such weight (forced). da4ml cost = its LUT-equivalent figure; 'adder graph' excludes the "
+          "constant products (DSPs, priced by da4ml as LUT arrays). Yosys 0.23 `synth_xilinx -family xcup`, "
+          "per unit, cached by content hash (bench/yosys/run.py).", "",
+          "| policy | latency (cycles) | II | traced mismatches |", "|---:|---:|---:|---|"]
+    for d in designs:
+        md.append(f"| {d['policy']} | {d['latency_cycles']} | {d['ii_cycles']} | "
+                  f"{sum(d['traced_mismatches'].values())} on {d['images']} images |")
+    md += ["", "| policy | segment | stages | da4ml cost | adder graph | const products | var products | Yosys LUT "
+           "| FF | DSP48E2 | status |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        y = (f"{r['lut']:,} | {r['ff']:,} | {r['dsp']:,} | ok" if r.get("status") == "ok"
+             else f"- | - | - | {r.get('status', 'not run')}")
+        md.append(f"| {r['policy']} | {r['segment']} | {r['stages']} | {r['da4ml_cost']:,.0f} | "
+                  f"{r['adder_graph_cost']:,.0f} | {r['const_products']:,} | {r['var_products']:,} | {y} |")
+    for d in designs:
+        mine = [r for r in rows if r["policy"] == d["policy"]]
+        md.append("")
+        md.append(f"{d['policy']}: adder graphs {sum(r['adder_graph_cost'] for r in mine):,.0f} da4ml cost, "
+                  f"{sum(r['const_products'] for r in mine):,} constant + {sum(r['var_products'] for r in mine):,} "
+                  f"variable products, latency {d['latency_cycles']} cycles.")
+    (out / "dsp_offload.md").write_text("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
