@@ -45,6 +45,68 @@ def build(model: str, name: str, clock: float, data: int):
     return built, bad, predicted_schedule(built)
 
 
+def linears(model):
+    """(label, Linear, input Fmt) of every constant matmul of ``model``."""
+    from swinfpga.ir import nodes as N
+
+    fmts = {k: v.fmt for k, v in model.infer().items()}
+    out = []
+    for n in model.nodes:
+        if isinstance(n, N.WindowAttention):
+            src = fmts[n.src]
+            out += [(f"{n.name}.{r}", getattr(n, r), src) for r in ("q", "k", "v")]
+            out.append((f"{n.name}.proj", n.proj, n.attn_fmt))
+        elif isinstance(n, N.Mlp):
+            out += [(f"{n.name}.fc1", n.fc1, fmts[n.src]), (f"{n.name}.fc2", n.fc2, n.hidden_fmt)]
+        elif isinstance(n, N.PatchEmbed | N.PatchMerging):
+            src = model.input.fmt if isinstance(n, N.PatchEmbed) else fmts[n.src]
+            out.append((f"{n.name}.linear", n.linear, src))
+        elif isinstance(n, N.Dense):
+            out.append((f"{n.name}.linear", n.linear, fmts[n.src]))
+    return out
+
+
+def matmul_row(label: str, lin, x_fmt, name: str, cutoff: float, budget: float, cache_only: bool) -> dict:
+    """One token row through one Linear (``x @ W``, no bias/requant) under policy ``name``, traced,
+    re-timed and pipelined as a unit is, then Yosys on its stages (cached)."""
+    import tempfile
+
+    import numpy as np
+    from da4ml.codegen.rtl.verilog import pipeline_logic_gen
+    from da4ml.trace import FixedVariableArrayInput, comb_trace, to_pipeline
+
+    from swinfpga.backends.rtl import offload
+    from swinfpga.backends.rtl.timing import DSP_PRODUCT_NS, UNITS_PER_NS, dsp_products
+    from swinfpga.backends.rtl.verilog import mark_dsp_multipliers, static_sources
+    from swinfpga.synth.yosys import run_yosys
+
+    w = lin.weight.astype(np.float64) * lin.w_fmt.lsb
+    pol = policy(name)
+    inp = FixedVariableArrayInput((w.shape[0],))
+    x = inp.quantize(*x_fmt.kif).reshape(1, -1)
+    with offload.active(pol):
+        y = offload.matmul(x, w, pol) if pol.on else x @ w
+    ys = list(np.asarray(y._vars).ravel())
+    dsp_products(ys, cutoff, DSP_PRODUCT_NS * UNITS_PER_NS)
+    comb = comb_trace(inp, y.ravel())
+    n_const, _, const_cost = offload.count_dsp(comb)
+    pipe = to_pipeline(comb, cutoff, verbose=False)
+    top = "mm_" + label.replace(".", "_")  # same Verilog under two policies: one cached Yosys run
+    files = pipeline_logic_gen(pipe, top, print_latency=False)
+    if n_const:
+        files = {k: mark_dsp_multipliers(v) for k, v in files.items()}
+    files.update(static_sources(bool(n_const)))
+    row = {"matmul": label, "policy": name, "shape": list(w.shape), "x_fmt": x_fmt.ap_type,
+           "stages": len(pipe.solutions), "adder_graph_cost": float(comb.cost) - const_cost, "const_products": n_const}
+    with tempfile.TemporaryDirectory() as td:
+        d = Path(td)
+        for k, v in files.items():
+            (d / f"{k}.v").write_text(v)
+        r = run_yosys(sorted(d.glob("*.v")), top, timeout=budget, keep=(f"{top}_stage*",), cache_only=cache_only)
+    row.update({"status": r.status, "lut": r.lut, "ff": r.ff, "dsp": r.dsp, "seconds": round(r.seconds, 1)})
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="swin-digits")
@@ -57,8 +119,26 @@ def main() -> None:
     ap.add_argument("--clock", type=float, default=200.0)
     ap.add_argument("--data", type=int, default=360, help="digits test images for the traced check")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--matmuls", action="store_true",
+                    help="instead: every constant matmul on its own (one token row) under each policy, Yosys each")
     a = ap.parse_args()
     from run import synth_unit
+
+    if a.matmuls:
+        from swinfpga.backends.rtl.build import latency_cutoff_for
+        from swinfpga.project import resolve_model
+
+        m = resolve_model(a.model, random_ok=False)
+        old = _load(a)
+        old["matmuls"] = []
+        for label, lin, xf in linears(m):
+            for name in a.policies:
+                old["matmuls"].append(matmul_row(label, lin, xf, name, latency_cutoff_for(a.clock), a.budget,
+                                                 a.cache_only))
+                print(json.dumps(old["matmuls"][-1]), flush=True)
+                write(a, old.get("designs", []), old.get("units", []), old["matmuls"])
+        return
+    old = _load(a)
 
     rows, designs = [], []
     for d in a.policies:
@@ -78,13 +158,19 @@ def main() -> None:
                 row.update({k: r[k] for k in ("status", "lut", "ff", "dsp", "carry8", "seconds", "cached")})
             rows.append(row)
             print(json.dumps(row), flush=True)
-            write(a, designs, rows)
+            write(a, designs, rows, old.get("matmuls", []))
 
 
-def write(a: argparse.Namespace, designs: list[dict], rows: list[dict]) -> None:
+def _load(a: argparse.Namespace) -> dict:
+    p = Path(a.out) / "dsp_offload.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def write(a: argparse.Namespace, designs: list[dict], rows: list[dict], matmuls: list[dict]) -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "dsp_offload.json").write_text(json.dumps({"model": a.model, "designs": designs, "units": rows}, indent=1))
+    (out / "dsp_offload.json").write_text(json.dumps({"model": a.model, "designs": designs, "units": rows,
+                                                      "matmuls": matmuls}, indent=1))
     md = [f"# {a.model}: constant products on DSP48E2 (`--dsp-offload`), per RTL unit", "",
           "Command: `nice -n 10 python bench/yosys/dsp_offload.py " + " ".join(sys.argv[1:]) + "`. Policy: `none`; "
           "`D` = `--dsp-offload auto --dsp-min-digits D` (weights with >= D nonzero signed digits become one shared "
@@ -109,6 +195,23 @@ def write(a: argparse.Namespace, designs: list[dict], rows: list[dict]) -> None:
         md.append(f"{d['policy']}: adder graphs {sum(r['adder_graph_cost'] for r in mine):,.0f} da4ml cost, "
                   f"{sum(r['const_products'] for r in mine):,} constant + {sum(r['var_products'] for r in mine):,} "
                   f"variable products, latency {d['latency_cycles']} cycles.")
+    if matmuls:
+        md += ["", "## Each constant matmul on its own", "",
+               "One token row `x @ W` (no bias / requant), traced under the policy, products re-timed as DSPs, "
+               "pipelined at the 200 MHz cutoff like a unit; Yosys per matmul (stages kept). Command: "
+               "`nice -n 10 python bench/yosys/dsp_offload.py --matmuls --policies ...`.", "",
+               "| matmul | K x M | policy | stages | adder graph | const products | Yosys LUT | FF | DSP48E2 |",
+               "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+        for r in matmuls:
+            y = f"{r['lut']:,} | {r['ff']:,} | {r['dsp']:,}" if r["status"] == "ok" else f"- | - | {r['status']}"
+            md.append(f"| {r['matmul']} | {r['shape'][0]} x {r['shape'][1]} | {r['policy']} | {r['stages']} | "
+                      f"{r['adder_graph_cost']:,.0f} | {r['const_products']:,} | {y} |")
+        for name in dict.fromkeys(r["policy"] for r in matmuls):
+            ok = [r for r in matmuls if r["policy"] == name and r["status"] == "ok"]
+            md.append("")
+            md.append(f"{name}: {len(ok)} matmuls synthesized, {sum(r['lut'] for r in ok):,} LUT, "
+                      f"{sum(r['ff'] for r in ok):,} FF, {sum(r['dsp'] for r in ok):,} DSP48E2, "
+                      f"adder graphs {sum(r['adder_graph_cost'] for r in ok):,.0f} da4ml cost.")
     (out / "dsp_offload.md").write_text("\n".join(md) + "\n")
 
 

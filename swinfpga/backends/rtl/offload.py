@@ -140,7 +140,13 @@ def _product(x: Any, m: int) -> Any:
     return p
 
 
+# Yosys synth_xilinx maps a product to a DSP48E2 only from 9 result bits up (mul2dsp DSP_Y_MINWIDTH; operands
+# >= 2 bits); a smaller one becomes LUTs: measured, a 5-bit unsigned activation x 3 stayed in LUTs
+DSP_MIN_PRODUCT_BITS = 9
+
+
 def _dsp_ok(x: Any, m: int) -> bool:
+    """``x * m`` fits one DSP48E2 multiplier and is wide enough that synthesis puts it there."""
     from .timing import DSP_A_BITS, DSP_B_BITS, _signed_bits
 
     if x.low == x.high:
@@ -148,7 +154,7 @@ def _dsp_ok(x: Any, m: int) -> bool:
     wx = _signed_bits(x)
     wm = int(m).bit_length() + 1
     a, b = sorted((wx, wm), reverse=True)
-    return a <= DSP_A_BITS and b <= DSP_B_BITS
+    return a <= DSP_A_BITS and b <= DSP_B_BITS and sum(x.kif) + int(m).bit_length() >= DSP_MIN_PRODUCT_BITS
 
 
 def _cost_above(outputs: list[Any], stop: set[int]) -> float:
@@ -180,15 +186,15 @@ def matmul(x: Any, w: np.ndarray, policy: Offload) -> Any:
     xa = x if hasattr(x, "_vars") else _arr(x)
     xs = np.asarray(_elems(xa), dtype=object)
     split = [[split_weight(float(v)) for v in row] for row in w]
+    x0 = xs.reshape(-1, xs.shape[-1])[:1]
     mask = np.zeros(w.shape, dtype=bool)
     for i in range(w.shape[0]):
         for j in range(w.shape[1]):
             s, m, _ = split[i][j]
-            mask[i, j] = s != 0 and m > 1 and csd_digits(m) >= policy.min_digits
+            mask[i, j] = s != 0 and m > 1 and csd_digits(m) >= policy.min_digits and _dsp_ok(x0[0][i], m)
     if not mask.any():
         return xa @ w
     if policy.if_cheaper:
-        x0 = xs.reshape(-1, xs.shape[-1])[:1]
         stop = {v.id for v in x0[0]}
         whole = _cost_above(list(_elems(_arr(x0) @ w).ravel()), stop)
         part = _cost_above(list(_offloaded(x0, w, mask, split).ravel()), stop)
