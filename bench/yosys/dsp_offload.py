@@ -73,11 +73,11 @@ def matmul_row(label: str, lin, x_fmt, name: str, cutoff: float, budget: float, 
 
     import numpy as np
     from da4ml.codegen.rtl.verilog import pipeline_logic_gen
-    from da4ml.trace import FixedVariableArrayInput, comb_trace, to_pipeline
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
 
     from swinfpga.backends.rtl import offload
     from swinfpga.backends.rtl.timing import DSP_PRODUCT_NS, UNITS_PER_NS, dsp_products
-    from swinfpga.backends.rtl.verilog import mark_dsp_multipliers, static_sources
+    from swinfpga.backends.rtl.verilog import mark_dsp_multipliers, pipeline, static_sources
     from swinfpga.synth.yosys import run_yosys
 
     w = lin.weight.astype(np.float64) * lin.w_fmt.lsb
@@ -90,14 +90,15 @@ def matmul_row(label: str, lin, x_fmt, name: str, cutoff: float, budget: float, 
     dsp_products(ys, cutoff, DSP_PRODUCT_NS * UNITS_PER_NS)
     comb = comb_trace(inp, y.ravel())
     n_const, _, const_cost = offload.count_dsp(comb)
-    pipe = to_pipeline(comb, cutoff, verbose=False)
+    pipe = pipeline(comb, cutoff)
     top = "mm_" + label.replace(".", "_")  # same Verilog under two policies: one cached Yosys run
     files = pipeline_logic_gen(pipe, top, print_latency=False)
     if n_const:
         files = {k: mark_dsp_multipliers(v) for k, v in files.items()}
     files.update(static_sources(bool(n_const)))
     row = {"matmul": label, "policy": name, "shape": list(w.shape), "x_fmt": x_fmt.ap_type,
-           "stages": len(pipe.solutions), "adder_graph_cost": float(comb.cost) - const_cost, "const_products": n_const}
+           "stages": len(pipe.solutions), "adder_graph_cost": float(comb.cost) - const_cost, "const_products": n_const,
+           "products_in_verilog": sum(v.count("multiplier_dsp #(") for v in files.values())}
     with tempfile.TemporaryDirectory() as td:
         d = Path(td)
         for k, v in files.items():
