@@ -156,7 +156,8 @@ def test_offload_unit_cache_key_and_trace():
     assert check_traced(m, built, random_input(m, 64, seed=2)) == {"seg0": 0, "seg1": 0}
     assert all(b.dsp_const > 0 for b in built) and all(b.dsp_const == 0 for b in base)
     assert all(b.dsp_var == a.dsp_var for a, b in zip(base, built, strict=True))
-    assert any("multiplier_dsp #(" in t for b in built for t in b.files.values())
+    for b in built:  # every product reaches the Verilog (none lost to da4ml's retiming)
+        assert sum(t.count("multiplier_dsp #(") for t in b.files.values()) == b.dsp_const + b.dsp_var
     assert not any("multiplier_dsp" in t for b in base for t in b.files.values())
 
 
@@ -183,3 +184,31 @@ def test_icarus_offload_bit_exact(offload_project):
     rep = verify_rtl(Project.open(offload_project), simulator="icarus", variants=variants)
     assert rep.mismatches == 0, [str(m) for m in rep.first]
     assert rep.latency_cycles == rtl["predicted"]["latency_cycles"]
+
+
+def test_pipeline_keeps_constant_products():
+    """da4ml's pipeline retiming re-traces a product with a constant operand as shift-and-add (seen
+    on swin-digits' patch embedding); ``verilog.pipeline`` keeps every product."""
+    require_module("da4ml")
+    from da4ml.trace import FixedVariableArrayInput, comb_trace, to_pipeline
+
+    from swinfpga.backends.rtl import offload
+    from swinfpga.backends.rtl.timing import dsp_products
+    from swinfpga.backends.rtl.verilog import pipeline
+    from swinfpga.project import resolve_model
+
+    m = resolve_model("swin-digits", random_ok=False)
+    lin = next(n for n in m.nodes if n.name == "patch_embed").linear  # 4 x 16, 5-bit unsigned activations
+    w = lin.weight.astype(np.float64) * lin.w_fmt.lsb
+    inp = FixedVariableArrayInput((w.shape[0],))
+    x = inp.quantize(*m.input.fmt.kif).reshape(1, -1)
+    pol = offload.Offload(2, if_cheaper=False)
+    with offload.active(pol):
+        y = offload.matmul(x, w, pol)
+    dsp_products(list(np.asarray(y._vars).ravel()), 5.0, 4.0)
+    comb = comb_trace(inp, y.ravel())
+    n = offload.count_dsp(comb)[0]
+    assert n > 0
+    lost = sum(offload.count_dsp(s)[0] for s in to_pipeline(comb, 5.0, verbose=False).solutions)
+    assert lost < n  # what the fallback is for (if da4ml stops doing this, the fallback is moot)
+    assert sum(offload.count_dsp(s)[0] for s in pipeline(comb, 5.0).solutions) == n
