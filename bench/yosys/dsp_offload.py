@@ -132,12 +132,13 @@ def main() -> None:
         m = resolve_model(a.model, random_ok=False)
         old = _load(a)
         old["matmuls"] = []
+        old["matmul_command"] = "nice -n 10 python bench/yosys/dsp_offload.py " + " ".join(sys.argv[1:])
         for label, lin, xf in linears(m):
             for name in a.policies:
                 old["matmuls"].append(matmul_row(label, lin, xf, name, latency_cutoff_for(a.clock), a.budget,
                                                  a.cache_only))
                 print(json.dumps(old["matmuls"][-1]), flush=True)
-                write(a, old.get("designs", []), old.get("units", []), old["matmuls"])
+                write(a, old.get("designs", []), old.get("units", []), old["matmuls"], old["matmul_command"])
         return
     old = _load(a)
 
@@ -159,7 +160,7 @@ def main() -> None:
                 row.update({k: r[k] for k in ("status", "lut", "ff", "dsp", "carry8", "seconds", "cached")})
             rows.append(row)
             print(json.dumps(row), flush=True)
-            write(a, designs, rows, old.get("matmuls", []))
+            write(a, designs, rows, old.get("matmuls", []), old.get("matmul_command", ""))
 
 
 def _load(a: argparse.Namespace) -> dict:
@@ -167,11 +168,11 @@ def _load(a: argparse.Namespace) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
-def write(a: argparse.Namespace, designs: list[dict], rows: list[dict], matmuls: list[dict]) -> None:
+def write(a: argparse.Namespace, designs: list[dict], rows: list[dict], matmuls: list[dict], mm_cmd: str) -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "dsp_offload.json").write_text(json.dumps({"model": a.model, "designs": designs, "units": rows,
-                                                      "matmuls": matmuls}, indent=1))
+                                                      "matmuls": matmuls, "matmul_command": mm_cmd}, indent=1))
     md = [f"# {a.model}: constant products on DSP48E2 (`--dsp-offload`), per RTL unit", "",
           "Command: `nice -n 10 python bench/yosys/dsp_offload.py " + " ".join(sys.argv[1:]) + "`. Policy: `none`; "
           "`D` = `--dsp-offload auto --dsp-min-digits D` (weights with >= D nonzero signed digits become one shared "
@@ -190,6 +191,16 @@ def write(a: argparse.Namespace, designs: list[dict], rows: list[dict], matmuls:
              else f"- | - | - | {r.get('status', 'not run')}")
         md.append(f"| {r['policy']} | {r['segment']} | {r['stages']} | {r['da4ml_cost']:,.0f} | "
                   f"{r['adder_graph_cost']:,.0f} | {r['const_products']:,} | {r['var_products']:,} | {y} |")
+    segs = [sg for sg in dict.fromkeys(r["segment"] for r in rows)
+            if all(any(r["segment"] == sg and r["policy"] == d["policy"] and r.get("status") == "ok" for r in rows)
+                   for d in designs)]
+    if segs and designs:
+        md.append("")
+        md.append(f"Yosys over the units synthesized under every policy ({', '.join(segs)}):")
+        for d in designs:
+            ok = [r for r in rows if r["policy"] == d["policy"] and r["segment"] in segs]
+            md.append(f"- {d['policy']}: {sum(r['lut'] for r in ok):,} LUT, {sum(r['ff'] for r in ok):,} FF, "
+                      f"{sum(r['dsp'] for r in ok):,} DSP48E2")
     for d in designs:
         mine = [r for r in rows if r["policy"] == d["policy"]]
         md.append("")
@@ -199,8 +210,8 @@ def write(a: argparse.Namespace, designs: list[dict], rows: list[dict], matmuls:
     if matmuls:
         md += ["", "## Each constant matmul on its own", "",
                "One token row `x @ W` (no bias / requant), traced under the policy, products re-timed as DSPs, "
-               "pipelined at the 200 MHz cutoff like a unit; Yosys per matmul (stages kept). Command: "
-               "`nice -n 10 python bench/yosys/dsp_offload.py --matmuls --policies ...`.", "",
+               f"pipelined at the 200 MHz cutoff like a unit; Yosys per matmul (stages kept). Command: `{mm_cmd}`.",
+               "",
                "| matmul | K x M | policy | stages | adder graph | const products | Yosys LUT | FF | DSP48E2 |",
                "|---|---|---|---:|---:|---:|---:|---:|---:|"]
         for r in matmuls:
