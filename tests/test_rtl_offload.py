@@ -212,3 +212,27 @@ def test_pipeline_keeps_constant_products():
     lost = sum(offload.count_dsp(s)[0] for s in to_pipeline(comb, 5.0, verbose=False).solutions)
     assert lost < n  # what the fallback is for (if da4ml stops doing this, the fallback is moot)
     assert sum(offload.count_dsp(s)[0] for s in pipeline(comb, 5.0).solutions) == n
+
+
+def test_auto_respects_board_dsps():
+    """``auto`` raises the digit threshold while the products exceed the board's DSP48E2s, and
+    builds without offload when even the variable products do not fit."""
+    require_module("da4ml")
+    from dataclasses import replace
+
+    from swinfpga.backends.rtl.build import build_offloaded, dsp_products
+    from swinfpga.boards import load_board
+
+    m = _unit_model()
+    big = load_board("vu13p")
+    built, _, pol = build_offloaded(m, big, "auto")
+    assert pol.min_digits == 2 and dsp_products(built)[0] > 0
+    n_var = dsp_products(built)[1]
+    exact = replace(big, resources=replace(big.resources, dsp=n_var))  # room for no constant product
+    built, _, pol = build_offloaded(m, exact, "auto")
+    assert pol.min_digits > 2 and dsp_products(built) == (0, n_var)
+    tiny = replace(big, resources=replace(big.resources, dsp=n_var - 1))  # nothing fits: no offload
+    built, _, pol = build_offloaded(m, tiny, "auto")
+    assert pol.min_digits == 0 and dsp_products(built) == (0, n_var)
+    built, _, pol = build_offloaded(m, big, "none")
+    assert pol.min_digits == 0 and dsp_products(built)[0] == 0
