@@ -181,8 +181,6 @@ def matmul(x: Any, w: np.ndarray, policy: Offload) -> Any:
     adder graph plus the adders that sum the products into their columns cost less (da4ml's figure)
     than the whole adder graph: da4ml shares common subexpressions across columns, so a 2-digit
     weight often costs it less than the adder that sums its product into the column."""
-    from .trace import _arr, _elems
-
     xa = x if hasattr(x, "_vars") else _arr(x)
     xs = np.asarray(_elems(xa), dtype=object)
     split = [[split_weight(float(v)) for v in row] for row in w]
@@ -206,8 +204,6 @@ def matmul(x: Any, w: np.ndarray, policy: Offload) -> Any:
 def _offloaded(xs: np.ndarray, w: np.ndarray, mask: np.ndarray, split: list) -> np.ndarray:
     """Object array (rows..., M): the adder graph of the unmasked weights plus, per column, the
     masked weights' shared products (shifted and signed: free) summed in a tree."""
-    from .trace import _arr, _elems, _tree
-
     rest = np.where(mask, 0.0, w)
     base = _elems(_arr(xs) @ rest) if np.any(rest) else None
     out = np.empty(xs.shape[:-1] + (w.shape[1],), dtype=object)
@@ -226,6 +222,26 @@ def _offloaded(xs: np.ndarray, w: np.ndarray, mask: np.ndarray, split: list) -> 
                 acc = base[r + (j,)] if acc is None else base[r + (j,)] + acc
             out[r + (j,)] = acc
     return out
+
+
+def _elems(x: Any) -> np.ndarray:
+    return x._vars if hasattr(x, "_vars") else np.asarray(x)
+
+
+def _arr(v: Any) -> Any:
+    """A da4ml traced array of the scalar variables ``v`` (offloading is da4ml-only: ``_var_mul``)."""
+    from da4ml.trace import FixedVariableArray
+
+    return FixedVariableArray(np.asarray(v, dtype=object), None)
+
+
+def _tree(xs: list[Any], fn: Any) -> Any:
+    while len(xs) > 1:
+        nxt = [fn(xs[j], xs[j + 1]) for j in range(0, len(xs) - 1, 2)]
+        if len(xs) % 2:
+            nxt.append(xs[-1])
+        xs = nxt
+    return xs[0]
 
 
 def count_dsp(comb: Any) -> tuple[int, int, float]:

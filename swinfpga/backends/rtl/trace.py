@@ -155,6 +155,8 @@ class TraceFx:
         w = lin.weight.astype(np.float64) * lin.w_fmt.lsb
         policy = offload.current()
         if policy.on:  # some weights as DSP48E2 products (backends/rtl/offload.py)
+            if tracer().name != "da4ml":
+                raise TraceError(f"--dsp-offload needs the da4ml tracer, not {tracer().name}")
             acc = offload.matmul(x, w, policy)
         else:
             acc = (x if hasattr(x, "_vars") else _arr(x)) @ w
