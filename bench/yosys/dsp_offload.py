@@ -168,6 +168,31 @@ def _load(a: argparse.Namespace) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
+NOTES = """## Findings (2026-11-27, branch dspoff)
+
+- The Yosys rows come from one cache: `none` seg0/seg1 and `2` seg0/seg1 were synthesized by
+  `--policies none 2 --yosys seg0` / `--yosys seg1` runs (nice 10, shared 2-core machine: 290-950 s each),
+  `2f` seg2a/seg2d by `--policies none 2 2f --yosys seg2a seg2d`; this file by the `--cache-only` command
+  above.  `2f` seg0/seg1 (and seg2b/seg2c under any policy) were not synthesized.
+- seg0 + seg1 (the two largest units), `none` -> `2` (auto): 136,069 -> 132,224 Yosys LUT (-2.8%),
+  66,004 -> 68,364 FF, 1,088 -> 1,244 DSP48E2; latency 95 -> 97 cycles.  The same matmuls on their own
+  (table below, one token) predict only -0.3%, so most of the unit-level drop is not the products
+  themselves but how Yosys/ABC maps the changed netlist (stage placement moves with the DSP timing;
+  a control, seg0 without offload split without da4ml's retiming as offloaded units are, gave the
+  same 67,630 LUT as with retiming).
+- Forcing every >= 2-digit weight (`2f`) costs LUTs (27 matmuls: +2.0%) and FFs, and latency 101 > 100.
+- Why the offload cannot reach the 150k-LUT target: (1) HGQ-trained activations are 5-6 bits, so most
+  weight products have < 9 result bits, which Yosys' mul2dsp leaves in LUTs (`DSP_Y_MINWIDTH` 9);
+  (2) da4ml shares 2-digit weights across columns as common subexpressions, so removing one from the adder
+  graph saves less than the adder that sums its product into the column; (3) Yosys 0.23 packs no
+  post-adder into a DSP48E2 (`y <= a * b + c`: 1 DSP48E1 on `-family xc7`, 1 DSP48E2 + 32 LUT2 + 8 CARRY
+  on `xcup`), and ignores `use_dsp = "simd"` on adders, so a DSP absorbs only a multiplication, never a
+  column add.  Vivado packs post-adders (not measurable here).
+- da4ml 0.6's `offload_fn` solver option yields no multiplications (it expands `FixedVariable * float`
+  into shift-and-add again); swinfpga builds the products itself (`backends/rtl/offload.py`).
+"""
+
+
 def write(a: argparse.Namespace, designs: list[dict], rows: list[dict], matmuls: list[dict], mm_cmd: str) -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -224,7 +249,8 @@ def write(a: argparse.Namespace, designs: list[dict], rows: list[dict], matmuls:
             md.append(f"{name}: {len(ok)} matmuls synthesized, {sum(r['lut'] for r in ok):,} LUT, "
                       f"{sum(r['ff'] for r in ok):,} FF, {sum(r['dsp'] for r in ok):,} DSP48E2, "
                       f"adder graphs {sum(r['adder_graph_cost'] for r in ok):,.0f} da4ml cost.")
-    (out / "dsp_offload.md").write_text("\n".join(md) + "\n")
+    md += ["", NOTES]
+    (out / "dsp_offload.md").write_text("\n".join(md))
 
 
 if __name__ == "__main__":
