@@ -73,7 +73,8 @@ def cmd_convert(a: argparse.Namespace) -> int:
     con = _console()
     opts = ConvertOptions(board=a.board, n_vectors=a.vectors, hls=not a.no_hls, rtl=not a.no_rtl,
                           reuse_factor=a.reuse_factor, hls_backend=a.backend, force=a.force, ii=a.ii,
-                          strategy=a.strategy, io_type=a.io_type, hls_layout=a.hls_layout)
+                          strategy=a.strategy, io_type=a.io_type, hls_layout=a.hls_layout,
+                          dsp_offload=a.dsp_offload, dsp_min_digits=a.dsp_min_digits)
     inputs = (a.model,) if Path(a.model).exists() else ()
     check_output_dir(a.out, a.force, (MANIFEST,), "a swinfpga project", inputs)  # before loading the model
     model = resolve_model(a.model, random_ok=a.random)
@@ -217,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ii", type=int, default=None,
                    help="RTL initiation interval in clocks per sample (default: the natural one); a larger II "
                         "time-multiplexes the units for less area")
+    c.add_argument("--dsp-offload", default="none", choices=["none", "auto"],
+                   help="RTL: constant weights with >= --dsp-min-digits CSD digits become DSP48E2 products "
+                        "instead of adders (auto: within the board's DSPs)")
+    c.add_argument("--dsp-min-digits", type=int, default=None,
+                   help="RTL, with --dsp-offload auto: CSD digit threshold (default 2)")
     c.add_argument("--random", action="store_true", help="random weights if no trained copy exists")
     c.set_defaults(fn=cmd_convert)
 

@@ -129,6 +129,8 @@ class ConvertOptions:
     strategy: str = "latency"  # HLS: latency (hls4ml dense_latency) | resource (dense_resource, shared multipliers)
     io_type: str = "io_parallel"  # HLS: io_parallel | io_stream
     hls_layout: str = "layers"  # HLS: layers (one function + pipeline per layer) | flat (legacy; pre-flight rejects)
+    dsp_offload: str = "none"  # RTL: none | auto (weights with >= dsp_min_digits CSD digits as DSP48E2 products)
+    dsp_min_digits: int | None = None  # RTL, with dsp_offload auto: the CSD digit threshold (default 2)
 
     def __post_init__(self) -> None:
         for key, v in (("n_vectors (--vectors)", self.n_vectors), ("reuse_factor (--reuse-factor)", self.reuse_factor)):
@@ -146,6 +148,9 @@ class ConvertOptions:
         if self.ii is not None and (isinstance(self.ii, bool) or not isinstance(self.ii, int | np.integer)
                                     or self.ii < 1):
             raise ConvertError(f"ii (--ii) must be a positive integer (clocks per sample), got {self.ii!r}")
+        from .backends.rtl.offload import parse_mode
+
+        parse_mode(self.dsp_offload, self.dsp_min_digits)
 
 
 @dataclass(frozen=True)
@@ -188,7 +193,8 @@ def convert(model: Model, out_dir: str | Path, opts: ConvertOptions,
             progress("RTL: generating Verilog")
             from .backends.rtl import write_rtl_project
 
-            write_rtl_project(model, board, stage / "rtl", ii=opts.ii)
+            write_rtl_project(model, board, stage / "rtl", ii=opts.ii, dsp_offload=opts.dsp_offload,
+                              dsp_min_digits=opts.dsp_min_digits)
             from .synth.vivado import write_vivado_flow
 
             write_vivado_flow(stage / "rtl", board, model.name)

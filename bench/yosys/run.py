@@ -50,20 +50,20 @@ def units(models: list[str], small: list[str], clock_mhz: float) -> list[tuple[s
     return out
 
 
-def synth_unit(design: str, b, budget: float) -> dict:
+def synth_unit(design: str, b, budget: float, cache_only: bool = False) -> dict:
     from swinfpga.backends.rtl.verilog import static_sources
     from swinfpga.synth.yosys import run_yosys, yosys_exe, yosys_version
 
     with tempfile.TemporaryDirectory() as td:
         d = Path(td)
         files = {k: v for k, v in b.files.items() if k != b.wrapper_name}
-        files.update(static_sources())
+        files.update(static_sources(bool(getattr(b, "dsp_const", 0))))
         for k, v in files.items():
             (d / f"{k}.v").write_text(v)
         for k, v in b.mems.items():
             (d / k).write_text(v)
         r = run_yosys(sorted(d.glob("*.v")), b.unit_name, timeout=budget, mem_dir=d,
-                      keep=(f"{b.unit_name}_stage*",))
+                      keep=(f"{b.unit_name}_stage*",), cache_only=cache_only)
     exe = yosys_exe()
     row = {"design": design, "segment": b.seg.name, "unit": b.unit_name, "groups": b.seg.groups,
            "stages": b.stages, "da4ml_cost": b.cost, "status": r.status, "seconds": round(r.seconds, 1),

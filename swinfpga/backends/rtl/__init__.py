@@ -18,15 +18,18 @@ if TYPE_CHECKING:
 
 
 def write_rtl_project(model: Model, board: Board, out_dir: Path,
-                      progress: Callable[[str], None] = lambda s: None, ii: int | None = None) -> None:
+                      progress: Callable[[str], None] = lambda s: None, ii: int | None = None,
+                      dsp_offload: str = "none", dsp_min_digits: int | None = None) -> None:
     """IR -> ``out_dir``: one top module ``swinfpga_top`` (valid/ready), per-unit wrappers,
     da4ml units, ROM ``*.mem`` files and ``rtl.json`` (ports, formats, latency, stages).
 
     ``ii``: initiation interval in clocks per sample (None = the natural one, the most windows of
-    any segment); units with less work than the II are time-multiplexed (balanced pipeline)."""
+    any segment); units with less work than the II are time-multiplexed (balanced pipeline).
+    ``dsp_offload``: ``none`` | ``auto`` (constant weights with >= ``dsp_min_digits`` CSD digits, default 2,
+    become DSP48E2 products within the board's DSPs; backends/rtl/offload.py)."""
     from .build import write_rtl_project as _w
 
-    _w(model, board, Path(out_dir), progress, ii=ii)
+    _w(model, board, Path(out_dir), progress, ii=ii, dsp_offload=dsp_offload, dsp_min_digits=dsp_min_digits)
 
 
 def verify_rtl(project: Project, simulator: str | None = None, n: int | None = None,

@@ -19,6 +19,7 @@ from ...boards import Board
 from ...ir import Model, atomic_write_text
 from ...ir.graph import _encode
 from .contract import RTL_JSON, FramePort, RtlInfo, Schedule, UnitInfo
+from .offload import OFF, Offload
 from .plan import Segment, balance_segments, gather_groups, scatter_groups
 from .timing import UNITS_PER_NS
 
@@ -50,7 +51,8 @@ def _da4ml_version() -> str:
 # the code that decides what a unit computes and how it is emitted: its text is part of every unit's
 # cache key, so an edit there can never serve a stale unit (GEN_VERSION stays for meaning changes)
 _GENERATOR_SOURCES = ("fixed.py", "lut.py", "ir/nodes.py", "ops", "backends/rtl/trace.py", "backends/rtl/timing.py",
-                      "backends/rtl/verilog.py", "backends/rtl/plan.py", "backends/rtl/roles.py")
+                      "backends/rtl/verilog.py", "backends/rtl/plan.py", "backends/rtl/roles.py",
+                      "backends/rtl/offload.py")
 
 
 @functools.cache
@@ -69,11 +71,13 @@ def source_hash(root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def segment_hash(seg: Segment, cutoff: float, unit_name: str) -> str:
+def segment_hash(seg: Segment, cutoff: float, unit_name: str, offload: Offload = OFF) -> str:
     h = hashlib.sha256()
     d = {"v": GEN_VERSION, "gen": generator_hash(), "da4ml": _da4ml_version(), "cut": cutoff, "name": unit_name,
          "src": seg.src, "in_fmt": seg.in_fmt.to_json(), "in_shape": list(seg.in_shape),
          "nodes": [_encode(n) for n in seg.nodes]}
+    if offload.on:  # constant products on DSP48E2 (offload.py)
+        d["dsp_offload"] = offload.key()
     if seg.steps:  # a part of a balanced segment: what it computes on how many tokens
         d.update({"part": "rtl-part-1", "steps": [list(x) for x in seg.steps], "tokens": int(seg.tokens.shape[1]),
                   "in_values": [list(x) for x in seg.in_values], "out_values": [list(x) for x in seg.out_values],
@@ -100,6 +104,9 @@ class BuiltSegment:
     mems: dict[str, str]
     comb_path: Path
     cached: bool
+    dsp_const: int = 0  # constant products (offloaded weights, offload.py) in the unit
+    dsp_var: int = 0  # variable x variable products in the unit
+    dsp_const_cost: float = 0.0  # da4ml's cost figure of the constant products (LUT-priced; they are DSPs)
 
     @property
     def unit_latency(self) -> int:
@@ -114,18 +121,26 @@ class BuiltSegment:
 
 
 def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapper_name: str,
-                  progress: Callable[[str], None] = lambda s: None) -> BuiltSegment:
-    """Trace + pipeline + emit one segment, or load it from the cache (keyed by content hash)."""
+                  progress: Callable[[str], None] = lambda s: None, offload: Offload = OFF) -> BuiltSegment:
+    """Trace + pipeline + emit one segment, or load it from the cache (keyed by content hash);
+    ``offload``: which weights become DSP48E2 products (:mod:`.offload`)."""
+    from . import offload as off
     from .trace import TracedUnit, trace_segment
     from .verilog import UnitRtl, add_clock_enable, drop_output_register, segment_wrapper, unit_rtl
+    from .verilog import mark_dsp_multipliers as mark_dsp
 
-    key = segment_hash(seg, cutoff, unit_name)
+    key = segment_hash(seg, cutoff, unit_name, offload)
     d = cache_root() / "rtl" / key[:24]
     meta_p = d / "meta.json"
     if not meta_p.exists():
         progress(f"RTL: tracing {seg.name} ({', '.join(n.name for n in seg.nodes)}) with da4ml")
-        unit = trace_segment(seg, fmts, cutoff)
+        with off.active(offload):
+            unit = trace_segment(seg, fmts, cutoff)
         urtl = unit_rtl(unit, unit_name, cutoff)
+        if offload.on:
+            urtl = UnitRtl(urtl.name, {k: mark_dsp(v) for k, v in urtl.files.items()}, urtl.mems,
+                           urtl.stages, urtl.out_reg)
+        n_const, n_var, const_cost = off.count_dsp(unit.comb)
         tmp = d.with_name(d.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "src").mkdir(parents=True)
@@ -136,7 +151,8 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
         unit.comb.save(tmp / "comb.json")
         meta = {"stages": urtl.stages, "cost": float(unit.comb.cost), "node_latency": unit.node_latency,
                 "in_kif": unit.in_kif, "out_kif": unit.out_kif, "out_const": unit.out_const,
-                "files": sorted(urtl.files), "mems": sorted(urtl.mems)}
+                "files": sorted(urtl.files), "mems": sorted(urtl.mems), "dsp_const": n_const, "dsp_var": n_var,
+                "dsp_const_cost": const_cost}
         (tmp / "meta.json").write_text(json.dumps(meta))
         if d.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -158,20 +174,56 @@ def build_segment(seg: Segment, fmts: dict, cutoff: float, unit_name: str, wrapp
     return BuiltSegment(
         seg, unit_name, wrapper_name, int(meta["stages"]), float(meta["cost"]), dict(meta["node_latency"]),
         in_kif, out_kif, tuple(meta["out_const"]), files, mems, d / "comb.json", cached,
+        int(meta.get("dsp_const", 0)), int(meta.get("dsp_var", 0)), float(meta.get("dsp_const_cost", 0.0)),
     )
 
 
 def build_model(model: Model, clock_mhz: float, progress: Callable[[str], None] = lambda s: None,
-                top: str = TOP, ii: int | None = None) -> tuple[list[BuiltSegment], float]:
+                top: str = TOP, ii: int | None = None, offload: Offload = OFF) -> tuple[list[BuiltSegment], float]:
     """Units of ``model`` (balanced for initiation interval ``ii``, None = natural) built at the
-    cutoff for ``clock_mhz``; returns (units, cutoff)."""
+    cutoff for ``clock_mhz``, weights offloaded to DSP48E2 products by ``offload``; returns (units, cutoff)."""
     cutoff = latency_cutoff_for(clock_mhz)
     fmts = {k: v.fmt for k, v in model.infer().items()}
     out = []
     segs, _ = balance_segments(model, ii)
     for i, seg in enumerate(segs):
-        out.append(build_segment(seg, fmts, cutoff, f"{top}_s{i}_unit", f"{top}_s{i}", progress))
+        out.append(build_segment(seg, fmts, cutoff, f"{top}_s{i}_unit", f"{top}_s{i}", progress, offload))
     return out, cutoff
+
+
+def dsp_products(built: list[BuiltSegment]) -> tuple[int, int]:
+    """(constant, variable x variable) products of the units: DSP48E2 slices before synthesis
+    shares identical ones."""
+    return sum(b.dsp_const for b in built), sum(b.dsp_var for b in built)
+
+
+def build_offloaded(model: Model, board: Board, mode: str = "none", min_digits: int | None = None,
+                    progress: Callable[[str], None] = lambda s: None, ii: int | None = None,
+                    top: str = TOP) -> tuple[list[BuiltSegment], float, Offload]:
+    """:func:`build_model` under a ``--dsp-offload`` mode: ``none``; ``auto``: weights with at least
+    ``min_digits`` (default 2) CSD digits become DSP48E2 products, the threshold raised while the
+    units' products exceed the board's DSPs (none at all when even 6 digits do not fit)."""
+    from .offload import parse_mode
+
+    parse_mode(mode, min_digits)
+    if mode == "none":
+        built, cutoff = build_model(model, board.clock_mhz, progress, top=top, ii=ii)
+        return built, cutoff, OFF
+    budget = board.resources.dsp
+    d = min_digits or 2
+    while True:
+        pol = Offload(d)
+        built, cutoff = build_model(model, board.clock_mhz, progress, top=top, ii=ii, offload=pol)
+        n_const, n_var = dsp_products(built)
+        progress(f"RTL: DSP offload of weights with >= {d} CSD digits: {n_const} constant + {n_var} variable "
+                 f"products, board {board.name} has {budget} DSP48E2")
+        if n_const + n_var <= budget:
+            return built, cutoff, pol
+        if d >= 6:
+            progress("RTL: DSP offload does not fit the board; building without it")
+            built, cutoff = build_model(model, board.clock_mhz, progress, top=top, ii=ii)
+            return built, cutoff, OFF
+        d += 1
 
 
 def check_traced(model: Model, built: list[BuiltSegment], x: np.ndarray) -> dict[str, int]:
@@ -245,7 +297,8 @@ def register_bits(b: BuiltSegment) -> int:
 
 
 def write_rtl_project(model: Model, board: Board, out_dir: Path,
-                      progress: Callable[[str], None] = lambda s: None, ii: int | None = None) -> None:
+                      progress: Callable[[str], None] = lambda s: None, ii: int | None = None,
+                      dsp_offload: str = "none", dsp_min_digits: int | None = None) -> None:
     """Write synthesizable Verilog for the whole ``model`` into ``out_dir`` (flat: ``*.v``, ROM
     ``*.mem`` files, ``rtl.json``).  Units come from the content-hash cache when unchanged; every
     traced unit is checked bit-exact against the golden model with da4ml's int64 interpreter."""
@@ -255,7 +308,7 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    built, cutoff = build_model(model, board.clock_mhz, progress, ii=ii)
+    built, cutoff, offload = build_offloaded(model, board, dsp_offload, dsp_min_digits, progress, ii=ii)
     x = random_input(model, 64, seed=1)
     bad = check_traced(model, built, x)
     if any(bad.values()):
@@ -268,7 +321,7 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
     files, mems, roms = name_roms([(b.unit_name, b.comb(), b.seg.nodes) for b in built], files, mems)
     if sorted(mems) != sorted(r.file for r in roms):  # rtl.json lists the ROM files from rom_tables
         raise RuntimeError(f"ROM files {sorted(mems)} != described ROMs {sorted(r.file for r in roms)}")
-    files.update(static_sources())
+    files.update(static_sources(any(b.dsp_const for b in built)))
     files[TOP] = top_module(TOP, [b.seg for b in built], [b.wrapper_name for b in built])
     for k, v in files.items():
         (out_dir / f"{k}.v").write_text(v)
@@ -297,7 +350,7 @@ def write_rtl_project(model: Model, board: Board, out_dir: Path,
         files=tuple(sorted(f"{k}.v" for k in files)),
         traced_samples=int(x.shape[0]), traced_mismatches=bad,
         content_hash=hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).hexdigest(),
-        rom_tables=tuple(roms),
+        rom_tables=tuple(roms), dsp_min_digits=offload.min_digits, dsp_products=dsp_products(built),
     )
     atomic_write_text(out_dir / RTL_JSON, json.dumps(rtl.to_json(), indent=1))
     progress(f"RTL: wrote {len(files)} Verilog files, {len(mems)} ROM files, predicted latency "

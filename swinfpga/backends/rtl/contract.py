@@ -143,6 +143,8 @@ class RtlInfo:
     interface: str = "axi-stream style valid/ready; one whole sample per beat"
     rom_tables: tuple[Rom, ...] = ()  # every ROM file and the IR tables it holds (see roms.py)
     legacy_roms: tuple[str, ...] = ()  # ROM files of an rtl.json without ``rom_tables`` (read only)
+    dsp_min_digits: int = 0  # weights with >= this many CSD digits are DSP48E2 products (0: none; offload.py)
+    dsp_products: tuple[int, int] = (0, 0)  # (constant, variable x variable) products in the units
 
     @property
     def roms(self) -> tuple[str, ...]:
@@ -175,6 +177,8 @@ class RtlInfo:
             "rom_tables": [r.to_json() for r in self.rom_tables],
             "traced_check": {"samples": self.traced_samples, "mismatches": dict(self.traced_mismatches)},
             "content_hash": self.content_hash,
+            "dsp_offload": {"min_digits": self.dsp_min_digits, "const_products": self.dsp_products[0],
+                            "var_products": self.dsp_products[1]},
         }
 
     @classmethod
@@ -198,6 +202,9 @@ class RtlInfo:
                 traced_mismatches={k: int(v) for k, v in d["traced_check"]["mismatches"].items()},
                 content_hash=d["content_hash"], interface=d.get("interface", cls.interface),
                 rom_tables=rom_tables, legacy_roms=() if rom_tables else tuple(d.get("roms", ())),
+                dsp_min_digits=int(d.get("dsp_offload", {}).get("min_digits", 0)),
+                dsp_products=(int(d.get("dsp_offload", {}).get("const_products", 0)),
+                              int(d.get("dsp_offload", {}).get("var_products", 0))),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise RtlJsonError(f"{where}: malformed or from an older swinfpga ({type(e).__name__}: {e}); "

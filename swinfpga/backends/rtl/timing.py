@@ -11,7 +11,8 @@ swin-digits' 87 unit stages, 26 of jet-16x3's 110.
 
 Synthesis maps these products to DSP48E2 slices (Yosys ``synth_xilinx -family xcup`` does:
 ``bench/results/yosys_vs_da4ml.md``): one slice multiplies 27 x 18 bits (two's complement), so
-every product here fits one slice.  :func:`dsp_products` re-times them as one DSP delay,
+every product here fits one slice.  Products of a variable and a constant (weights offloaded from
+the adder graphs, :mod:`.offload`) are re-timed the same way.  :func:`dsp_products` re-times them as one DSP delay,
 ``DSP_PRODUCT_NS``, started at a register boundary when it would otherwise straddle one (da4ml's own
 rule for an operation that crosses the cutoff), and re-propagates every later operation's latency
 with da4ml's own per-operation delays.  Bit-exactness is untouched (only latencies change, which
@@ -87,7 +88,7 @@ def dsp_products(outputs: list[Any], cutoff: float, units: float) -> int:
         base0 = max((orig[id(u)] for u in src), default=0.0)
         base = max((float(u.latency) for u in src), default=0.0)
         dlat = orig[id(v)] - base0
-        if v.opr == "vmul" and len(src) == 2 and fits_dsp(*src):
+        if v.opr == "vmul" and len(v._from) == 2 and src and fits_dsp(*v._from):  # a constant operand too (offload.py)
             dlat = units
             n += 1
             if cutoff > 0 and math.ceil((base + dlat) / cutoff) > math.ceil(base / cutoff):

@@ -208,8 +208,16 @@ class TraceFx:
         return _q(acc, fmt)
 
     def matmul(self, x: Any, lin: N.Linear, x_fmt: Fmt) -> Any:
+        from . import offload
+
         w = lin.weight.astype(np.float64) * lin.w_fmt.lsb
-        acc = (x if hasattr(x, "_vars") else _arr(x)) @ w
+        policy = offload.current()
+        if policy.on:  # some weights as DSP48E2 products (backends/rtl/offload.py)
+            if tracer().name != "da4ml":
+                raise TraceError(f"--dsp-offload needs the da4ml tracer, not {tracer().name}")
+            acc = offload.matmul(x, w, policy)
+        else:
+            acc = (x if hasattr(x, "_vars") else _arr(x)) @ w
         if lin.bias is not None:
             assert lin.b_fmt is not None
             acc = acc + lin.bias.astype(np.float64) * lin.b_fmt.lsb

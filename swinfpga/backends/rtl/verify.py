@@ -12,6 +12,7 @@ from ...manifest import Project
 from ...results import Mismatch, RtlReport, compare_codes
 from .build import build_model, check_traced
 from .contract import RTL_JSON, RtlInfo
+from .offload import Offload
 from .sim import DEFAULT_SIMULATOR, run_cocotb
 
 BP_SAMPLES = 40  # samples of the back-pressure + idle variant
@@ -38,7 +39,8 @@ def verify_rtl(project: Project, simulator: str | None = None, n: int | None = N
     first: list[Mismatch] = []
     if check_trace:
         model = project.model()
-        built, _ = build_model(model, rtl.clock_mhz, progress, ii=rtl.ii_requested)
+        built, _ = build_model(model, rtl.clock_mhz, progress, ii=rtl.ii_requested,
+                               offload=Offload(rtl.dsp_min_digits))
         bad = check_traced(model, built, x[:n])
         progress(f"da4ml int64 interpreter vs golden on {n} samples: {bad}")
         if any(bad.values()):

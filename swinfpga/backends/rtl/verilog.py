@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,14 +77,29 @@ def unit_rtl(unit: TracedUnit, name: str, latency_cutoff: float) -> UnitRtl:
     """Pipeline ``unit`` at ``latency_cutoff`` (da4ml latency units per stage) and emit Verilog."""
     from da4ml.codegen.rtl.verilog import pipeline_logic_gen
     from da4ml.codegen.rtl.verilog.comb import table_mem_gen
-    from da4ml.trace import to_pipeline
 
-    pipe = to_pipeline(unit.comb, latency_cutoff, verbose=False)
+    pipe = pipeline(unit.comb, latency_cutoff)
     files = pipeline_logic_gen(pipe, name, print_latency=False)
     mems: dict[str, str] = {}
     for sol in pipe.solutions:
         mems.update(table_mem_gen(sol))
     return UnitRtl(name, files, mems, len(pipe.solutions))
+
+
+def pipeline(comb: Any, latency_cutoff: float) -> Any:
+    """da4ml's ``to_pipeline`` of ``comb``.  Its retiming re-traces the stages with da4ml's own
+    arithmetic, which expands a product with a constant operand (offloaded weights, offload.py) back
+    into shift-and-add; when that happens the split without retiming is used (the stages then
+    follow the latencies of :mod:`.timing` as traced)."""
+    from da4ml.trace import to_pipeline
+
+    from .offload import count_dsp
+
+    pipe = to_pipeline(comb, latency_cutoff, verbose=False)
+    n_const = count_dsp(comb)[0]
+    if n_const and sum(count_dsp(s)[0] for s in pipe.solutions) < n_const:
+        pipe = to_pipeline(comb, latency_cutoff, retiming=False, verbose=False)
+    return pipe
 
 
 def add_clock_enable(text: str, name: str) -> str:
@@ -125,8 +141,9 @@ def stage_is_wiring(text: str) -> bool:
     return True
 
 
-def static_sources() -> dict[str, str]:
-    """da4ml's primitive modules (adders, multiplier, mux, lookup_table...)."""
+def static_sources(dsp: bool = False) -> dict[str, str]:
+    """da4ml's primitive modules (adders, multiplier, mux, lookup_table...); ``dsp``: also
+    :data:`DSP_MULTIPLIER` (units with offloaded constant products, :func:`mark_dsp_multipliers`)."""
     from pathlib import Path
 
     import da4ml.codegen.rtl as r
@@ -134,7 +151,23 @@ def static_sources() -> dict[str, str]:
     out = {}
     for p in sorted((Path(r.__file__).parent / "verilog" / "source").glob("*.v")):
         out[p.stem] = re.sub(r"\(\*\s*rom_style[^*]*\*\)", "", p.read_text())
+    if dsp:
+        text = out["multiplier"]
+        if "module multiplier #(" not in text:
+            raise ValueError("unexpected da4ml multiplier module layout")
+        head = f'(* use_dsp = "yes" *)\nmodule {DSP_MULTIPLIER} #('
+        out[DSP_MULTIPLIER] = text.replace("module multiplier #(", head, 1)
     return out
+
+
+# da4ml's multiplier with Vivado's ``use_dsp`` attribute: Vivado may build a product with a small
+# constant operand from LUTs; offloaded weights (offload.py) exist to use DSP48E2 slices
+DSP_MULTIPLIER = "multiplier_dsp"
+
+
+def mark_dsp_multipliers(text: str) -> str:
+    """Instantiate :data:`DSP_MULTIPLIER` instead of da4ml's ``multiplier`` in a unit's Verilog."""
+    return re.sub(r"\bmultiplier #\(", f"{DSP_MULTIPLIER} #(", text)
 
 
 def _bits(n: int) -> int:
