@@ -14,17 +14,9 @@ require_module("tensorflow")
 require_module("quantizers")
 
 from swinfpga import golden  # noqa: E402
-from swinfpga.fixed import ChanFmt, Fmt  # noqa: E402
+from swinfpga.fixed import ChanFmt  # noqa: E402
 from swinfpga.ir.build import chan_fmt_in  # noqa: E402
-from swinfpga.models import StageSpec, SwinSpec  # noqa: E402
-
-IN_FMT = Fmt(False, 5, 1)
-
-
-def tiny(norm: str, act: str) -> SwinSpec:
-    return SwinSpec(name=f"tiny-chan-{norm}", img=(8, 8, 1), patch=2, embed=8,
-                    stages=(StageSpec(2, 2, 2, 1), StageSpec(1, 2, 2, 0, merge=True)), act=act, norm=norm,
-                    classes=4)
+from tests.test_keras_hgq import IN_FMT, tiny  # noqa: E402  (the same tiny Swin specs)
 
 
 def chan_sites(layer) -> dict[str, int]:

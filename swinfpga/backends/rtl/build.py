@@ -52,7 +52,7 @@ def _da4ml_version() -> str:
 # cache key, so an edit there can never serve a stale unit (GEN_VERSION stays for meaning changes)
 _GENERATOR_SOURCES = ("fixed.py", "lut.py", "ir/nodes.py", "ops", "backends/rtl/trace.py", "backends/rtl/timing.py",
                       "backends/rtl/verilog.py", "backends/rtl/plan.py", "backends/rtl/roles.py",
-                      "backends/rtl/offload.py")
+                      "backends/rtl/offload.py", "backends/rtl/tree.py")
 
 
 @functools.cache

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import SwinfpgaError
+from .tree import tree as _tree
 
 MODES = ("none", "auto")
 
@@ -233,15 +234,6 @@ def _arr(v: Any) -> Any:
     from da4ml.trace import FixedVariableArray
 
     return FixedVariableArray(np.asarray(v, dtype=object), None)
-
-
-def _tree(xs: list[Any], fn: Any) -> Any:
-    while len(xs) > 1:
-        nxt = [fn(xs[j], xs[j + 1]) for j in range(0, len(xs) - 1, 2)]
-        if len(xs) % 2:
-            nxt.append(xs[-1])
-        xs = nxt
-    return xs[0]
 
 
 def count_dsp(comb: Any) -> tuple[int, int, float]:

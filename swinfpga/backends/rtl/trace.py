@@ -24,6 +24,7 @@ from ...ir import nodes as N
 from ...lut import Lut, SoftmaxSpec
 from ...registry import Registry
 from .plan import Segment
+from .tree import tree as _tree
 
 
 class TraceError(SwinfpgaError, RuntimeError):
@@ -164,15 +165,6 @@ def _relabel(x: Any, fmt: Fmt, what: str) -> Any:
         f = per[idx[-1]]
         out[idx] = _zero(xs[idx]) if f is None else xs[idx].quantize(*f.kif, "WRAP", "TRN")
     return _arr(out)
-
-
-def _tree(xs: list[Any], fn: Any) -> Any:
-    while len(xs) > 1:
-        nxt = [fn(xs[j], xs[j + 1]) for j in range(0, len(xs) - 1, 2)]
-        if len(xs) % 2:
-            nxt.append(xs[-1])
-        xs = nxt
-    return xs[0]
 
 
 def _arr(vars_: Any) -> Any:
