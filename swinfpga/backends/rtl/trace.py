@@ -142,12 +142,7 @@ def _q_chan(x: Any, fmt: ChanFmt) -> Any:
     if xs.shape[-1] != fmt.n_chans:
         raise TraceError(f"a per-channel format of {fmt.n_chans} channels requantizes a traced value of shape "
                          f"{xs.shape}")
-    per = _chan_of(xs, fmt, "requant")
-    out = np.empty(xs.shape, dtype=object)
-    for idx in np.ndindex(*xs.shape):
-        f = per[idx[-1]]
-        out[idx] = _zero(xs[idx]) if f is None else _q(xs[idx], f)
-    return _arr(out)
+    return _map_chans(xs, fmt, "requant", _q)
 
 
 def _relabel(x: Any, fmt: Fmt, what: str) -> Any:
@@ -158,12 +153,17 @@ def _relabel(x: Any, fmt: Fmt, what: str) -> Any:
     constant 0.  Plain formats: ``x`` unchanged."""
     if not isinstance(fmt, ChanFmt):
         return x
-    xs = _elems(x)
+    return _map_chans(_elems(x), fmt, what, lambda v, f: v.quantize(*f.kif, "WRAP", "TRN"))
+
+
+def _map_chans(xs: np.ndarray, fmt: ChanFmt, what: str, fn: Any) -> Any:
+    """``fn(value, its channel's Fmt)`` on every scalar variable of ``xs`` (channel = last-axis index,
+    :func:`_chan_of`); elements of pruned channels become the constant 0."""
     per = _chan_of(xs, fmt, what)
     out = np.empty(xs.shape, dtype=object)
     for idx in np.ndindex(*xs.shape):
         f = per[idx[-1]]
-        out[idx] = _zero(xs[idx]) if f is None else xs[idx].quantize(*f.kif, "WRAP", "TRN")
+        out[idx] = _zero(xs[idx]) if f is None else fn(xs[idx], f)
     return _arr(out)
 
 
