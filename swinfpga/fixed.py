@@ -312,26 +312,28 @@ class ChanFmt(Fmt):
     def requant_count(self, codes: Any, frac_in: int) -> tuple[np.ndarray, int]:
         """Per channel (last axis): round and saturate at the channel's format, then store as
         container codes; the count is the sum of the channels' overflows (a pruned channel counts none)."""
-        c = np.asarray(codes, dtype=np.int64)
-        self._check_axis(c)
-        out = np.zeros(c.shape, dtype=np.int64)
         n = 0
-        for f, idx in self.groups():
-            if f is None:
-                continue
-            o, k = f.requant_count(c[..., idx], frac_in)
-            out[..., idx] = o << (self.frac - f.frac)
-            n += k
-        return out, n
 
-    def from_float(self, x: Any) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+        def one(f: Fmt, part: np.ndarray) -> np.ndarray:
+            nonlocal n
+            o, k = f.requant_count(part, frac_in)
+            n += k
+            return o
+
+        return self.per_channel(np.asarray(codes, dtype=np.int64), one), n
+
+    def per_channel(self, x: np.ndarray, fn: Any) -> np.ndarray:
+        """Container codes of ``fn(channel format, x[..., channels of that format])`` (codes at that
+        format's LSB) for each group of channels (:meth:`groups`); pruned channels are 0."""
         self._check_axis(x)
         out = np.zeros(x.shape, dtype=np.int64)
         for f, idx in self.groups():
             if f is not None:
-                out[..., idx] = f.from_float(x[..., idx]) << (self.frac - f.frac)
+                out[..., idx] = np.asarray(fn(f, x[..., idx]), dtype=np.int64) << (self.frac - f.frac)
         return out
+
+    def from_float(self, x: Any) -> np.ndarray:
+        return self.per_channel(np.asarray(x, dtype=np.float64), lambda f, part: f.from_float(part))
 
     def contains(self, codes: Any) -> bool:
         c = np.asarray(codes, dtype=np.int64)

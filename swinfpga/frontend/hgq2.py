@@ -697,11 +697,7 @@ def _quantize_f32(y: np.ndarray, fm: Fmt) -> np.ndarray:
     """HGQ2's quantizer arithmetic in float32: ``floor(y * 2**f (+ 1/2))``, then ``fm``'s overflow (a per-channel
     format: each channel at its own format, stored as container codes; pruned channels 0)."""
     if isinstance(fm, ChanFmt):
-        out = np.zeros(y.shape, dtype=np.int64)
-        for g, idx in fm.groups():
-            if g is not None:
-                out[..., idx] = _quantize_f32(y[..., idx], g) << (fm.frac - g.frac)
-        return out
+        return fm.per_channel(y, lambda g, part: _quantize_f32(part, g))
     scaled = (y * np.float32(2.0**fm.frac)).astype(np.float32)
     if fm.rounding == "RND":
         scaled = (scaled + np.float32(0.5)).astype(np.float32)
