@@ -13,10 +13,9 @@ keras = require_module("keras")
 require_module("tensorflow")
 require_module("quantizers")
 
-from swinfpga import golden  # noqa: E402
 from swinfpga.fixed import ChanFmt  # noqa: E402
 from swinfpga.ir.build import chan_fmt_in  # noqa: E402
-from tests.test_keras_hgq import IN_FMT, tiny  # noqa: E402  (the same tiny Swin specs)
+from tests.test_keras_hgq import IN_FMT, compare_layers, tiny  # noqa: E402  (the same tiny Swin specs)
 
 
 def chan_sites(layer) -> dict[str, int]:
@@ -35,28 +34,6 @@ def chan_sites(layer) -> dict[str, int]:
         if isinstance(attr, LNCore):
             out[attr.prefix + "out"] = attr.c
     return out
-
-
-def compare_layers(m, codes, ir) -> None:
-    """Keras == golden on the logits and on every layer output (integer codes, 0 mismatches)."""
-    from swinfpga.keras import predict_quantized
-
-    info = ir.infer()
-    g = golden.run(ir, codes)
-    out_fmt = info[ir.output].fmt
-    kc = np.ldexp(predict_quantized(m, codes * IN_FMT.lsb), out_fmt.frac)
-    assert np.array_equal(kc, np.round(kc))
-    np.testing.assert_array_equal(kc.astype(np.int64), g.output, err_msg="logits")
-    names = [n.name for n in ir.nodes[1:]]
-    sub = keras.Model(m.inputs[0], [m.get_layer(n).output for n in names])
-    bad = []
-    for n, o in zip(names, sub(codes * IN_FMT.lsb, training=False), strict=True):
-        c = np.ldexp(np.asarray(o), info[n].fmt.frac)
-        assert np.array_equal(c, np.round(c)), f"{n}: values off the grid of {info[n].fmt}"
-        diff = np.argwhere(c.astype(np.int64) != g.outputs[n])
-        if diff.size:
-            bad.append(f"{n}: {len(diff)} of {c.size} codes differ, first at {tuple(diff[0])}")
-    assert not bad, "; ".join(bad)
 
 
 @pytest.mark.parametrize("norm,act", [("bn", "relu"), ("ln", "gelu")])

@@ -96,14 +96,11 @@ def test_hgq_qk_bits_added_to_a_model_trained_without(tmp_path):
     check_export(m, codes, summ, tmp_path)
 
 
-def check_export(m, codes, summ, tmp_path):
-    from swinfpga.frontend.keras import from_keras_model
+def compare_layers(m, codes, ir) -> None:
+    """Keras == golden on the logits and on every layer output (integer codes, 0 mismatches)."""
     from swinfpga.keras import predict_quantized
-    from swinfpga.keras.hgq import frac_np
 
-    ir = from_keras_model(m)
     info = ir.infer()
-    # logits and every layer output: Keras == golden
     g = golden.run(ir, codes)
     out_fmt = info[ir.output].fmt
     kc = np.ldexp(predict_quantized(m, codes * IN_FMT.lsb), out_fmt.frac)
@@ -114,9 +111,19 @@ def check_export(m, codes, summ, tmp_path):
     bad = []
     for n, o in zip(names, sub(codes * IN_FMT.lsb, training=False), strict=True):
         c = np.ldexp(np.asarray(o), info[n].fmt.frac)
-        if not np.array_equal(c.astype(np.int64), g.outputs[n]):
-            bad.append(f"{n}: {int(np.count_nonzero(c.astype(np.int64) != g.outputs[n]))} of {c.size} codes differ")
+        assert np.array_equal(c, np.round(c)), f"{n}: values off the grid of {info[n].fmt}"
+        diff = np.argwhere(c.astype(np.int64) != g.outputs[n])
+        if diff.size:
+            bad.append(f"{n}: {len(diff)} of {c.size} codes differ, first at {tuple(diff[0])}")
     assert not bad, "; ".join(bad)
+
+
+def check_export(m, codes, summ, tmp_path):
+    from swinfpga.frontend.keras import from_keras_model
+    from swinfpga.keras.hgq import frac_np
+
+    ir = from_keras_model(m)
+    compare_layers(m, codes, ir)  # logits and every layer output: Keras == golden
     # one format per tensor: a weight with f < F fraction bits has F - f trailing zero bits; 0 bits -> code 0
     checked = 0
     for layer in m.layers:
