@@ -46,7 +46,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     res = train(a.model, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force, progress=_console().log,
                 beta=a.beta, granularity=a.granularity, qat_epochs=a.qat_epochs, init=a.init,
                 finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk, act_granularity=a.act_granularity,
-                qat_lr=a.qat_lr, hgq_bits_only=a.hgq_bits_only)
+                qat_lr=a.qat_lr, hgq_bits_only=a.hgq_bits_only, prune=a.prune)
     print(json.dumps(res.metrics, indent=1))
     return 0
 
@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="QAT / HGQ learning rate (default 2e-4; fixed-format epochs after HGQ use half)")
     t.add_argument("--hgq-bits-only", action="store_true",
                    help="HGQ epochs train the bit widths only (weights fixed until the fixed-format fine-tune)")
+    t.add_argument("--prune", type=float, default=0.0, metavar="FRACTION",
+                   help="gradual magnitude pruning: this fraction of every linear map's weights ends at 0 "
+                        "(ramped in the first training phase, then held)")
     t.set_defaults(fn=cmd_train)
 
     w = sub.add_parser("sweep", help="design-space sweep over HGQ beta / granularity on Dask (resumes)")

@@ -66,6 +66,7 @@ class TrainConfig:
     hgq_qk: bool = False  # HGQ: attention's q and k outputs train their bits too (the q @ k^T products)
     act_granularity: str = "tensor"  # HGQ activation bits: one per tensor | per channel (ChanFmt formats)
     hgq_bits_only: bool = False  # HGQ phase trains the bit variables only (weights fixed until the fine-tune)
+    prune: float = 0.0  # fraction of every linear map's weights pruned to 0 (gradual magnitude pruning)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=2
 
 def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str = "channel",
             qat_epochs: int | None = None, finetune_epochs: int | None = None, hgq_qk: bool = False,
-            act_granularity: str = "tensor", qat_lr: float | None = None, hgq_bits_only: bool = False) -> TrainConfig:
+            act_granularity: str = "tensor", qat_lr: float | None = None, hgq_bits_only: bool = False,
+            prune: float = 0.0) -> TrainConfig:
     base = dataclasses.replace(DEFAULTS.get(name, TrainConfig()), beta=float(beta), granularity=granularity,
                                hgq_qk=bool(hgq_qk), act_granularity=act_granularity)
     if epochs is not None:
@@ -96,6 +98,8 @@ def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str =
         base = dataclasses.replace(base, qat_lr=float(qat_lr))
     if hgq_bits_only:
         base = dataclasses.replace(base, hgq_bits_only=True)
+    if prune:
+        base = dataclasses.replace(base, prune=float(prune))
     return base
 
 
@@ -118,7 +122,9 @@ def _shift_augment(x: np.ndarray, rng: np.random.Generator, s: int) -> np.ndarra
 
 
 def _fit(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, cfg: TrainConfig, seed: int,
-         progress: Callable[[str], None], tag: str) -> None:
+         progress: Callable[[str], None], tag: str, pruner: Any = None, ramp: bool = False) -> None:
+    """``pruner`` (:class:`swinfpga.keras.prune.Pruner`): keep its masks; ``ramp``: this phase
+    raises the sparsity to the pruner's target (else it holds it)."""
     import keras
 
     steps = int(np.ceil(len(x) / cfg.batch))
@@ -150,7 +156,12 @@ def _fit(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, cfg: 
                 progress(f"{tag}: epoch {self.ep}/{epochs} loss {lg.get('loss', float('nan')):.4f} "
                          f"acc {lg.get('accuracy', float('nan')):.4f} ({time.perf_counter() - t0:.0f}s)")
 
-    model.fit(xa, ya, batch_size=cfg.batch, epochs=1, verbose=0, shuffle=False, callbacks=[_Log()])
+    cbs: list[Any] = [_Log()]
+    if pruner is not None:
+        cbs.insert(0, pruner.callback(epochs * steps, ramp_frac=0.6 if ramp else 0.0))
+    model.fit(xa, ya, batch_size=cfg.batch, epochs=1, verbose=0, shuffle=False, callbacks=cbs)
+    if pruner is not None:
+        progress(f"{tag}: {pruner.sparsity():.1%} of the linear weights pruned")
 
 
 def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
@@ -161,7 +172,7 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
           progress: Callable[[str], None] = print, beta: float = 0.0, granularity: str = "channel",
           qat_epochs: int | None = None, init: Path | str | None = None,
           finetune_epochs: int | None = None, hgq_qk: bool = False, act_granularity: str = "tensor",
-          qat_lr: float | None = None, hgq_bits_only: bool = False) -> TrainResult:
+          qat_lr: float | None = None, hgq_bits_only: bool = False, prune: float = 0.0) -> TrainResult:
     """Train reference model ``name`` and write ``out_dir`` (see module docstring).
 
     ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 120 + 30
@@ -172,13 +183,14 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
     ``act_granularity``: HGQ activation bits per ``tensor`` or per ``channel``; ``qat_lr``: the QAT/HGQ
     learning rate (default 2e-4; fixed-format epochs after HGQ run at half of it); ``hgq_bits_only``: the
     HGQ epochs train the bits only, the weights stay fixed until the fine-tune; ``init``: a trained
-    output directory to start from."""
+    output directory to start from; ``prune``: fraction of every linear map's weights pruned to 0 by
+    gradual magnitude pruning (:mod:`swinfpga.keras.prune`) during the first training phase, then held."""
     from .models import get_spec
 
     if name not in TRAINABLE:
         raise TrainError(f"cannot train {name!r}: trainable reference models are {', '.join(TRAINABLE)}")
     cfg = _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs, hgq_qk, act_granularity, qat_lr,
-                  hgq_bits_only)
+                  hgq_bits_only, prune)
     return train_spec(get_spec(name), out_dir, cfg, seed, force, progress, init=init)
 
 
@@ -239,6 +251,8 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         raise TrainError("--act-granularity channel trains HGQ activation bits: it needs --beta > 0")
     if not cfg.qat_lr > 0:
         raise TrainError(f"--qat-lr must be > 0, got {cfg.qat_lr}")
+    if not 0.0 <= cfg.prune < 1.0:
+        raise TrainError(f"--prune must be in [0, 1) (the fraction of weights pruned), got {cfg.prune}")
     if not 2 <= cfg.bits <= 16:
         raise TrainError(f"--bits must be in 2..16, got {cfg.bits}")
     if init is not None and cfg.bits != 8:
@@ -265,11 +279,16 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         cfg = dataclasses.replace(cfg, augment_shift=0)  # pixel shifts only for the digits images
     lsb = spec.in_fmt.lsb
     xtr, xte = d.x_train * lsb, d.x_test * lsb  # real pixel values (codes of ufixed<5,1>)
+    pruner = None
     if init is None:
         model = build_model(spec)
+        if cfg.prune:
+            from .keras.prune import Pruner
+
+            pruner = Pruner(model, cfg.prune)
         t0 = time.perf_counter()
         progress(f"{name}: float pre-training, {cfg.float_epochs} epochs on {len(xtr)} images")
-        _fit(model, xtr, d.y_train, cfg.float_epochs, cfg.lr, cfg, seed, progress, "float")
+        _fit(model, xtr, d.y_train, cfg.float_epochs, cfg.lr, cfg, seed, progress, "float", pruner, ramp=True)
         times["float"] = time.perf_counter() - t0
         acc_float = _accuracy(predict_quantized(model, xte), d.y_test)
         progress(f"{name}: float test accuracy {acc_float:.4f}")
@@ -289,7 +308,11 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         set_quantized(model, True)
         acc0 = _accuracy(predict_quantized(model, xte), d.y_test)
         progress(f"{name}: starting from {init} (quantized accuracy {acc0:.4f})")
+        if cfg.prune:
+            from .keras.prune import Pruner
 
+            pruner = Pruner(model, cfg.prune)
+    ramp = init is not None  # pruning ramps in the first phase that trains the weights
     t0 = time.perf_counter()
     hgq_info: dict[str, Any] | None = None
     if cfg.beta > 0:
@@ -310,7 +333,9 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
             held = [v for v in model.trainable_variables if id(v) not in bits]
             for v in held:
                 v.trainable = False
-        _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "HGQ")
+        _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "HGQ", pruner,
+             ramp and not cfg.hgq_bits_only)
+        ramp = ramp and cfg.hgq_bits_only
         for v in held:
             v.trainable = True
         summ = hgq.freeze(model)
@@ -319,13 +344,13 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
                  f"mean weight bits {summ.mean_weight_bits:.2f}; quantized accuracy "
                  f"{_accuracy(predict_quantized(model, xte), d.y_test):.4f}; {ft} fixed-format epochs")
         if ft > 0:
-            _fit(model, xtr, d.y_train, ft, cfg.qat_lr / 2, cfg, seed + 2, progress, "QAT")
+            _fit(model, xtr, d.y_train, ft, cfg.qat_lr / 2, cfg, seed + 2, progress, "QAT", pruner, ramp)
         summ = hgq.summary(model)
         hgq_info = {"beta": cfg.beta, "granularity": cfg.granularity, "ebops_before": e0, **summ.as_dict()}
         if cfg.act_granularity != "tensor":
             hgq_info["act_granularity"] = cfg.act_granularity
     else:
-        _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "QAT")
+        _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "QAT", pruner, ramp)
     widened = widen_saturated_weights(model)
     if widened:
         progress(f"{name}: widened {len(widened)} weight formats that saturated after QAT: {'; '.join(widened)}")
@@ -362,6 +387,10 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         metrics["hgq"] = hgq_info
     if init is not None:
         metrics["init"] = str(init)
+    if pruner is not None:
+        metrics["prune"] = {"target": cfg.prune, "sparsity": pruner.sparsity(),
+                            "zero_weights": int(sum(int((~m).sum()) for m in pruner.masks)),
+                            "weights": int(sum(m.size for m in pruner.masks))}
     progress(f"{name}: accuracy float {acc_float:.4f} quantized {acc_q:.4f} golden {acc_g:.4f}; "
              f"keras vs golden mismatching logit codes: {mism}/{res.output.size}")
 

@@ -299,9 +299,9 @@ def test_train_per_channel_bits_only_flow_is_bitexact(tmp_path, monkeypatch):
     seen: dict[str, list[str]] = {}
     orig = T._fit
 
-    def spy(model, x, y, epochs, lr, cfg, seed, progress, tag):
+    def spy(model, x, y, epochs, lr, cfg, seed, progress, tag, *a, **kw):
         seen[tag] = [v.path for v in model.trainable_variables]
-        return orig(model, x, y, epochs, lr, cfg, seed, progress, tag)
+        return orig(model, x, y, epochs, lr, cfg, seed, progress, tag, *a, **kw)
 
     monkeypatch.setattr(T, "_fit", spy)
     spec = SwinSpec(name="tiny-digits", img=(8, 8, 1), patch=4, embed=8,
