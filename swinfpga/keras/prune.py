@@ -8,7 +8,7 @@ scaled) weights, one threshold per linear map, and the kernel is multiplied by i
 step.  A pruned weight is exactly 0.0, so it quantizes to code 0 and every back end drops it (da4ml
 emits no adder for it, the C++ multiplies by a constant 0).  Masks only grow: a pruned weight stays
 pruned.  ``target`` is the fraction of weights at 0 in every linear map (per map, not global:
-the maps' scales differ by their formats)."""
+the maps' scales differ by their formats); every output channel keeps at least its largest weight."""
 
 from __future__ import annotations
 
@@ -57,7 +57,10 @@ class Pruner:
         for i, lin in enumerate(self.maps):
             w, _ = lin.effective()
             mag = np.abs(np.asarray(w, dtype=np.float64)) * self.masks[i]
-            k = int(np.floor(sparsity * mag.size))
+            # every output keeps its largest weight: a column of zeros would leave a BatchNorm folded
+            # after it normalizing a constant (its scale blows up and the folded bias saturates)
+            mag[np.argmax(mag, axis=0), np.arange(mag.shape[1])] = np.inf
+            k = min(int(np.floor(sparsity * mag.size)), mag.size - mag.shape[1])
             if k <= int((~self.masks[i]).sum()):
                 continue
             order = np.argsort(mag, axis=None, kind="stable")
