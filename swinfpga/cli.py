@@ -55,8 +55,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     from .sweep import SweepConfig, SweepPoint, sweep
 
     grans = a.granularity or ["channel"]
-    pts = tuple(SweepPoint(b, g, n, ii) for n in (a.bits or [8]) for b in a.beta for g in grans
-                for ii in (a.ii or [None]) if b > 0 or g == grans[0])
+    pts = tuple(SweepPoint(b, g, n, ii, pr) for n in (a.bits or [8]) for b in a.beta for g in grans
+                for pr in a.prune for ii in (a.ii or [None]) if b > 0 or g == grans[0])
     cfg = SweepConfig(a.model, pts, epochs=a.epochs, qat_epochs=a.qat_epochs, init=a.init, rtl=not a.no_rtl,
                       board=a.board, seed=a.seed, finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk,
                       act_granularity=a.act_granularity)
@@ -194,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HGQ activation bits per tensor or per channel, for every point")
     w.add_argument("--ii", type=int, nargs="+", default=None,
                    help="RTL initiation intervals: each trained point is traced at each II (no retraining)")
+    w.add_argument("--prune", type=float, nargs="+", default=[0.0], metavar="FRACTION",
+                   help="pruned fractions: one training per fraction of every linear map's weights at 0 (default 0)")
     w.add_argument("--no-rtl", action="store_true", help="skip the RTL trace (no da4ml cost)")
     w.add_argument("--board", default="vu13p")
     w.add_argument("--seed", type=int, default=0)

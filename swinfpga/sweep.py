@@ -1,7 +1,9 @@
-"""``swinfpga sweep``: a design-space sweep over HGQ ``beta``, weight-bit granularity and RTL II on Dask.
+"""``swinfpga sweep``: a design-space sweep over HGQ ``beta``, weight-bit granularity, bit budget, pruning
+fraction and RTL II on Dask.
 
-Each trained configuration (beta, granularity, bit budget) trains the model once
-(:func:`swinfpga.train.train_spec`, HGQ when ``beta > 0``; ``OUT/points/<train key>/model``) and
+Each trained configuration (beta, granularity, bit budget, pruned fraction) trains the model once
+(:func:`swinfpga.train.train_spec`, HGQ when ``beta > 0``, gradual magnitude pruning when ``prune > 0``;
+``OUT/points/<train key>/model``) and
 checks Keras == golden; each point (a trained configuration at one initiation interval ``ii``;
 None = the model's natural II) then traces the RTL with da4ml (optional) and records golden
 accuracy, da4ml's cost figure (LUT-equivalents) and the predicted latency / II.  The II axis needs
@@ -31,23 +33,27 @@ POINT_JSON = "point.json"
 
 
 class SweepError(SwinfpgaError, ValueError):
-    """The sweep is misconfigured (unknown model, no points, bad beta / granularity)."""
+    """The sweep is misconfigured (unknown model, no points, bad beta / granularity / prune fraction)."""
 
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One design point: HGQ penalty ``beta`` per EBOP (0: 8-bit per-tensor) and weight-bit granularity."""
+    """One design point: HGQ penalty ``beta`` per EBOP (0: 8-bit per-tensor), weight-bit granularity, bit
+    budget, fraction ``prune`` of every linear map's weights pruned to 0 (0: none) and RTL II."""
 
     beta: float
     granularity: str = "channel"
     bits: int = 8  # calibrated weight / activation width (the budget)
     ii: int | None = None  # RTL initiation interval in clocks (None: the model's natural II)
+    prune: float = 0.0  # fraction of every linear map's weights pruned to 0 (gradual magnitude pruning)
 
     @property
     def train_key(self) -> str:
-        """Key of the trained configuration (points differing only in ``ii`` share it)."""
+        """Key of the trained configuration (points differing only in ``ii`` share it); ``-pF`` only when
+        ``prune > 0``, so the keys of unpruned points (and old sweep directories) are unchanged."""
         k = f"beta{self.beta:g}-{self.granularity}" if self.beta > 0 else f"beta0-{self.bits}bit"
-        return k if self.beta == 0 or self.bits == 8 else f"{k}-{self.bits}bit"
+        k = k if self.beta == 0 or self.bits == 8 else f"{k}-{self.bits}bit"
+        return f"{k}-p{self.prune:g}" if self.prune > 0 else k
 
     @property
     def key(self) -> str:
@@ -97,6 +103,8 @@ def _check(cfg: SweepConfig) -> None:
             raise SweepError(f"--ii {p.ii}: the initiation interval must be >= 1 clock")
         if p.ii is not None and not cfg.rtl:
             raise SweepError("--ii sets the RTL initiation interval, but --no-rtl skips the RTL: drop one of them")
+        if not 0.0 <= p.prune < 1.0:
+            raise SweepError(f"--prune must be in [0, 1) (the fraction of weights pruned), got {p.prune:g}")
     keys = [p.key for p in cfg.points]
     if len(set(keys)) != len(keys):
         raise SweepError(f"duplicate sweep points: {', '.join(sorted(k for k in keys if keys.count(k) > 1))}")
@@ -116,14 +124,25 @@ def train_point(cfg: SweepConfig, point: SweepPoint, out_dir: str) -> dict[str, 
     mdir = Path(out_dir) / "points" / point.train_key / "model"
     if (mdir / "metrics.json").exists() and (mdir / "model.json").exists():
         old = json.loads((mdir / "metrics.json").read_text())
-        if old.get("config", {}).get("act_granularity", "tensor") == _act(cfg, point):
+        oc = old.get("config", {})
+        if oc.get("act_granularity", "tensor") == _act(cfg, point) and oc.get("prune", 0.0) == point.prune:
             return {**old, "reused": True}
     spec = cfg.spec if cfg.spec is not None else get_spec(cfg.model)
     tcfg = dataclasses.replace(_config(spec.name, cfg.epochs, point.beta, point.granularity, cfg.qat_epochs,
-                                       cfg.finetune_epochs, cfg.hgq_qk, _act(cfg, point)), bits=point.bits)
+                                       cfg.finetune_epochs, cfg.hgq_qk, _act(cfg, point), prune=point.prune),
+                               bits=point.bits)
     logs: list[str] = []
     res = train_spec(spec, mdir, tcfg, cfg.seed, force=True, progress=logs.append, init=cfg.init)
     return {**res.metrics, "reused": False}
+
+
+def _zero_weights(m: dict[str, Any]) -> int | None:
+    """Linear-map weights at 0 in a training's ``metrics``: HGQ's count of zero weight codes (pruned ones
+    included), else the pruner's count of pruned weights (None: neither HGQ nor pruning)."""
+    for part in ("hgq", "prune"):
+        if (m.get(part) or {}).get("zero_weights") is not None:
+            return m[part]["zero_weights"]
+    return None
 
 
 def run_point(cfg: SweepConfig, point: SweepPoint, out_dir: str, metrics: dict[str, Any] | None = None
@@ -139,7 +158,7 @@ def run_point(cfg: SweepConfig, point: SweepPoint, out_dir: str, metrics: dict[s
         "key": point.key, **dataclasses.asdict(point), "train_key": point.train_key,
         "accuracy_golden": m["accuracy"]["golden"], "accuracy_quantized": m["accuracy"]["quantized"],
         "keras_golden_mismatches": m["keras_golden_mismatches"],
-        "ebops": (m.get("hgq") or {}).get("ebops"), "zero_weights": (m.get("hgq") or {}).get("zero_weights"),
+        "ebops": (m.get("hgq") or {}).get("ebops"), "zero_weights": _zero_weights(m),
         "train_seconds": m["train_seconds"], "training_reused": bool(m.get("reused")),
     }
     if cfg.rtl:
@@ -235,11 +254,11 @@ def sweep(cfg: SweepConfig, out_dir: Path | str, scheduler: str | None = None, w
 
 def markdown(summary: dict[str, Any]) -> str:
     md = [f"# Sweep: {summary['model']} ({summary['board']})", "",
-          "| point | beta | granularity | bits | golden acc | Keras vs golden | EBOPs | zero weights | da4ml cost | "
-          "latency (cycles) | II | Pareto |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| point | beta | granularity | bits | prune | golden acc | Keras vs golden | EBOPs | zero weights | "
+          "da4ml cost | latency (cycles) | II | Pareto |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["points"]:
         cost = r.get("da4ml_cost_total")
-        md.append(f"| {r['key']} | {r['beta']:g} | {r['granularity']} | {r.get('bits', 8)} | "
+        md.append(f"| {r['key']} | {r['beta']:g} | {r['granularity']} | {r.get('bits', 8)} | {r.get('prune', 0.0):g} | "
                   f"{100 * r['accuracy_golden']:.2f}% | "
                   f"{r['keras_golden_mismatches']} | {r['ebops'] if r['ebops'] is not None else '-'} | "
                   f"{r['zero_weights'] if r['zero_weights'] is not None else '-'} | "
@@ -248,7 +267,8 @@ def markdown(summary: dict[str, Any]) -> str:
     md += ["", "da4ml cost: LUT-equivalents of the traced RTL units (da4ml's figure, not Yosys); latency and II: "
            "predicted by the RTL schedule (clock cycles). Accuracy: golden model on the 360 digits test images. "
            "Pareto: no other point is at least as good in accuracy, cost, latency and II and better in one. "
-           "Points `...-iiN` reuse the training of the point without the suffix at RTL II N."]
+           "Points `...-iiN` reuse the training of the point without the suffix at RTL II N. "
+           "prune: fraction of every linear map's weights pruned to 0 in training (points `...-pF`)."]
     return "\n".join(md) + "\n"
 
 
