@@ -46,7 +46,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     res = train(a.model, Path(a.out), epochs=a.epochs, seed=a.seed, force=a.force, progress=_console().log,
                 beta=a.beta, granularity=a.granularity, qat_epochs=a.qat_epochs, init=a.init,
                 finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk, act_granularity=a.act_granularity,
-                qat_lr=a.qat_lr, hgq_bits_only=a.hgq_bits_only, prune=a.prune)
+                qat_lr=a.qat_lr, hgq_bits_only=a.hgq_bits_only, prune=a.prune,
+                teacher=a.teacher, distill_alpha=a.distill_alpha)
     print(json.dumps(res.metrics, indent=1))
     return 0
 
@@ -176,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--prune", type=float, default=0.0, metavar="FRACTION",
                    help="gradual magnitude pruning: this fraction of every linear map's weights ends at 0 "
                         "(ramped in the first training phase, then held)")
+    t.add_argument("--teacher", default=None, metavar="DIR",
+                   help="knowledge distillation: every phase also learns the float model of this trained directory")
+    t.add_argument("--distill-alpha", type=float, default=None,
+                   help="with --teacher: weight of the labels against the teacher (default 0.5)")
     t.set_defaults(fn=cmd_train)
 
     w = sub.add_parser("sweep", help="design-space sweep over HGQ beta / granularity on Dask (resumes)")

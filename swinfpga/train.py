@@ -67,6 +67,9 @@ class TrainConfig:
     act_granularity: str = "tensor"  # HGQ activation bits: one per tensor | per channel (ChanFmt formats)
     hgq_bits_only: bool = False  # HGQ phase trains the bit variables only (weights fixed until the fine-tune)
     prune: float = 0.0  # fraction of every linear map's weights pruned to 0 (gradual magnitude pruning)
+    teacher: str | None = None  # distill from this trained output directory's float model (QAT/HGQ phases)
+    distill_alpha: float = 0.5  # weight of the labels against the teacher (swinfpga.keras.distill)
+    distill_t: float = 2.0  # distillation temperature
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=2
 def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str = "channel",
             qat_epochs: int | None = None, finetune_epochs: int | None = None, hgq_qk: bool = False,
             act_granularity: str = "tensor", qat_lr: float | None = None, hgq_bits_only: bool = False,
-            prune: float = 0.0) -> TrainConfig:
+            prune: float = 0.0, teacher: str | None = None, distill_alpha: float | None = None) -> TrainConfig:
     base = dataclasses.replace(DEFAULTS.get(name, TrainConfig()), beta=float(beta), granularity=granularity,
                                hgq_qk=bool(hgq_qk), act_granularity=act_granularity)
     if epochs is not None:
@@ -100,6 +103,10 @@ def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str =
         base = dataclasses.replace(base, hgq_bits_only=True)
     if prune:
         base = dataclasses.replace(base, prune=float(prune))
+    if teacher is not None:
+        base = dataclasses.replace(base, teacher=str(teacher))
+    if distill_alpha is not None:
+        base = dataclasses.replace(base, distill_alpha=float(distill_alpha))
     return base
 
 
@@ -122,23 +129,35 @@ def _shift_augment(x: np.ndarray, rng: np.random.Generator, s: int) -> np.ndarra
 
 
 def _fit(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, cfg: TrainConfig, seed: int,
-         progress: Callable[[str], None], tag: str, pruner: Any = None, ramp: bool = False) -> None:
+         progress: Callable[[str], None], tag: str, pruner: Any = None, ramp: bool = False,
+         teacher: Any = None) -> None:
     """``pruner`` (:class:`swinfpga.keras.prune.Pruner`): keep its masks; ``ramp``: this phase
-    raises the sparsity to the pruner's target (else it holds it)."""
+    raises the sparsity to the pruner's target (else it holds it); ``teacher``: a float-mode model
+    to distill from (:mod:`swinfpga.keras.distill`; its logits on the same augmented images)."""
     import keras
 
     steps = int(np.ceil(len(x) / cfg.batch))
     sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps), alpha=0.02)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(sched, weight_decay=cfg.weight_decay),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    if teacher is None:
+        loss: Any = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metric: Any = "accuracy"
+    else:
+        from .keras import distill
+
+        n_cls = int(teacher.output_shape[-1])
+        loss, metric = distill.loss(n_cls, cfg.distill_alpha, cfg.distill_t), distill.accuracy(n_cls)
+    model.compile(optimizer=keras.optimizers.AdamW(sched, weight_decay=cfg.weight_decay), loss=loss,
+                  metrics=[metric])
     rng = np.random.default_rng(seed)
     # all epochs' shuffled, augmented copies up front: one fit() call (per-call overhead dominates)
     order = [rng.permutation(len(x)) for _ in range(epochs)]
     xa = np.concatenate([_shift_augment(x[o], rng, cfg.augment_shift) for o in order])
     ya = np.concatenate([y[o] for o in order])
+    if teacher is not None:
+        from .keras import distill
+        from .keras.model import predict_quantized
+
+        ya = distill.targets(ya, predict_quantized(teacher, xa))
     t0 = time.perf_counter()
     every = max(1, epochs // 5)
 
@@ -172,7 +191,8 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
           progress: Callable[[str], None] = print, beta: float = 0.0, granularity: str = "channel",
           qat_epochs: int | None = None, init: Path | str | None = None,
           finetune_epochs: int | None = None, hgq_qk: bool = False, act_granularity: str = "tensor",
-          qat_lr: float | None = None, hgq_bits_only: bool = False, prune: float = 0.0) -> TrainResult:
+          qat_lr: float | None = None, hgq_bits_only: bool = False, prune: float = 0.0,
+          teacher: Path | str | None = None, distill_alpha: float | None = None) -> TrainResult:
     """Train reference model ``name`` and write ``out_dir`` (see module docstring).
 
     ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 120 + 30
@@ -184,17 +204,19 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
     learning rate (default 2e-4; fixed-format epochs after HGQ run at half of it); ``hgq_bits_only``: the
     HGQ epochs train the bits only, the weights stay fixed until the fine-tune; ``init``: a trained
     output directory to start from; ``prune``: fraction of every linear map's weights pruned to 0 by
-    gradual magnitude pruning (:mod:`swinfpga.keras.prune`) during the first training phase, then held."""
+    gradual magnitude pruning (:mod:`swinfpga.keras.prune`) during the first training phase, then held;
+    ``teacher``: a trained output directory whose float model every phase distills from, with weight
+    ``distill_alpha`` on the labels (:mod:`swinfpga.keras.distill`)."""
     from .models import get_spec
 
     if name not in TRAINABLE:
         raise TrainError(f"cannot train {name!r}: trainable reference models are {', '.join(TRAINABLE)}")
     cfg = _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs, hgq_qk, act_granularity, qat_lr,
-                  hgq_bits_only, prune)
+                  hgq_bits_only, prune, None if teacher is None else str(teacher), distill_alpha)
     return train_spec(get_spec(name), out_dir, cfg, seed, force, progress, init=init)
 
 
-def _load_init(init: Path | str, spec: SwinSpec) -> Any:
+def _load_init(init: Path | str, spec: SwinSpec, what: str = "--init") -> Any:
     import keras
 
     import swinfpga.keras  # noqa: F401  (registers the layers)
@@ -202,10 +224,10 @@ def _load_init(init: Path | str, spec: SwinSpec) -> Any:
     p = Path(init)
     f = p / "model.keras" if p.is_dir() else p
     if not f.exists():
-        raise TrainError(f"--init {init}: no model.keras there (pass a `swinfpga train` output directory)")
+        raise TrainError(f"{what} {init}: no model.keras there (pass a `swinfpga train` output directory)")
     model = keras.models.load_model(f, compile=False)
     if model.name != spec.name:
-        raise TrainError(f"--init {init}: the model is {model.name!r}, not {spec.name!r}")
+        raise TrainError(f"{what} {init}: the model is {model.name!r}, not {spec.name!r}")
     return model
 
 
@@ -253,6 +275,8 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         raise TrainError(f"--qat-lr must be > 0, got {cfg.qat_lr}")
     if not 0.0 <= cfg.prune < 1.0:
         raise TrainError(f"--prune must be in [0, 1) (the fraction of weights pruned), got {cfg.prune}")
+    if not 0.0 <= cfg.distill_alpha <= 1.0:
+        raise TrainError(f"--distill-alpha must be in [0, 1] (the weight of the labels), got {cfg.distill_alpha}")
     if not 2 <= cfg.bits <= 16:
         raise TrainError(f"--bits must be in 2..16, got {cfg.bits}")
     if init is not None and cfg.bits != 8:
@@ -279,6 +303,12 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         cfg = dataclasses.replace(cfg, augment_shift=0)  # pixel shifts only for the digits images
     lsb = spec.in_fmt.lsb
     xtr, xte = d.x_train * lsb, d.x_test * lsb  # real pixel values (codes of ufixed<5,1>)
+    teacher = None
+    if cfg.teacher is not None:
+        teacher = _load_init(cfg.teacher, spec, "--teacher")
+        set_quantized(teacher, False)  # its float model
+        progress(f"{name}: distilling from {cfg.teacher} (float test accuracy "
+                 f"{_accuracy(predict_quantized(teacher, xte), d.y_test):.4f}; labels weighted {cfg.distill_alpha:g})")
     pruner = None
     if init is None:
         model = build_model(spec)
@@ -288,7 +318,8 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
             pruner = Pruner(model, cfg.prune)
         t0 = time.perf_counter()
         progress(f"{name}: float pre-training, {cfg.float_epochs} epochs on {len(xtr)} images")
-        _fit(model, xtr, d.y_train, cfg.float_epochs, cfg.lr, cfg, seed, progress, "float", pruner, ramp=True)
+        _fit(model, xtr, d.y_train, cfg.float_epochs, cfg.lr, cfg, seed, progress, "float", pruner, ramp=True,
+             teacher=teacher)
         times["float"] = time.perf_counter() - t0
         acc_float = _accuracy(predict_quantized(model, xte), d.y_test)
         progress(f"{name}: float test accuracy {acc_float:.4f}")
@@ -334,7 +365,7 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
             for v in held:
                 v.trainable = False
         _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "HGQ", pruner,
-             ramp and not cfg.hgq_bits_only)
+             ramp and not cfg.hgq_bits_only, teacher)
         ramp = ramp and cfg.hgq_bits_only
         for v in held:
             v.trainable = True
@@ -344,13 +375,13 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
                  f"mean weight bits {summ.mean_weight_bits:.2f}; quantized accuracy "
                  f"{_accuracy(predict_quantized(model, xte), d.y_test):.4f}; {ft} fixed-format epochs")
         if ft > 0:
-            _fit(model, xtr, d.y_train, ft, cfg.qat_lr / 2, cfg, seed + 2, progress, "QAT", pruner, ramp)
+            _fit(model, xtr, d.y_train, ft, cfg.qat_lr / 2, cfg, seed + 2, progress, "QAT", pruner, ramp, teacher)
         summ = hgq.summary(model)
         hgq_info = {"beta": cfg.beta, "granularity": cfg.granularity, "ebops_before": e0, **summ.as_dict()}
         if cfg.act_granularity != "tensor":
             hgq_info["act_granularity"] = cfg.act_granularity
     else:
-        _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "QAT", pruner, ramp)
+        _fit(model, xtr, d.y_train, cfg.qat_epochs, cfg.qat_lr, cfg, seed + 1, progress, "QAT", pruner, ramp, teacher)
     widened = widen_saturated_weights(model)
     if widened:
         progress(f"{name}: widened {len(widened)} weight formats that saturated after QAT: {'; '.join(widened)}")
