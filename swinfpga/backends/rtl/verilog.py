@@ -6,16 +6,19 @@ the bits after element ``e - 1`` as a two's complement (or unsigned) code of its
 so in a one-field frame bits ``[e*W + W-1 : e*W]`` (``W`` = format width).  Balanced segments pass
 frames with several fields (e.g. the residual, q, k and v of every token) between their units.
 
-Segment wrapper (one per unit): a group counter walks the ``G`` groups of the input frame, one
-per clock, gathering each group's elements (plus its constant shift-mask bits and bias rows) into
-the unit; a valid/group tag shift register runs alongside the unit's pipeline; results (the unit's
-last stage, unregistered) are scattered into one of two output frame buffers (ping-pong, filled in
-order).  When a result reaches the end of the pipeline while its buffer is still waiting for the
-consumer, the whole unit stalls (clock enable ``ce`` on every pipeline register), so back-pressure
-never drops data and the initiation interval is ``G`` clocks when the consumer keeps up.  The input frame is
-popped (``in_ready``) when its last group is issued; ``out_valid`` rises when every group of a
-buffer has arrived.  Handshakes are AXI-stream style (data stable while valid; transfer when valid
-and ready).
+Segment wrapper (one per unit): a group counter walks the ``G`` groups of the input frame, one per
+clock, gathering each group's elements (plus its constant shift-mask bits and bias rows) into the
+unit; a valid/group tag shift register runs alongside the unit's pipeline; results (the unit's last
+stage, unregistered) are scattered into one of two output frame buffers (ping-pong, filled in
+order). The wrapper exports both buffers and its read pointer (``out_buf0/1``, ``out_sel``): the
+next segment gathers its group from both (G:1 each) and then picks the read buffer (2:1), so the
+2:1 read multiplexer sits on the gathered group's bits instead of on every frame bit
+(``out_frame``, the muxed frame, feeds only the top's output). When a result reaches the end of the
+pipeline while its buffer is still waiting for the consumer, the whole unit stalls (clock enable
+``ce`` on every pipeline register), so back-pressure never drops data and the initiation interval
+is ``G`` clocks when the consumer keeps up. The input frame is popped (``in_ready``) when its last
+group is issued; ``out_valid`` rises when every group of a buffer has arrived. Handshakes are
+AXI-stream style (data stable while valid; transfer when valid and ready).
 
 Two forms of the gather/scatter (same ports, same timing, same registers):
 
@@ -254,8 +257,10 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str, in
              f"// in frame: {', '.join(f'{f.name}[{f.size}] {f.fmt.ap_type}' for f in seg.frame_in)}",
              f"// out frame: {', '.join(f'{f.name}[{f.size}] {f.fmt.ap_type}' for f in seg.frame_out)}",
              f"module {name} (", "    input clk,", "    input rst,", "    input in_valid,", "    output in_ready,",
-             f"    input [{win - 1}:0] in_frame,", "    output out_valid,", "    input out_ready,",
-             f"    output [{wout - 1}:0] out_frame,", "    output can_issue", ");"]
+             f"    input [{win - 1}:0] in_frame,", f"    input [{win - 1}:0] in_frame1,", "    input in_sel,",
+             "    output out_valid,", "    input out_ready,", f"    output [{wout - 1}:0] out_frame,",
+             f"    output [{wout - 1}:0] out_buf0,", f"    output [{wout - 1}:0] out_buf1,", "    output out_sel,",
+             "    output can_issue", ");"]
     lines += [f"    reg [{gb - 1}:0] cnt;", "    reg wptr, rptr, full0, full1;",
               f"    reg [{gb - 1}:0] ocnt;", f"    reg [{wout - 1}:0] obuf0, obuf1;",
               "    wire ov;",
@@ -267,6 +272,8 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str, in
               "    assign in_ready = issue && last;",
               "    assign out_valid = rptr ? full1 : full0;",
               "    assign out_frame = rptr ? obuf1 : obuf0;",
+              "    // the buffers unmuxed: the next segment's gather selects the read buffer and the group in one mux",
+              "    assign out_buf0 = obuf0;", "    assign out_buf1 = obuf1;", "    assign out_sel = rptr;",
               "    wire pop = out_valid && out_ready;",
               "    wire wr = ov && ce;"]
     if indexed:
@@ -292,34 +299,37 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str, in
 
 def _flat_gather(seg: Segment, unit: TracedUnit, in_off: list[int], in_fm: list[Fmt], wu_in: int,
                  gb: int) -> list[str]:
-    """Flat form: one case item per group concatenating its input elements and constants."""
+    """Flat form: one case item per group concatenating its input elements and constants, from
+    each of the producer's two buffers (``uin0``/``uin1``), then the read buffer's (``in_sel``)."""
     g = seg.groups
-    lines = [f"    reg [{wu_in - 1}:0] uin;"]
-    lines.append("    always @(*) begin")
-    lines.append("        case (cnt)")
-    for gi in range(g):
-        parts = []
-        mb = seg.mask[gi].reshape(-1) if seg.mask is not None else None
-        for j, kif in enumerate(unit.in_kif):
-            if sum(kif) == 0:
-                continue
-            if j < seg.n_in:
-                e = int(seg.in_idx[gi, j])
-                parts.append(_in_elem("in_frame", in_off[e], in_fm[e], kif))
-            elif j < seg.n_in + seg.n_mask:
-                assert mb is not None
-                parts.append("1'b1" if mb[j - seg.n_in] else "1'b0")
-            else:  # per-group constant (a bias row): a literal in the unit's input kif
-                assert seg.consts is not None and seg.const_fmt is not None
-                if kif[2] != seg.const_fmt.frac:
-                    raise ValueError(f"unit constant kif {kif} does not match {seg.const_fmt}")
-                wd = sum(kif)
-                code = int(seg.consts[gi, j - seg.n_in - seg.n_mask])
-                parts.append(f"{wd}'d{code & ((1 << wd) - 1)}")
-        kept = parts
-        lines.append(f"            {gb}'d{gi}: uin = {{{', '.join(reversed(kept))}}};")
-    lines.append(f"            default: uin = {wu_in}'d0;")
-    lines += ["        endcase", "    end"]
+    lines = [f"    reg [{wu_in - 1}:0] uin0, uin1;"]
+    for sel in (0, 1):
+        frame = "in_frame1" if sel else "in_frame"
+        lines.append("    always @(*) begin")
+        lines.append("        case (cnt)")
+        for gi in range(g):
+            parts = []
+            mb = seg.mask[gi].reshape(-1) if seg.mask is not None else None
+            for j, kif in enumerate(unit.in_kif):
+                if sum(kif) == 0:
+                    continue
+                if j < seg.n_in:
+                    e = int(seg.in_idx[gi, j])
+                    parts.append(_in_elem(frame, in_off[e], in_fm[e], kif))
+                elif j < seg.n_in + seg.n_mask:
+                    assert mb is not None
+                    parts.append("1'b1" if mb[j - seg.n_in] else "1'b0")
+                else:  # per-group constant (a bias row): a literal in the unit's input kif
+                    assert seg.consts is not None and seg.const_fmt is not None
+                    if kif[2] != seg.const_fmt.frac:
+                        raise ValueError(f"unit constant kif {kif} does not match {seg.const_fmt}")
+                    wd = sum(kif)
+                    code = int(seg.consts[gi, j - seg.n_in - seg.n_mask])
+                    parts.append(f"{wd}'d{code & ((1 << wd) - 1)}")
+            lines.append(f"            {gb}'d{gi}: uin{sel} = {{{', '.join(reversed(parts))}}};")
+        lines.append(f"            default: uin{sel} = {wu_in}'d0;")
+        lines += ["        endcase", "    end"]
+    lines.append(f"    wire [{wu_in - 1}:0] uin = in_sel ? uin1 : uin0;  // the producer's read buffer")
     return lines
 
 
@@ -367,7 +377,8 @@ def _indexed_gather(seg: Segment, unit: TracedUnit, in_off: list[int], in_fm: li
     g = seg.groups
     runs = _run_layout(seg.in_idx, in_off, in_fm, seg.name)
     ab = _bits(win + 1)
-    lines = [f"    // indexed gather: {len(runs)} run(s) of the input frame at per-group bit offsets"]
+    lines = [f"    // indexed gather: {len(runs)} run(s) of the input frame at per-group bit offsets",
+             f"    wire [{win - 1}:0] in_frame_m = in_sel ? in_frame1 : in_frame;  // the producer's read buffer"]
     lines += [f"    reg [{ab - 1}:0] ia{r};" for r in range(len(runs))]
     rows = [" ".join(f"ia{r} = {ab}'d{in_off[int(seg.in_idx[gi, c0])]};" for r, (c0, _, _) in enumerate(runs))
             for gi in range(g)]
@@ -376,7 +387,7 @@ def _indexed_gather(seg: Segment, unit: TracedUnit, in_off: list[int], in_fm: li
     lines += ["    always @(*) begin"] + _group_case("cnt", gb, rows, dflt) + ["    end"]
     col_run = {}
     for r, (c0, n, bits) in enumerate(runs):
-        lines.append(f"    wire [{bits - 1}:0] ir{r} = in_frame[ia{r} +: {bits}];")
+        lines.append(f"    wire [{bits - 1}:0] ir{r} = in_frame_m[ia{r} +: {bits}];")
         for k in range(n):
             col_run[c0 + k] = (r, in_off[int(seg.in_idx[0, c0 + k])] - in_off[int(seg.in_idx[0, c0])])
     parts = []
@@ -510,16 +521,21 @@ def top_module(name: str, segs: list[Segment], seg_names: list[str]) -> str:
          "        else if (acc && !s0_ready) ibv <= 1'b1;",
          "        else if (ibv && s0_ready) ibv <= 1'b0;",
          "    end"]
-    prev_v, prev_d = "s0_iv", "s0_id"
+    # segment k reads segment k-1's two frame buffers and its read pointer (the gather muxes both);
+    # the first reads s0_id (a second buffer of zeros, never selected)
+    prev_v, prev_in = "s0_iv", f".in_frame(s0_id), .in_frame1({win}'d0), .in_sel(1'b0)"
+    prev_d = "s0_id"
     for k, (seg, sn) in enumerate(zip(segs, seg_names, strict=True)):
         w = frame_offsets(seg.frame_out)[-1]
-        L += [f"    wire s{k}_ov;", f"    wire [{w - 1}:0] s{k}_od;"]
+        L += [f"    wire s{k}_ov, s{k}_sel;", f"    wire [{w - 1}:0] s{k}_od, s{k}_b0, s{k}_b1;"]
         if k + 1 < len(segs):
             L.append(f"    wire s{k + 1}_ready;")
         ready_next = f"s{k + 1}_ready" if k + 1 < len(segs) else "out_ready"
         can = ".can_issue(s0_can)" if k == 0 else ".can_issue()"
         L.append(f"    {sn} u_s{k} (.clk(clk), .rst(rst), .in_valid({prev_v}), .in_ready(s{k}_ready), "
-                 f".in_frame({prev_d}), .out_valid(s{k}_ov), .out_ready({ready_next}), .out_frame(s{k}_od), {can});")
+                 f"{prev_in}, .out_valid(s{k}_ov), .out_ready({ready_next}), .out_frame(s{k}_od), "
+                 f".out_buf0(s{k}_b0), .out_buf1(s{k}_b1), .out_sel(s{k}_sel), {can});")
         prev_v, prev_d = f"s{k}_ov", f"s{k}_od"
+        prev_in = f".in_frame(s{k}_b0), .in_frame1(s{k}_b1), .in_sel(s{k}_sel)"
     L += [f"    assign out_valid = {prev_v};", f"    assign out_data = {prev_d};", "endmodule"]
     return "\n".join(L) + "\n"
