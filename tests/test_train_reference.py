@@ -40,8 +40,9 @@ def test_swin_digits_accuracy_targets():
     split = digits_split()
     acc = float(np.mean(golden.predict(ir, split.x_test).argmax(-1) == split.y_test))
     f = metrics["accuracy"]["float"]
-    assert acc >= 0.95
-    assert acc >= f - 0.005, f"golden {acc:.4f} more than 0.5 points below float {f:.4f}"
+    assert acc >= 0.97, f"golden {acc:.4f} below issue 9's 97%"
+    # HGQ bits at 70% pruned weights: the integer model stays within 1 point of its own float weights
+    assert acc >= f - 0.01, f"golden {acc:.4f} more than 1 point below float {f:.4f}"
 
 
 @pytest.mark.parametrize("name", NAMES)
