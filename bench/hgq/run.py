@@ -104,6 +104,12 @@ def train_command(metrics: dict) -> str:
         if c.get("hgq_bits_only"):
             cmd.append("--hgq-bits-only")
     cmd.append(f"--qat-epochs {c.get('qat_epochs')}")
+    if c.get("prune"):
+        cmd.append(f"--prune {c['prune']:g}")
+    if c.get("teacher"):
+        cmd.append(f"--teacher {c['teacher']}")
+        if c.get("distill_alpha", 0.5) != 0.5:
+            cmd.append(f"--distill-alpha {c['distill_alpha']:g}")
     if c.get("qat_lr", 2e-4) != 2e-4:
         cmd.append(f"--qat-lr {c['qat_lr']:g}")
     if metrics.get("seed"):
