@@ -459,10 +459,17 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def _default_sigint() -> None:
+    # a run started from a background job of a non-interactive shell inherits SIGINT ignored (POSIX),
+    # and Python then keeps it ignored: give the child the terminal's default, as a user's shell does
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _slow_convert(ir: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     p = subprocess.Popen([sys.executable, "-c", SLOW, "convert", str(ir), "-o", str(out), *FAST, "--force"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT),
+                         preexec_fn=_default_sigint)
     assert p.stdout is not None
     assert p.stdout.readline().strip() == "STAGED"
     return p
@@ -478,7 +485,7 @@ def test_signal_keeps_the_previous_output_and_leaves_nothing(project, ir, sig, c
     p = _slow_convert(ir, project)
     assert _temps(project), "the run should be staging next to the output"
     p.send_signal(sig)
-    _, err = p.communicate(timeout=60)
+    _, err = p.communicate(timeout=180)  # seconds on a loaded 2-core machine; the child exits at once
     assert p.returncode == code, err
     assert "Traceback" not in err and word in err and len(err.strip().splitlines()) <= 3, err
     assert snapshot(project) == before

@@ -188,7 +188,8 @@ def test_icarus_offload_bit_exact(offload_project):
 
 def test_pipeline_keeps_constant_products():
     """da4ml's pipeline retiming re-traces a product with a constant operand as shift-and-add (seen
-    on swin-digits' patch embedding); ``verilog.pipeline`` keeps every product."""
+    on swin-free-digits' patch embedding, and on swin-digits' before it was pruned); ``verilog.pipeline``
+    keeps every product."""
     require_module("da4ml")
     from da4ml.trace import FixedVariableArrayInput, comb_trace, to_pipeline
 
@@ -197,7 +198,7 @@ def test_pipeline_keeps_constant_products():
     from swinfpga.backends.rtl.verilog import pipeline
     from swinfpga.project import resolve_model
 
-    m = resolve_model("swin-digits", random_ok=False)
+    m = resolve_model("swin-free-digits", random_ok=False)
     lin = next(n for n in m.nodes if n.name == "patch_embed").linear  # 4 x 16, 5-bit unsigned activations
     w = lin.weight.astype(np.float64) * lin.w_fmt.lsb
     inp = FixedVariableArrayInput((w.shape[0],))
