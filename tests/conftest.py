@@ -49,3 +49,21 @@ def csim_cache(tmp_path_factory) -> Iterator[None]:
             os.environ.pop("SWINFPGA_CACHE", None)
         else:
             os.environ["SWINFPGA_CACHE"] = old
+
+
+def icarus_bit_exact(prj, n: int, bp_n: int):
+    """Simulate the RTL of project directory ``prj`` in Icarus: ``n`` samples streamed, then ``bp_n``
+    with idle input and back-pressure; asserts 0 mismatches and latency == the predicted cycles
+    (``rtl.json``); returns the :func:`~swinfpga.backends.rtl.verify.verify_rtl` report."""
+    import json
+
+    from swinfpga.backends.rtl.verify import verify_rtl
+    from swinfpga.manifest import Project
+
+    require_tool("iverilog")
+    variants = [{"name": "stream", "n": n, "idle_prob": 0.0, "bp_prob": 0.0},
+                {"name": "backpressure_idle", "n": bp_n, "idle_prob": 0.3, "bp_prob": 0.5}]
+    rep = verify_rtl(Project.open(prj), simulator="icarus", variants=variants)
+    assert rep.mismatches == 0, [str(m) for m in rep.first]
+    assert rep.latency_cycles == json.loads((prj / "rtl" / "rtl.json").read_text())["predicted"]["latency_cycles"]
+    return rep

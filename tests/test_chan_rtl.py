@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.conftest import require_module, require_tool
+from tests.conftest import icarus_bit_exact, require_module
 
 
 def _chan_model(spec, seed: int, p_zero: float = 0.1):
@@ -137,23 +137,16 @@ def test_sim_model_covers_every_per_channel_site():
 @pytest.mark.parametrize("key", ["2", "4", "4-indexed"])
 def test_icarus_per_channel_bit_exact(chan_projects, key):
     require_module("cocotb")
-    require_tool("iverilog")
     from swinfpga.backends.rtl.contract import RtlInfo
-    from swinfpga.backends.rtl.verify import verify_rtl
     from swinfpga.fixed import ChanFmt
-    from swinfpga.manifest import Project
 
     prj, ii = chan_projects[key], int(key.split("-")[0])
     if key.endswith("indexed"):
         assert all("indexed gather" in (prj / "rtl" / f"{s['module']}.v").read_text()
                    for s in json.loads((prj / "rtl" / "rtl.json").read_text())["segments"])
-    variants = [{"name": "stream", "n": 12, "idle_prob": 0.0, "bp_prob": 0.0},
-                {"name": "backpressure_idle", "n": 6, "idle_prob": 0.3, "bp_prob": 0.5}]
-    rep = verify_rtl(Project.open(prj), simulator="icarus", variants=variants)
-    assert rep.mismatches == 0, [str(m) for m in rep.first]
+    rep = icarus_bit_exact(prj, 12, 6)
     assert rep.samples == 12 and rep.ii_cycles == ii
     d = json.loads((prj / "rtl" / "rtl.json").read_text())
-    assert rep.latency_cycles == d["predicted"]["latency_cycles"]
     assert sum(d["traced_check"]["mismatches"].values()) == 0
     info = RtlInfo.load(prj / "rtl")
     assert isinstance(info.out_data.fmt, ChanFmt) and info.to_json() == d  # the output port's format round-trips

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.conftest import require_module, require_tool
+from tests.conftest import icarus_bit_exact, require_module
 
 pytestmark = pytest.mark.rtl
 
@@ -90,16 +90,8 @@ def test_fold_lowers_cost(natural, folded):
 
 @pytest.mark.parametrize("which,ii", [("natural", 4), ("folded", 8)])
 def test_icarus_balanced_bit_exact(request, which, ii):
-    require_tool("iverilog")
-    from swinfpga.backends.rtl.verify import verify_rtl
-    from swinfpga.manifest import Project
-
     prj = request.getfixturevalue(which)
-    variants = [{"name": "stream", "n": 12, "idle_prob": 0.0, "bp_prob": 0.0},
-                {"name": "backpressure_idle", "n": 8, "idle_prob": 0.3, "bp_prob": 0.5}]
-    rep = verify_rtl(Project.open(prj), simulator="icarus", variants=variants)
-    assert rep.mismatches == 0, [str(m) for m in rep.first]
-    assert rep.latency_cycles == _rtl(prj)["predicted"]["latency_cycles"]
+    rep = icarus_bit_exact(prj, 12, 8)
     assert rep.ii_cycles == ii
     res = json.loads((prj / "rtl" / "sim_result.json").read_text())
     assert [r["mismatches"] for r in res["runs"]] == [0, 0]

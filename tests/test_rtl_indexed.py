@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import require_module, require_tool
+from tests.conftest import icarus_bit_exact, require_module
 
 pytestmark = pytest.mark.rtl
 
@@ -76,16 +76,7 @@ def test_indexed_wrappers_emitted(indexed_project):
 
 
 def test_icarus_indexed_bit_exact(indexed_project):
-    require_tool("iverilog")
-    from swinfpga.backends.rtl.verify import verify_rtl
-    from swinfpga.manifest import Project
-
-    variants = [{"name": "stream", "n": 10, "idle_prob": 0.0, "bp_prob": 0.0},
-                {"name": "backpressure_idle", "n": 6, "idle_prob": 0.3, "bp_prob": 0.5}]
-    rep = verify_rtl(Project.open(indexed_project), simulator="icarus", variants=variants)
-    assert rep.mismatches == 0, [str(m) for m in rep.first]
-    rtl = json.loads((indexed_project / "rtl" / "rtl.json").read_text())
-    assert rep.latency_cycles == rtl["predicted"]["latency_cycles"]
+    rep = icarus_bit_exact(indexed_project, 10, 6)
     assert rep.ii_cycles == 8
 
 

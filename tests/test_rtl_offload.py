@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import require_module, require_tool
+from tests.conftest import icarus_bit_exact, require_module
 
 pytestmark = pytest.mark.rtl
 
@@ -172,18 +172,10 @@ def offload_project(tmp_path_factory):
 
 
 def test_icarus_offload_bit_exact(offload_project):
-    require_tool("iverilog")
-    from swinfpga.backends.rtl.verify import verify_rtl
-    from swinfpga.manifest import Project
-
     rtl = json.loads((offload_project / "rtl" / "rtl.json").read_text())
     assert rtl["dsp_offload"]["min_digits"] == 2 and rtl["dsp_offload"]["const_products"] > 0
     assert (offload_project / "rtl" / "multiplier_dsp.v").exists()
-    variants = [{"name": "stream", "n": 12, "idle_prob": 0.0, "bp_prob": 0.0},
-                {"name": "backpressure_idle", "n": 6, "idle_prob": 0.3, "bp_prob": 0.5}]
-    rep = verify_rtl(Project.open(offload_project), simulator="icarus", variants=variants)
-    assert rep.mismatches == 0, [str(m) for m in rep.first]
-    assert rep.latency_cycles == rtl["predicted"]["latency_cycles"]
+    icarus_bit_exact(offload_project, 12, 6)
 
 
 def test_pipeline_keeps_constant_products():

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import require_module, require_tool
+from tests.conftest import icarus_bit_exact, require_module
 
 pytestmark = pytest.mark.rtl
 
@@ -46,18 +46,8 @@ def test_segments_shift_mask(unit_project):
 
 
 def test_icarus_unit_bit_exact(unit_project):
-    require_tool("iverilog")
-    from swinfpga.backends.rtl.verify import verify_rtl
-    from swinfpga.manifest import Project
-
-    proj = Project.open(unit_project)
-    variants = [{"name": "stream", "n": 16, "idle_prob": 0.0, "bp_prob": 0.0},
-                {"name": "backpressure_idle", "n": 8, "idle_prob": 0.3, "bp_prob": 0.5}]
-    rep = verify_rtl(proj, simulator="icarus", variants=variants)
-    assert rep.mismatches == 0, [str(m) for m in rep.first]
+    rep = icarus_bit_exact(unit_project, 16, 8)
     assert rep.samples == 16
-    rtl = json.loads((unit_project / "rtl" / "rtl.json").read_text())
-    assert rep.latency_cycles == rtl["predicted"]["latency_cycles"]
     assert rep.ii_cycles == 4
     res = json.loads((unit_project / "rtl" / "sim_result.json").read_text())
     assert [r["mismatches"] for r in res["runs"]] == [0, 0]

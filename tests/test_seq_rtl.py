@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import require_module, require_tool
+from tests.conftest import icarus_bit_exact, require_module, require_tool
 
 pytestmark = pytest.mark.rtl
 
@@ -128,18 +128,9 @@ def _convert_padded(model, out, n: int):
 def test_icarus_bit_exact(tmp_path, name, ii):
     require_module("da4ml")
     require_module("cocotb")
-    require_tool("iverilog")
-    from swinfpga.backends.rtl.verify import verify_rtl
-    from swinfpga.manifest import Project
-
     prj = _convert_padded(_model(name), tmp_path / "prj", 12)
-    variants = [{"name": "stream", "n": 12, "idle_prob": 0.0, "bp_prob": 0.0},
-                {"name": "backpressure_idle", "n": 6, "idle_prob": 0.3, "bp_prob": 0.5}]
-    rep = verify_rtl(Project.open(prj), simulator="icarus", variants=variants)
-    assert rep.mismatches == 0, [str(m) for m in rep.first]
+    rep = icarus_bit_exact(prj, 12, 6)
     assert rep.samples == 12 and rep.ii_cycles == ii
-    rtl = json.loads((prj / "rtl" / "rtl.json").read_text())
-    assert rep.latency_cycles == rtl["predicted"]["latency_cycles"]
 
 
 @pytest.mark.parametrize("name,ii", [("seq-rect", 4), ("rect-shift", 8)])
