@@ -138,26 +138,22 @@ def _fit(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, cfg: 
 
     steps = int(np.ceil(len(x) / cfg.batch))
     sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps), alpha=0.02)
-    if teacher is None:
-        loss: Any = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        metric: Any = "accuracy"
-    else:
-        from .keras import distill
-
-        n_cls = int(teacher.output_shape[-1])
-        loss, metric = distill.loss(n_cls, cfg.distill_alpha, cfg.distill_t), distill.accuracy(n_cls)
-    model.compile(optimizer=keras.optimizers.AdamW(sched, weight_decay=cfg.weight_decay), loss=loss,
-                  metrics=[metric])
     rng = np.random.default_rng(seed)
     # all epochs' shuffled, augmented copies up front: one fit() call (per-call overhead dominates)
     order = [rng.permutation(len(x)) for _ in range(epochs)]
     xa = np.concatenate([_shift_augment(x[o], rng, cfg.augment_shift) for o in order])
     ya = np.concatenate([y[o] for o in order])
-    if teacher is not None:
+    loss: Any = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    metric: Any = "accuracy"
+    if teacher is not None:  # labels + the teacher's logits on the same augmented images
         from .keras import distill
         from .keras.model import predict_quantized
 
+        n_cls = int(teacher.output_shape[-1])
         ya = distill.targets(ya, predict_quantized(teacher, xa))
+        loss, metric = distill.loss(n_cls, cfg.distill_alpha, cfg.distill_t), distill.accuracy(n_cls)
+    model.compile(optimizer=keras.optimizers.AdamW(sched, weight_decay=cfg.weight_decay), loss=loss,
+                  metrics=[metric])
     t0 = time.perf_counter()
     every = max(1, epochs // 5)
 
@@ -181,6 +177,15 @@ def _fit(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, cfg: 
     model.fit(xa, ya, batch_size=cfg.batch, epochs=1, verbose=0, shuffle=False, callbacks=cbs)
     if pruner is not None:
         progress(f"{tag}: {pruner.sparsity():.1%} of the linear weights pruned")
+
+
+def _pruner(model: Any, cfg: TrainConfig) -> Any:
+    """The :class:`swinfpga.keras.prune.Pruner` of ``model`` at ``cfg.prune`` (None: no pruning)."""
+    if not cfg.prune:
+        return None
+    from .keras.prune import Pruner
+
+    return Pruner(model, cfg.prune)
 
 
 def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
@@ -309,13 +314,9 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         set_quantized(teacher, False)  # its float model
         progress(f"{name}: distilling from {cfg.teacher} (float test accuracy "
                  f"{_accuracy(predict_quantized(teacher, xte), d.y_test):.4f}; labels weighted {cfg.distill_alpha:g})")
-    pruner = None
     if init is None:
         model = build_model(spec)
-        if cfg.prune:
-            from .keras.prune import Pruner
-
-            pruner = Pruner(model, cfg.prune)
+        pruner = _pruner(model, cfg)
         t0 = time.perf_counter()
         progress(f"{name}: float pre-training, {cfg.float_epochs} epochs on {len(xtr)} images")
         _fit(model, xtr, d.y_train, cfg.float_epochs, cfg.lr, cfg, seed, progress, "float", pruner, ramp=True,
@@ -339,10 +340,7 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         set_quantized(model, True)
         acc0 = _accuracy(predict_quantized(model, xte), d.y_test)
         progress(f"{name}: starting from {init} (quantized accuracy {acc0:.4f})")
-        if cfg.prune:
-            from .keras.prune import Pruner
-
-            pruner = Pruner(model, cfg.prune)
+        pruner = _pruner(model, cfg)
     ramp = init is not None  # pruning ramps in the first phase that trains the weights
     t0 = time.perf_counter()
     hgq_info: dict[str, Any] | None = None
@@ -419,9 +417,8 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
     if init is not None:
         metrics["init"] = str(init)
     if pruner is not None:
-        metrics["prune"] = {"target": cfg.prune, "sparsity": pruner.sparsity(),
-                            "zero_weights": int(sum(int((~m).sum()) for m in pruner.masks)),
-                            "weights": int(sum(m.size for m in pruner.masks))}
+        zero, n = pruner.counts()
+        metrics["prune"] = {"target": cfg.prune, "sparsity": pruner.sparsity(), "zero_weights": zero, "weights": n}
     progress(f"{name}: accuracy float {acc_float:.4f} quantized {acc_q:.4f} golden {acc_g:.4f}; "
              f"keras vs golden mismatching logit codes: {mism}/{res.output.size}")
 

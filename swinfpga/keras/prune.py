@@ -75,10 +75,14 @@ class Pruner:
             if (w[~m] != 0).any():
                 lin.kernel.assign(np.where(m, w, 0.0).astype(w.dtype))
 
+    def counts(self) -> tuple[int, int]:
+        """(weights at 0, weights) over the masked maps."""
+        return sum(int((~m).sum()) for m in self.masks), sum(int(m.size) for m in self.masks)
+
     def sparsity(self) -> float:
         """Fraction of the masked maps' weights at 0."""
-        n = sum(m.size for m in self.masks)
-        return float(sum(int((~m).sum()) for m in self.masks)) / max(1, n)
+        zero, n = self.counts()
+        return zero / max(1, n)
 
     def callback(self, total_steps: int, ramp_frac: float = 0.6, every: int = 20) -> Any:
         """A Keras callback ramping to ``target`` over ``ramp_frac`` of ``total_steps`` (then held)."""
