@@ -272,7 +272,7 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str, in
               "    assign in_ready = issue && last;",
               "    assign out_valid = rptr ? full1 : full0;",
               "    assign out_frame = rptr ? obuf1 : obuf0;",
-              "    // the buffers unmuxed: the next segment's gather selects the read buffer and the group in one mux",
+              "    // both buffers unmuxed: the next segment gathers its group from each, then picks the read buffer",
               "    assign out_buf0 = obuf0;", "    assign out_buf1 = obuf1;", "    assign out_sel = rptr;",
               "    wire pop = out_valid && out_ready;",
               "    wire wr = ov && ce;"]
@@ -524,7 +524,6 @@ def top_module(name: str, segs: list[Segment], seg_names: list[str]) -> str:
     # segment k reads segment k-1's two frame buffers and its read pointer (the gather muxes both);
     # the first reads s0_id (a second buffer of zeros, never selected)
     prev_v, prev_in = "s0_iv", f".in_frame(s0_id), .in_frame1({win}'d0), .in_sel(1'b0)"
-    prev_d = "s0_id"
     for k, (seg, sn) in enumerate(zip(segs, seg_names, strict=True)):
         w = frame_offsets(seg.frame_out)[-1]
         L += [f"    wire s{k}_ov, s{k}_sel;", f"    wire [{w - 1}:0] s{k}_od, s{k}_b0, s{k}_b1;"]
@@ -535,7 +534,7 @@ def top_module(name: str, segs: list[Segment], seg_names: list[str]) -> str:
         L.append(f"    {sn} u_s{k} (.clk(clk), .rst(rst), .in_valid({prev_v}), .in_ready(s{k}_ready), "
                  f"{prev_in}, .out_valid(s{k}_ov), .out_ready({ready_next}), .out_frame(s{k}_od), "
                  f".out_buf0(s{k}_b0), .out_buf1(s{k}_b1), .out_sel(s{k}_sel), {can});")
-        prev_v, prev_d = f"s{k}_ov", f"s{k}_od"
+        prev_v = f"s{k}_ov"
         prev_in = f".in_frame(s{k}_b0), .in_frame1(s{k}_b1), .in_sel(s{k}_sel)"
-    L += [f"    assign out_valid = {prev_v};", f"    assign out_data = {prev_d};", "endmodule"]
+    L += [f"    assign out_valid = {prev_v};", f"    assign out_data = s{len(segs) - 1}_od;", "endmodule"]
     return "\n".join(L) + "\n"
