@@ -47,7 +47,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                 beta=a.beta, granularity=a.granularity, qat_epochs=a.qat_epochs, init=a.init,
                 finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk, act_granularity=a.act_granularity,
                 qat_lr=a.qat_lr, hgq_bits_only=a.hgq_bits_only, prune=a.prune,
-                teacher=a.teacher, distill_alpha=a.distill_alpha)
+                teacher=a.teacher, distill_alpha=a.distill_alpha, prune_layers=tuple(a.prune_layer))
     print(json.dumps(res.metrics, indent=1))
     return 0
 
@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--prune", type=float, default=0.0, metavar="FRACTION",
                    help="gradual magnitude pruning: this fraction of every linear map's weights ends at 0 "
                         "(ramped in the first training phase, then held)")
+    t.add_argument("--prune-layer", type=_prune_override, action="append", default=[], metavar="GLOB=FRACTION",
+                   help="override --prune for the linear maps whose names match GLOB (s0b0.attn.q, s1b1.mlp.fc2, "
+                        "patch_embed, head, ...; repeatable, the last match wins), e.g. 's0*=0.85'")
     t.add_argument("--teacher", default=None, metavar="DIR",
                    help="knowledge distillation: every phase also learns the float model of this trained directory")
     t.add_argument("--distill-alpha", type=float, default=None,
@@ -280,6 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 class ArgumentError(SwinfpgaError, ValueError):
     """A command-line argument is out of range; the message names it and the valid values."""
+
+
+def _prune_override(text: str) -> tuple[str, float]:
+    """``--prune-layer GLOB=FRACTION`` as ``(glob, fraction)`` (argparse type: a bad value exits 2)."""
+    glob, sep, frac = text.rpartition("=")
+    try:
+        f = float(frac)
+    except ValueError:
+        f = float("nan")
+    if not sep or not glob or not 0.0 <= f < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected GLOB=FRACTION with FRACTION in [0, 1), e.g. 's0*=0.85' "
+            "(map names as s0b0.attn.q, s1b1.mlp.fc2, patch_embed, head)")
+    return glob, f
 
 
 def _positive(a: argparse.Namespace, attr: str, flag: str, allow_none: bool = True) -> None:

@@ -67,6 +67,7 @@ class TrainConfig:
     act_granularity: str = "tensor"  # HGQ activation bits: one per tensor | per channel (ChanFmt formats)
     hgq_bits_only: bool = False  # HGQ phase trains the bit variables only (weights fixed until the fine-tune)
     prune: float = 0.0  # fraction of every linear map's weights pruned to 0 (gradual magnitude pruning)
+    prune_layers: tuple[tuple[str, float], ...] = ()  # (glob over map names, fraction): per-map overrides
     teacher: str | None = None  # distill from this trained output directory's float model (QAT/HGQ phases)
     distill_alpha: float = 0.5  # weight of the labels against the teacher (swinfpga.keras.distill)
     distill_t: float = 2.0  # distillation temperature
@@ -87,7 +88,8 @@ DEFAULTS: dict[str, TrainConfig] = {"swin-digits-ln": TrainConfig(float_epochs=2
 def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str = "channel",
             qat_epochs: int | None = None, finetune_epochs: int | None = None, hgq_qk: bool = False,
             act_granularity: str = "tensor", qat_lr: float | None = None, hgq_bits_only: bool = False,
-            prune: float = 0.0, teacher: str | None = None, distill_alpha: float | None = None) -> TrainConfig:
+            prune: float = 0.0, teacher: str | None = None, distill_alpha: float | None = None,
+            prune_layers: tuple[tuple[str, float], ...] = ()) -> TrainConfig:
     base = dataclasses.replace(DEFAULTS.get(name, TrainConfig()), beta=float(beta), granularity=granularity,
                                hgq_qk=bool(hgq_qk), act_granularity=act_granularity)
     if epochs is not None:
@@ -103,6 +105,8 @@ def _config(name: str, epochs: int | None, beta: float = 0.0, granularity: str =
         base = dataclasses.replace(base, hgq_bits_only=True)
     if prune:
         base = dataclasses.replace(base, prune=float(prune))
+    if prune_layers:
+        base = dataclasses.replace(base, prune_layers=tuple((str(g), float(f)) for g, f in prune_layers))
     if teacher is not None:
         base = dataclasses.replace(base, teacher=str(teacher))
     if distill_alpha is not None:
@@ -181,11 +185,14 @@ def _fit(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, cfg: 
 
 def _pruner(model: Any, cfg: TrainConfig) -> Any:
     """The :class:`swinfpga.keras.prune.Pruner` of ``model`` at ``cfg.prune`` (None: no pruning)."""
-    if not cfg.prune:
+    if not cfg.prune and not any(f for _, f in cfg.prune_layers):
         return None
     from .keras.prune import Pruner
 
-    return Pruner(model, cfg.prune)
+    try:
+        return Pruner(model, cfg.prune, overrides=cfg.prune_layers)
+    except ValueError as e:
+        raise TrainError(str(e)) from None
 
 
 def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
@@ -197,7 +204,8 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
           qat_epochs: int | None = None, init: Path | str | None = None,
           finetune_epochs: int | None = None, hgq_qk: bool = False, act_granularity: str = "tensor",
           qat_lr: float | None = None, hgq_bits_only: bool = False, prune: float = 0.0,
-          teacher: Path | str | None = None, distill_alpha: float | None = None) -> TrainResult:
+          teacher: Path | str | None = None, distill_alpha: float | None = None,
+          prune_layers: tuple[tuple[str, float], ...] = ()) -> TrainResult:
     """Train reference model ``name`` and write ``out_dir`` (see module docstring).
 
     ``epochs``: float pre-training epochs (QAT gets a quarter, at least 1); default 120 + 30
@@ -210,6 +218,7 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
     HGQ epochs train the bits only, the weights stay fixed until the fine-tune; ``init``: a trained
     output directory to start from; ``prune``: fraction of every linear map's weights pruned to 0 by
     gradual magnitude pruning (:mod:`swinfpga.keras.prune`) during the first training phase, then held;
+    ``prune_layers``: ``(glob, fraction)`` overrides of ``prune`` for the maps whose names match;
     ``teacher``: a trained output directory whose float model every phase distills from, with weight
     ``distill_alpha`` on the labels (:mod:`swinfpga.keras.distill`)."""
     from .models import get_spec
@@ -217,7 +226,7 @@ def train(name: str, out_dir: Path | str, epochs: int | None = None, seed: int =
     if name not in TRAINABLE:
         raise TrainError(f"cannot train {name!r}: trainable reference models are {', '.join(TRAINABLE)}")
     cfg = _config(name, epochs, beta, granularity, qat_epochs, finetune_epochs, hgq_qk, act_granularity, qat_lr,
-                  hgq_bits_only, prune, None if teacher is None else str(teacher), distill_alpha)
+                  hgq_bits_only, prune, None if teacher is None else str(teacher), distill_alpha, prune_layers)
     return train_spec(get_spec(name), out_dir, cfg, seed, force, progress, init=init)
 
 
@@ -418,7 +427,8 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         metrics["init"] = str(init)
     if pruner is not None:
         zero, n = pruner.counts()
-        metrics["prune"] = {"target": cfg.prune, "sparsity": pruner.sparsity(), "zero_weights": zero, "weights": n}
+        metrics["prune"] = {"target": cfg.prune, "sparsity": pruner.sparsity(), "zero_weights": zero, "weights": n,
+                            "overrides": [list(o) for o in cfg.prune_layers]}
     progress(f"{name}: accuracy float {acc_float:.4f} quantized {acc_q:.4f} golden {acc_g:.4f}; "
              f"keras vs golden mismatching logit codes: {mism}/{res.output.size}")
 

@@ -100,3 +100,40 @@ def test_cli_train_rejects_bad_prune(tmp_path, capsys):
 
     assert main(["train", "swin-digits", "-o", str(tmp_path / "o"), "--prune", "1.2"]) == 2
     assert "--prune must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_per_map_overrides_set_each_maps_target():
+    """``--prune-layer GLOB=F``: maps whose names match take F (the last match wins), the others the
+    global target; the schedule scales every map's own target; a glob matching no map is refused
+    with the map names."""
+    from swinfpga.keras.prune import Pruner, linear_maps, map_name
+
+    model = _tiny_model()
+    names = [map_name(lin) for lin in linear_maps(model)]
+    assert "patch_embed" in names and any(n.endswith(".attn.q") for n in names)
+    q = next(n for n in names if n.endswith(".attn.q"))
+    stage0 = q.split(".")[0][:2] + "*"  # e.g. s0*
+    pr = Pruner(model, 0.5, overrides=((stage0, 0.75), (q, 0.25)))
+    want = {n: (0.25 if n == q else 0.75 if n.startswith(stage0[:-1]) else 0.5) for n in names}
+    assert dict(zip(names, pr.targets, strict=True)) == want
+    assert sorted(set(want.values())) == [0.25, 0.5, 0.75]
+    pr.update(1.0, scale=True)
+    pr.apply()
+    for lin, m in zip(pr.maps, pr.masks, strict=True):
+        k = min(int(np.floor(want[map_name(lin)] * m.size)), m.size - m.shape[1])
+        assert int((~m).sum()) == k, map_name(lin)
+    pr2 = Pruner(_tiny_model(), 0.5, overrides=((stage0, 0.75),))
+    pr2.update(0.5, scale=True)  # half-way along the schedule: half of each map's target
+    for lin, m in zip(pr2.maps, pr2.masks, strict=True):
+        t = 0.5 * (0.75 if map_name(lin).startswith(stage0[:-1]) else 0.5)
+        assert int((~m).sum()) == min(int(np.floor(t * m.size)), m.size - m.shape[1]), map_name(lin)
+    with pytest.raises(ValueError, match="matches no linear map.*patch_embed"):
+        Pruner(model, 0.5, overrides=(("nope*", 0.5),))
+
+
+def test_cli_train_rejects_bad_prune_layer(tmp_path, capsys):
+    from swinfpga.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "swin-digits", "-o", str(tmp_path / "o"), "--prune-layer", "s0*"])
+    assert e.value.code == 2 and "GLOB=FRACTION" in capsys.readouterr().err

@@ -8,11 +8,15 @@ scaled) weights, one threshold per linear map, and the kernel is multiplied by i
 step.  A pruned weight is exactly 0.0, so it quantizes to code 0 and every back end drops it (da4ml
 emits no adder for it, the C++ multiplies by a constant 0).  Masks only grow: a pruned weight stays
 pruned.  ``target`` is the fraction of weights at 0 in every linear map (per map, not global:
-the maps' scales differ by their formats); every output channel keeps at least its largest weight."""
+the maps' scales differ by their formats); ``overrides`` set other fractions for maps whose name
+(:func:`map_name`, e.g. ``s0b0.attn.q``, ``patch_embed``) matches a glob (the last match wins): a map
+replicated in hardware (a stage computing several tokens per clock) may be pruned harder.  Every
+output channel keeps at least its largest weight."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import fnmatch
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +30,13 @@ def linear_maps(model: Any) -> Iterator[Any]:
     for layer in model.layers:
         if isinstance(layer, QLayer):
             yield from layer._lins
+
+
+def map_name(lin: Any) -> str:
+    """A linear map's name: its layer's name, then its role (``s0b0.attn.q``; ``head`` for a layer
+    with one map)."""
+    role = lin.prefix.rstrip(".")
+    return f"{lin.layer.name}.{role}" if role else lin.layer.name
 
 
 def sparsity_at(step: int, target: float, ramp: int) -> float:
@@ -43,24 +54,38 @@ class Pruner:
     model: Any
     target: float
     floor: int = 0
+    overrides: Sequence[tuple[str, float]] = ()
     masks: list[np.ndarray] = field(default_factory=list)
     maps: list[Any] = field(default_factory=list)
+    targets: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.target < 1.0:
-            raise ValueError(f"prune target must be in [0, 1), got {self.target}")
+        for t in (self.target, *(f for _, f in self.overrides)):
+            if not 0.0 <= t < 1.0:
+                raise ValueError(f"prune target must be in [0, 1), got {t}")
         self.maps = [lin for lin in linear_maps(self.model) if lin.n_in * lin.n_out >= self.floor]
         self.masks = [np.asarray(lin.kernel.numpy()) != 0 for lin in self.maps]
+        names = [map_name(lin) for lin in self.maps]
+        for glob, _ in self.overrides:
+            if not any(fnmatch.fnmatchcase(n, glob) for n in names):
+                raise ValueError(f"--prune-layer {glob!r} matches no linear map; the maps are: {', '.join(names)}")
+        self.targets = [self.target] * len(self.maps)
+        for i, n in enumerate(names):
+            for glob, f in self.overrides:
+                if fnmatch.fnmatchcase(n, glob):
+                    self.targets[i] = f
 
-    def update(self, sparsity: float) -> None:
-        """Recompute the masks at ``sparsity`` (fraction at 0 per map; already pruned weights stay)."""
+    def update(self, sparsity: float, scale: bool = False) -> None:
+        """Recompute the masks at ``sparsity`` (fraction at 0 per map; already pruned weights stay);
+        ``scale``: ``sparsity`` is the schedule's fraction of each map's own target instead."""
         for i, lin in enumerate(self.maps):
+            s = sparsity * self.targets[i] if scale else sparsity
             w, _ = lin.effective()
             mag = np.abs(np.asarray(w, dtype=np.float64)) * self.masks[i]
             # every output keeps its largest weight: a column of zeros would leave a BatchNorm folded
             # after it normalizing a constant (its scale blows up and the folded bias saturates)
             mag[np.argmax(mag, axis=0), np.arange(mag.shape[1])] = np.inf
-            k = min(int(np.floor(sparsity * mag.size)), mag.size - mag.shape[1])
+            k = min(int(np.floor(s * mag.size)), mag.size - mag.shape[1])
             if k <= int((~self.masks[i]).sum()):
                 continue
             order = np.argsort(mag, axis=None, kind="stable")
@@ -99,10 +124,10 @@ class Pruner:
             def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
                 self.step += 1
                 if self.step % every == 0 or self.step == ramp:
-                    pruner.update(sparsity_at(self.step, pruner.target, ramp))
+                    pruner.update(sparsity_at(self.step, 1.0, ramp), scale=True)
                 pruner.apply()
 
         return _Prune()
 
 
-__all__ = ["Pruner", "linear_maps", "sparsity_at"]
+__all__ = ["Pruner", "linear_maps", "map_name", "sparsity_at"]
