@@ -70,7 +70,7 @@ def test_indexed_wrappers_emitted(indexed_project):
     for s in rtl["segments"]:
         text = (indexed_project / "rtl" / f"{s['module']}.v").read_text()
         assert "indexed gather" in text and "indexed scatter" in text, s["module"]
-        assert "in_frame_m[ia0 +:" in text and "+: " in text
+        assert "in_frame[ia0 +:" in text and "+: " in text
     seg1b = (indexed_project / "rtl" / "swinfpga_top_s3.v").read_text()
     assert "gconst" in seg1b  # the shifted block's mask bits and bias rows
 
@@ -120,7 +120,7 @@ def test_swin_t_map_wrapper_scales(shift):
         assert use_indexed(s)
         text = segment_wrapper(s, _stub_unit(s), UnitRtl("u", {}, {}, 20, out_reg=False), "w")
         assert len(text) < 300 * s.groups, (s.name, len(text))
-        assert "indexed gather" in text and "in_frame_m[ia0 +:" in text
+        assert "indexed gather" in text and "in_frame[ia0 +:" in text
     core = segs[1]
     assert core.n_in == 6 + 2 * 49 * 6  # the query row, the window's keys and values
     assert (core.mask is not None) == bool(shift) and core.n_const == 3 * 49

@@ -282,18 +282,20 @@ def layer_cycles(built: list[BuiltSegment], cutoff: float) -> dict[str, int]:
 
 def register_bits(b: BuiltSegment) -> int:
     """Flip-flops of a segment counted from the generated Verilog: the unit's pipeline registers
-    plus the wrapper's two output frame buffers and tag pipeline (an exact count of ``reg`` bits,
-    before any synthesis optimization)."""
+    plus the wrapper's read buffer, staging buffer (the frame less the last group's elements), tag
+    pipeline and counter (an exact count of ``reg`` bits, before any synthesis optimization)."""
     import re
 
     unit = b.files[b.unit_name]
     bits = sum(int(m) + 1 for m in re.findall(r"reg \[(\d+):0\] stage\d+_inp", unit))
     bits += sum(int(m) + 1 for m in re.findall(r"output reg \[(\d+):0\] model_out", unit))
-    from .plan import frame_offsets
+    from .plan import frame_fmts, frame_offsets
 
     wout = frame_offsets(b.seg.frame_out)[-1]
+    fm = frame_fmts(b.seg.frame_out)
+    last = sum(fm[int(e)].width for e in b.seg.out_idx[b.seg.groups - 1])
     gb = max(1, math.ceil(math.log2(max(b.seg.groups, 2))))
-    return bits + 2 * wout + b.unit_latency * (1 + gb) + 2 * gb + 4
+    return bits + 2 * wout - last + b.unit_latency * (1 + gb) + gb + 1
 
 
 def write_rtl_project(model: Model, board: Board, out_dir: Path,

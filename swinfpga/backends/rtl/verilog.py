@@ -8,17 +8,19 @@ frames with several fields (e.g. the residual, q, k and v of every token) betwee
 
 Segment wrapper (one per unit): a group counter walks the ``G`` groups of the input frame, one per
 clock, gathering each group's elements (plus its constant shift-mask bits and bias rows) into the
-unit; a valid/group tag shift register runs alongside the unit's pipeline; results (the unit's last
-stage, unregistered) are scattered into one of two output frame buffers (ping-pong, filled in
-order). The wrapper exports both buffers and its read pointer (``out_buf0/1``, ``out_sel``): the
-next segment gathers its group from both (G:1 each) and then picks the read buffer (2:1), so the
-2:1 read multiplexer sits on the gathered group's bits instead of on every frame bit
-(``out_frame``, the muxed frame, feeds only the top's output). When a result reaches the end of the
-pipeline while its buffer is still waiting for the consumer, the whole unit stalls (clock enable
-``ce`` on every pipeline register), so back-pressure never drops data and the initiation interval
-is ``G`` clocks when the consumer keeps up. The input frame is popped (``in_ready``) when its last
-group is issued; ``out_valid`` rises when every group of a buffer has arrived. Handshakes are
-AXI-stream style (data stable while valid; transfer when valid and ready).
+unit; a valid/group tag shift register runs alongside the unit's pipeline.  Results of groups
+``0..G-2`` go into a staging buffer; the last group's results and the staging buffer load the
+*read buffer* in one clock, which the next segment reads directly: a G:1 multiplexer per gathered
+bit, none on the elements every group reads alike (a window's keys and values), and no ping-pong
+read multiplexer.  One read buffer suffices because the top accepts at most one sample per II
+clocks (II = the most groups of any segment): every frame is loaded at least II clocks after the
+previous one and its consumer reads it in the ``G <= II`` clocks right after the load, so a load
+never meets an unread frame inside the pipeline.  The only back-pressure is the top's
+``out_ready``: when the last segment's next frame is due while the previous output is not taken,
+one ``run`` signal stalls every register of the design (da4ml's pipeline registers through their
+clock enable ``ce``), so nothing is dropped and timing stays as scheduled.  The input frame is
+popped (``in_ready``) when its last group is issued; ``out_valid`` is the read buffer's full flag.
+Handshakes are AXI-stream style (data stable while valid; transfer when valid and ready).
 
 Two forms of the gather/scatter (same ports, same timing, same registers):
 
@@ -256,26 +258,22 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str, in
              f"// {seg.name}: groups={g} unit_latency={lat} computes {', '.join(seg.labels)}",
              f"// in frame: {', '.join(f'{f.name}[{f.size}] {f.fmt.ap_type}' for f in seg.frame_in)}",
              f"// out frame: {', '.join(f'{f.name}[{f.size}] {f.fmt.ap_type}' for f in seg.frame_out)}",
-             f"module {name} (", "    input clk,", "    input rst,", "    input in_valid,", "    output in_ready,",
-             f"    input [{win - 1}:0] in_frame,", f"    input [{win - 1}:0] in_frame1,", "    input in_sel,",
-             "    output out_valid,", "    input out_ready,", f"    output [{wout - 1}:0] out_frame,",
-             f"    output [{wout - 1}:0] out_buf0,", f"    output [{wout - 1}:0] out_buf1,", "    output out_sel,",
-             "    output can_issue", ");"]
-    lines += [f"    reg [{gb - 1}:0] cnt;", "    reg wptr, rptr, full0, full1;",
-              f"    reg [{gb - 1}:0] ocnt;", f"    reg [{wout - 1}:0] obuf0, obuf1;",
+             f"module {name} (", "    input clk,", "    input rst,", "    input run,", "    input in_valid,",
+             "    output in_ready,", f"    input [{win - 1}:0] in_frame,", "    output out_valid,",
+             "    input out_ready,", f"    output [{wout - 1}:0] out_frame,", "    output load_pending", ");"]
+    lines += [f"    reg [{gb - 1}:0] cnt;", "    reg rfull;",
+              f"    reg [{wout - 1}:0] sbuf, rbuf;  // staging (groups 0..G-2), read buffer (whole frames)",
               "    wire ov;",
-              "    wire wfull = wptr ? full1 : full0;",
-              "    wire ce = !(ov && wfull);  // stall: the finished group has nowhere to go",
-              "    wire issue = in_valid && ce;",
-              "    assign can_issue = ce;  // a group offered now is issued",
+              f"    wire [{gb - 1}:0] og;",
+              "    wire issue = in_valid && run;",
               f"    wire last = (cnt == {gb}'d{g - 1});",
-              "    assign in_ready = issue && last;",
-              "    assign out_valid = rptr ? full1 : full0;",
-              "    assign out_frame = rptr ? obuf1 : obuf0;",
-              "    // both buffers unmuxed: the next segment gathers its group from each, then picks the read buffer",
-              "    assign out_buf0 = obuf0;", "    assign out_buf1 = obuf1;", "    assign out_sel = rptr;",
-              "    wire pop = out_valid && out_ready;",
-              "    wire wr = ov && ce;"]
+              "    assign in_ready = issue && last;  // the input frame's last group is issued: pop it",
+              "    assign out_valid = rfull;",
+              "    assign out_frame = rbuf;",
+              "    wire pop = rfull && out_ready;",
+              "    wire wr = ov && run;",
+              f"    assign load_pending = ov && (og == {gb}'d{g - 1});  // the frame's last result is here",
+              "    wire load = load_pending && run;"]
     if indexed:
         lines += _indexed_gather(seg, unit, in_off, in_fm, win, wu_in, gb)
     else:
@@ -299,37 +297,54 @@ def segment_wrapper(seg: Segment, unit: TracedUnit, urtl: UnitRtl, name: str, in
 
 def _flat_gather(seg: Segment, unit: TracedUnit, in_off: list[int], in_fm: list[Fmt], wu_in: int,
                  gb: int) -> list[str]:
-    """Flat form: one case item per group concatenating its input elements and constants, from
-    each of the producer's two buffers (``uin0``/``uin1``), then the read buffer's (``in_sel``)."""
+    """Flat form: one case item per group (the last one as ``default``: a full case, G inputs per
+    multiplexer) selects the group's input elements and constants from the producer's read buffer;
+    elements every group reads alike (a window's keys and values in a row-serial core) are plain
+    wires outside the case."""
     g = seg.groups
-    lines = [f"    reg [{wu_in - 1}:0] uin0, uin1;"]
-    for sel in (0, 1):
-        frame = "in_frame1" if sel else "in_frame"
-        lines.append("    always @(*) begin")
-        lines.append("        case (cnt)")
-        for gi in range(g):
-            parts = []
-            mb = seg.mask[gi].reshape(-1) if seg.mask is not None else None
-            for j, kif in enumerate(unit.in_kif):
-                if sum(kif) == 0:
-                    continue
-                if j < seg.n_in:
-                    e = int(seg.in_idx[gi, j])
-                    parts.append(_in_elem(frame, in_off[e], in_fm[e], kif))
-                elif j < seg.n_in + seg.n_mask:
-                    assert mb is not None
-                    parts.append("1'b1" if mb[j - seg.n_in] else "1'b0")
-                else:  # per-group constant (a bias row): a literal in the unit's input kif
-                    assert seg.consts is not None and seg.const_fmt is not None
-                    if kif[2] != seg.const_fmt.frac:
-                        raise ValueError(f"unit constant kif {kif} does not match {seg.const_fmt}")
-                    wd = sum(kif)
-                    code = int(seg.consts[gi, j - seg.n_in - seg.n_mask])
-                    parts.append(f"{wd}'d{code & ((1 << wd) - 1)}")
-            lines.append(f"            {gb}'d{gi}: uin{sel} = {{{', '.join(reversed(parts))}}};")
-        lines.append(f"            default: uin{sel} = {wu_in}'d0;")
+    static = [j < seg.n_in and bool(np.all(seg.in_idx[:, j] == seg.in_idx[0, j])) for j in range(len(unit.in_kif))]
+    rows: list[list[str]] = []
+    for gi in range(g):
+        parts = []
+        mb = seg.mask[gi].reshape(-1) if seg.mask is not None else None
+        for j, kif in enumerate(unit.in_kif):
+            if sum(kif) == 0 or static[j]:
+                continue
+            if j < seg.n_in:
+                e = int(seg.in_idx[gi, j])
+                parts.append(_in_elem("in_frame", in_off[e], in_fm[e], kif))
+            elif j < seg.n_in + seg.n_mask:
+                assert mb is not None
+                parts.append("1'b1" if mb[j - seg.n_in] else "1'b0")
+            else:  # per-group constant (a bias row): a literal in the unit's input kif
+                assert seg.consts is not None and seg.const_fmt is not None
+                if kif[2] != seg.const_fmt.frac:
+                    raise ValueError(f"unit constant kif {kif} does not match {seg.const_fmt}")
+                wd = sum(kif)
+                code = int(seg.consts[gi, j - seg.n_in - seg.n_mask])
+                parts.append(f"{wd}'d{code & ((1 << wd) - 1)}")
+        rows.append(parts)
+    wv = sum(sum(k) for j, k in enumerate(unit.in_kif) if not static[j])
+    lines = []
+    if wv:
+        lines += [f"    reg [{wv - 1}:0] gv;  // the elements and constants that differ between groups",
+                  "    always @(*) begin", "        case (cnt)"]
+        for gi, parts in enumerate(rows):
+            item = "default" if gi == g - 1 else f"{gb}'d{gi}"
+            lines.append(f"            {item}: gv = {{{', '.join(reversed(parts))}}};")
         lines += ["        endcase", "    end"]
-    lines.append(f"    wire [{wu_in - 1}:0] uin = in_sel ? uin1 : uin0;  // the producer's read buffer")
+    cat, pos = [], 0
+    for j, kif in enumerate(unit.in_kif):
+        wd = sum(kif)
+        if wd == 0:
+            continue
+        if static[j]:
+            e = int(seg.in_idx[0, j])
+            cat.append(_in_elem("in_frame", in_off[e], in_fm[e], kif))
+        else:
+            cat.append(f"gv[{pos + wd - 1}:{pos}]")
+            pos += wd
+    lines.append(f"    wire [{wu_in - 1}:0] uin = {{{', '.join(reversed(cat))}}};")
     return lines
 
 
@@ -377,8 +392,7 @@ def _indexed_gather(seg: Segment, unit: TracedUnit, in_off: list[int], in_fm: li
     g = seg.groups
     runs = _run_layout(seg.in_idx, in_off, in_fm, seg.name)
     ab = _bits(win + 1)
-    lines = [f"    // indexed gather: {len(runs)} run(s) of the input frame at per-group bit offsets",
-             f"    wire [{win - 1}:0] in_frame_m = in_sel ? in_frame1 : in_frame;  // the producer's read buffer"]
+    lines = [f"    // indexed gather: {len(runs)} run(s) of the input frame at per-group bit offsets"]
     lines += [f"    reg [{ab - 1}:0] ia{r};" for r in range(len(runs))]
     rows = [" ".join(f"ia{r} = {ab}'d{in_off[int(seg.in_idx[gi, c0])]};" for r, (c0, _, _) in enumerate(runs))
             for gi in range(g)]
@@ -387,7 +401,7 @@ def _indexed_gather(seg: Segment, unit: TracedUnit, in_off: list[int], in_fm: li
     lines += ["    always @(*) begin"] + _group_case("cnt", gb, rows, dflt) + ["    end"]
     col_run = {}
     for r, (c0, n, bits) in enumerate(runs):
-        lines.append(f"    wire [{bits - 1}:0] ir{r} = in_frame_m[ia{r} +: {bits}];")
+        lines.append(f"    wire [{bits - 1}:0] ir{r} = in_frame[ia{r} +: {bits}];")
         for k in range(n):
             col_run[c0 + k] = (r, in_off[int(seg.in_idx[0, c0 + k])] - in_off[int(seg.in_idx[0, c0])])
     parts = []
@@ -423,10 +437,14 @@ def _indexed_scatter(seg: Segment, out_off: list[int], out_fm: list[Fmt], wout: 
     lines += ["    always @(*) begin"] + _group_case("og", gb, rows, dflt) + ["    end"]
     for r, (c0, n, bits) in enumerate(runs):
         lines.append(f"    wire [{bits - 1}:0] or{r} = {{{', '.join(f'oc{c0 + k}' for k in reversed(range(n)))}}};")
-    lines += ["    always @(posedge clk) begin", "        if (wr) begin"]
-    for b in (0, 1):
-        assigns = " ".join(f"obuf{b}[oa{r} +: {bits}] <= or{r};" for r, (_, _, bits) in enumerate(runs))
-        lines.append(f"            if (wptr == 1'b{b}) begin {assigns} end")
+    last = [out_off[int(seg.out_idx[g - 1, c0])] for c0, _, _ in runs]
+    lines += ["    always @(posedge clk) begin",
+              "        if (wr) begin " + " ".join(f"sbuf[oa{r} +: {bits}] <= or{r};"
+                                               for r, (_, _, bits) in enumerate(runs)) + " end",
+              "        if (load) begin  // the frame's last group: straight into the read buffer",
+              "            rbuf <= sbuf;"]
+    lines += [f"            rbuf[{o + bits - 1}:{o}] <= or{r};"
+              for r, ((_, _, bits), o) in enumerate(zip(runs, last, strict=True))]
     lines += ["        end", "    end"]
     return lines
 
@@ -435,56 +453,50 @@ def _pipeline(urtl: UnitRtl, lat: int, gb: int, wu_out: int) -> list[str]:
     """The unit instance and the valid/group tag shift registers beside its pipeline."""
     lines = []
     lines.append(f"    wire [{wu_out - 1}:0] uout;")
-    lines.append(f"    {urtl.name} unit (.clk(clk), .ce(ce), .model_inp(uin), .model_out(uout));")
+    lines.append(f"    {urtl.name} unit (.clk(clk), .ce(run), .model_inp(uin), .model_out(uout));")
     lines += [f"    reg [{lat - 1}:0] vp;", f"    reg [{lat * gb - 1}:0] gp;",
               "    always @(posedge clk) begin",
               "        if (rst) vp <= 0;",
-              "        else if (ce) " + (f"vp <= (vp << 1) | {{{{{lat - 1}{{1'b0}}}}, issue}};" if lat > 1
-                                         else "vp <= issue;"),
-              "        if (ce) " + (f"gp <= (gp << {gb}) | {{{{{(lat - 1) * gb}{{1'b0}}}}, cnt}};" if lat > 1
-                                    else "gp <= cnt;"),
+              "        else if (run) " + (f"vp <= (vp << 1) | {{{{{lat - 1}{{1'b0}}}}, issue}};" if lat > 1
+                                          else "vp <= issue;"),
+              "        if (run) " + (f"gp <= (gp << {gb}) | {{{{{(lat - 1) * gb}{{1'b0}}}}, cnt}};" if lat > 1
+                                     else "gp <= cnt;"),
               "    end",
-              f"    assign ov = vp[{lat - 1}];", f"    wire [{gb - 1}:0] og = gp[{lat * gb - 1}:{(lat - 1) * gb}];"]
+              f"    assign ov = vp[{lat - 1}];", f"    assign og = gp[{lat * gb - 1}:{(lat - 1) * gb}];"]
     return lines
 
 
 def _flat_scatter(seg: Segment, out_off: list[int], out_fm: list[Fmt], gb: int) -> list[str]:
-    """Flat form: one case item per group writing its elements at constant bit positions."""
+    """Flat form: groups 0..G-2 write their elements into the staging buffer at constant bit
+    positions; the last group's results and the staging buffer load the read buffer at once."""
     g = seg.groups
-    lines = ["    always @(posedge clk) begin", "        if (wr) begin"]
-    for b in (0, 1):
-        lines.append(f"            if (wptr == 1'b{b}) begin")
-        lines.append("                case (og)")
-        for gi in range(g):
-            els = [int(seg.out_idx[gi, j]) for j in range(seg.n_out)]
-            assigns = " ".join(f"obuf{b}[{out_off[e] + out_fm[e].width - 1}:{out_off[e]}] <= oc{j};"
-                               for j, e in enumerate(els))
-            lines.append(f"                    {gb}'d{gi}: begin {assigns} end")
-        lines += ["                    default: ;", "                endcase", "            end"]
+
+    def assigns(buf: str, gi: int) -> list[str]:
+        return [f"{buf}[{out_off[e] + out_fm[e].width - 1}:{out_off[e]}] <= oc{j};"
+                for j, e in enumerate(int(seg.out_idx[gi, j]) for j in range(seg.n_out))]
+
+    lines = ["    always @(posedge clk) begin"]
+    if g > 1:
+        lines += ["        if (wr) begin", "            case (og)"]
+        lines += [f"                {gb}'d{gi}: begin {' '.join(assigns('sbuf', gi))} end" for gi in range(g - 1)]
+        lines += ["                default: ;", "            endcase", "        end"]
+    lines += ["        if (load) begin  // the frame's last group: straight into the read buffer",
+              "            rbuf <= sbuf;"]
+    lines += [f"            {a}" for a in assigns("rbuf", g - 1)]
     lines += ["        end", "    end"]
     return lines
 
 
 def _control(gb: int, g: int) -> list[str]:
-    """Group counters, ping-pong buffer pointers and full flags."""
+    """Group counter and the read buffer's full flag (a load and a pop in one clock: full)."""
     return [
         "    always @(posedge clk) begin",
         "        if (rst) begin",
-        f"            cnt <= {gb}'d0; wptr <= 1'b0; rptr <= 1'b0; full0 <= 1'b0; full1 <= 1'b0; ocnt <= {gb}'d0;",
+        f"            cnt <= {gb}'d0; rfull <= 1'b0;",
         "        end else begin",
         f"            if (issue) cnt <= last ? {gb}'d0 : cnt + {gb}'d1;",
-        "            if (wr) begin",
-        f"                if (ocnt == {gb}'d{g - 1}) begin",
-        f"                    ocnt <= {gb}'d0; wptr <= ~wptr;",
-        "                    if (wptr == 1'b0) full0 <= 1'b1; else full1 <= 1'b1;",
-        "                end else begin",
-        f"                    ocnt <= ocnt + {gb}'d1;",
-        "                end",
-        "            end",
-        "            if (pop) begin",
-        "                if (rptr == 1'b0) full0 <= 1'b0; else full1 <= 1'b0;",
-        "                rptr <= ~rptr;",
-        "            end",
+        "            if (load) rfull <= 1'b1;",
+        "            else if (pop) rfull <= 1'b0;",
         "        end",
         "    end",
         "endmodule",
@@ -492,49 +504,61 @@ def _control(gb: int, g: int) -> list[str]:
 
 
 def top_module(name: str, segs: list[Segment], seg_names: list[str]) -> str:
-    """Top: segment chain, output = last segment's buffer.
+    """Top: segment chain under one run signal, output = last segment's read buffer.
 
     Input: an accepted sample issues its first group straight from ``in_data`` in the accepting
     clock (the first unit registers its input, da4ml's ``stage0_inp``), while ``ibuf`` keeps the
-    frame for the remaining groups, so the input costs no extra cycle.  ``in_ready`` is high when
-    no earlier sample is still being issued and the first unit is not stalled."""
+    frame for the remaining groups, so the input costs no extra cycle.  Samples are accepted at
+    most one per II clocks (``thr``; II = the most groups of any segment), which is what lets every
+    segment's single read buffer suffice (module docstring).  ``run`` falls only when the last
+    segment's next frame is due while the previous output is still not taken."""
     import numpy as np
 
     s0, sl = segs[0], segs[-1]
     win = int(np.prod(s0.in_shape)) * s0.in_fmt.width
     wout = int(np.prod(sl.out_shape)) * sl.out_fmt.width
+    ii = max(s.groups for s in segs)
+    tb = _bits(ii)
+    last = len(segs) - 1
     L = [TIMESCALE, "", "// generated by swinfpga: whole-model top, AXI-stream style valid/ready",
          f"// in_data: {int(np.prod(s0.in_shape))} x {s0.in_fmt.ap_type} (element e at bits e*{s0.in_fmt.width})",
          f"// out_data: {int(np.prod(sl.out_shape))} x {sl.out_fmt.ap_type} (element e at bits e*{sl.out_fmt.width})",
+         f"// II {ii}: one sample accepted per {ii} clocks at most",
          f"module {name} (", f"    input clk {PUB},", f"    input rst {PUB},", f"    input in_valid {PUB},",
          f"    output in_ready {PUB},", f"    input [{win - 1}:0] in_data {PUB},", f"    output out_valid {PUB},",
          f"    input out_ready {PUB},", f"    output [{wout - 1}:0] out_data {PUB}", ");",
-         "    reg ibv;", f"    reg [{win - 1}:0] ibuf;", "    wire s0_ready, s0_can;",
+         "    reg ibv;", f"    reg [{win - 1}:0] ibuf;", f"    reg [{tb - 1}:0] thr;", "    wire s0_ready;",
+         f"    wire s{last}_ov, s{last}_lp;",
+         "    // stall everything only when the last segment's next frame is due and its output is not taken",
+         f"    wire run = !(s{last}_ov && !out_ready && s{last}_lp);",
          "    // ibv: ibuf holds a sample whose later groups are still to be issued",
-         "    assign in_ready = !ibv && s0_can;",
+         f"    assign in_ready = !ibv && run && (thr == {tb}'d0);",
          "    wire acc = in_valid && in_ready;",
-         "    wire s0_iv = ibv || in_valid;",
+         "    wire s0_iv = ibv || acc;",
          f"    wire [{win - 1}:0] s0_id = ibv ? ibuf : in_data;",
          "    always @(posedge clk) begin",
          "        if (acc) ibuf <= in_data;",
-         "        if (rst) ibv <= 1'b0;",
-         "        else if (acc && !s0_ready) ibv <= 1'b1;",
-         "        else if (ibv && s0_ready) ibv <= 1'b0;",
+         "        if (rst) begin",
+         f"            ibv <= 1'b0; thr <= {tb}'d0;",
+         "        end else begin",
+         "            if (acc && !s0_ready) ibv <= 1'b1;",
+         "            else if (ibv && s0_ready) ibv <= 1'b0;",
+         f"            if (acc) thr <= {tb}'d{ii - 1};",
+         f"            else if (run && thr != {tb}'d0) thr <= thr - {tb}'d1;",
+         "        end",
          "    end"]
-    # segment k reads segment k-1's two frame buffers and its read pointer (the gather muxes both);
-    # the first reads s0_id (a second buffer of zeros, never selected)
-    prev_v, prev_in = "s0_iv", f".in_frame(s0_id), .in_frame1({win}'d0), .in_sel(1'b0)"
+    prev_v, prev_d = "s0_iv", "s0_id"
     for k, (seg, sn) in enumerate(zip(segs, seg_names, strict=True)):
         w = frame_offsets(seg.frame_out)[-1]
-        L += [f"    wire s{k}_ov, s{k}_sel;", f"    wire [{w - 1}:0] s{k}_od, s{k}_b0, s{k}_b1;"]
+        if k != last:
+            L.append(f"    wire s{k}_ov, s{k}_lp;")
+        L.append(f"    wire [{w - 1}:0] s{k}_od;")
         if k + 1 < len(segs):
             L.append(f"    wire s{k + 1}_ready;")
         ready_next = f"s{k + 1}_ready" if k + 1 < len(segs) else "out_ready"
-        can = ".can_issue(s0_can)" if k == 0 else ".can_issue()"
-        L.append(f"    {sn} u_s{k} (.clk(clk), .rst(rst), .in_valid({prev_v}), .in_ready(s{k}_ready), "
-                 f"{prev_in}, .out_valid(s{k}_ov), .out_ready({ready_next}), .out_frame(s{k}_od), "
-                 f".out_buf0(s{k}_b0), .out_buf1(s{k}_b1), .out_sel(s{k}_sel), {can});")
-        prev_v = f"s{k}_ov"
-        prev_in = f".in_frame(s{k}_b0), .in_frame1(s{k}_b1), .in_sel(s{k}_sel)"
-    L += [f"    assign out_valid = {prev_v};", f"    assign out_data = s{len(segs) - 1}_od;", "endmodule"]
+        L.append(f"    {sn} u_s{k} (.clk(clk), .rst(rst), .run(run), .in_valid({prev_v}), .in_ready(s{k}_ready), "
+                 f".in_frame({prev_d}), .out_valid(s{k}_ov), .out_ready({ready_next}), .out_frame(s{k}_od), "
+                 f".load_pending(s{k}_lp));")
+        prev_v, prev_d = f"s{k}_ov", f"s{k}_od"
+    L += [f"    assign out_valid = {prev_v};", f"    assign out_data = s{last}_od;", "endmodule"]
     return "\n".join(L) + "\n"
