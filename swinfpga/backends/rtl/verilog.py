@@ -499,6 +499,12 @@ def _control(gb: int, g: int) -> list[str]:
         "            else if (pop) rfull <= 1'b0;",
         "        end",
         "    end",
+        "`ifndef SYNTHESIS",
+        "    // the schedule guarantees a load never meets an unread frame (module docstring); say so loudly if not",
+        "    always @(posedge clk) if (!rst && load && rfull && !pop) begin",
+        "        $display(\"ERROR %m: a frame loads over an unread one\"); $finish;",
+        "    end",
+        "`endif",
         "endmodule",
     ]
 
