@@ -60,7 +60,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
                 for pr in a.prune for ii in (a.ii or [None]) if b > 0 or g == grans[0])
     cfg = SweepConfig(a.model, pts, epochs=a.epochs, qat_epochs=a.qat_epochs, init=a.init, rtl=not a.no_rtl,
                       board=a.board, seed=a.seed, finetune_epochs=a.finetune_epochs, hgq_qk=a.hgq_qk,
-                      act_granularity=a.act_granularity)
+                      act_granularity=a.act_granularity, prune_layers=tuple(a.prune_layer), teacher=a.teacher)
     res = sweep(cfg, Path(a.out), scheduler=a.scheduler, workers=a.workers, progress=_console().log)
     print((Path(a.out) / "sweep.md").read_text())
     return 0 if res["points"] else 1
@@ -204,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RTL initiation intervals: each trained point is traced at each II (no retraining)")
     w.add_argument("--prune", type=float, nargs="+", default=[0.0], metavar="FRACTION",
                    help="pruned fractions: one training per fraction of every linear map's weights at 0 (default 0)")
+    w.add_argument("--prune-layer", type=_prune_override, action="append", default=[], metavar="GLOB=FRACTION",
+                   help="override the pruned fraction of the maps matching GLOB, for every point (see train)")
+    w.add_argument("--teacher", default=None, metavar="DIR",
+                   help="knowledge distillation: every point also learns this trained directory's float model")
     w.add_argument("--no-rtl", action="store_true", help="skip the RTL trace (no da4ml cost)")
     w.add_argument("--board", default="vu13p")
     w.add_argument("--seed", type=int, default=0)

@@ -74,6 +74,8 @@ class SweepConfig:
     hgq_qk: bool = False  # HGQ trains attention's q/k output bits too
     act_granularity: str = "tensor"  # HGQ activation bits per tensor | per channel
     init: str | None = None
+    prune_layers: tuple[tuple[str, float], ...] = ()  # per-map pruning overrides (train --prune-layer)
+    teacher: str | None = None  # distill every point from this trained directory's float model
     rtl: bool = True
     board: str = "vu13p"
     seed: int = 0
@@ -125,11 +127,15 @@ def train_point(cfg: SweepConfig, point: SweepPoint, out_dir: str) -> dict[str, 
     if (mdir / "metrics.json").exists() and (mdir / "model.json").exists():
         old = json.loads((mdir / "metrics.json").read_text())
         oc = old.get("config", {})
-        if oc.get("act_granularity", "tensor") == _act(cfg, point) and oc.get("prune", 0.0) == point.prune:
+        same = (oc.get("act_granularity", "tensor") == _act(cfg, point) and oc.get("prune", 0.0) == point.prune
+                and [list(o) for o in oc.get("prune_layers") or ()] == [list(o) for o in cfg.prune_layers]
+                and oc.get("teacher") == cfg.teacher)
+        if same:
             return {**old, "reused": True}
     spec = cfg.spec if cfg.spec is not None else get_spec(cfg.model)
     tcfg = dataclasses.replace(_config(spec.name, cfg.epochs, point.beta, point.granularity, cfg.qat_epochs,
-                                       cfg.finetune_epochs, cfg.hgq_qk, _act(cfg, point), prune=point.prune),
+                                       cfg.finetune_epochs, cfg.hgq_qk, _act(cfg, point), prune=point.prune,
+                                       teacher=cfg.teacher, prune_layers=cfg.prune_layers),
                                bits=point.bits)
     logs: list[str] = []
     res = train_spec(spec, mdir, tcfg, cfg.seed, force=True, progress=logs.append, init=cfg.init)

@@ -153,3 +153,39 @@ def test_tiny_pruned_point_has_half_of_every_linear_map_at_zero(tmp_path):
     assert n_maps >= 8
     assert metrics["prune"]["zero_weights"] == rec["zero_weights"] <= zeros
     assert json.loads((tmp_path / "points" / rec["key"] / "point.json").read_text()) == rec
+
+
+def test_prune_layer_and_teacher_reach_every_training_and_gate_reuse(tmp_path, monkeypatch):
+    """`sweep --prune-layer GLOB=F --teacher DIR`: every point's training gets both; a finished training
+    is reused only when its record has the same overrides and teacher."""
+    import swinfpga.train as T
+
+    pt = SweepPoint(1e-6, prune=0.7)
+    cfg = SweepConfig("swin-digits", (pt,), rtl=False, act_granularity="channel",
+                      prune_layers=(("s0*", 0.85),), teacher="FL")
+    mdir = tmp_path / "points" / pt.train_key / "model"
+    mdir.mkdir(parents=True)
+    metrics = {"accuracy": {"golden": 0.97, "quantized": 0.97}, "keras_golden_mismatches": 0,
+               "config": {"prune": 0.7, "act_granularity": "channel", "prune_layers": [["s0*", 0.85]],
+                          "teacher": "FL"}}
+    (mdir / "metrics.json").write_text(json.dumps(metrics))
+    (mdir / "model.json").write_text("{}")
+    assert train_point(cfg, pt, str(tmp_path))["reused"] is True
+    seen = []
+
+    def no_training(spec, out, tcfg, *a, **kw):
+        seen.append((tcfg.prune_layers, tcfg.teacher))
+        raise RuntimeError("retrained")
+
+    monkeypatch.setattr(T, "train_spec", no_training)
+    for change in ({"prune_layers": [["s0*", 0.8]]}, {"teacher": None}):
+        (mdir / "metrics.json").write_text(json.dumps({**metrics, "config": {**metrics["config"], **change}}))
+        with pytest.raises(RuntimeError, match="retrained"):
+            train_point(cfg, pt, str(tmp_path))
+    assert seen == [((("s0*", 0.85),), "FL")] * 2
+
+
+def test_cli_sweep_prune_layer_and_teacher(monkeypatch, tmp_path):
+    rc, cfg = _cli_points(monkeypatch, tmp_path, "--beta", "1e-6", "--prune", "0.7", "--prune-layer", "s0*=0.85",
+                          "--teacher", "FL")
+    assert rc == 0 and cfg.prune_layers == (("s0*", 0.85),) and cfg.teacher == "FL"

@@ -2,7 +2,9 @@
 RTL trace): golden accuracy, EBOPs, weights at 0, and the command that made each.  da4ml cost comes
 from ``bench/hgq/run.py`` (``--cost NAME=JSON`` adds a row's measured total, a ``measure`` row).
 
-    python bench/hgq/prune_points.py --model NAME=DIR [--model ...] [--cost NAME=ROW.json ...]
+    python bench/hgq/prune_points.py --model NAME=DIR [--model ...] [--cost NAME=ROW.json ...] [--append]
+
+``--append`` keeps the rows and notes already in the JSON (a row of the same name is replaced).
 
 Writes bench/results/prune_swin_digits.{json,md}.
 """
@@ -62,17 +64,22 @@ def main() -> None:
     ap.add_argument("--model", action="append", required=True, help="NAME=DIR (a swinfpga train output directory)")
     ap.add_argument("--cost", action="append", default=[], help="NAME=JSON (a bench/hgq/run.py row)")
     ap.add_argument("--note", action="append", default=[])
+    ap.add_argument("--append", action="store_true", help="keep the rows and notes already written")
     a = ap.parse_args()
     costs = {}
     for spec in a.cost:
         n, _, f = spec.partition("=")
         costs[n] = json.loads(Path(f).read_text())
-    rows = []
+    old = json.loads((OUT / "prune_swin_digits.json").read_text()) if a.append else {"rows": [], "notes": []}
+    new = []
     for spec in a.model:
         n, _, d = spec.partition("=")
-        rows.append(row(n, Path(d), costs.get(n)))
-    atomic_write_text(OUT / "prune_swin_digits.json", json.dumps({"rows": rows, "notes": a.note}, indent=1) + "\n")
-    md = markdown(rows, a.note)
+        new.append(row(n, Path(d), costs.get(n)))
+    names = {r["name"] for r in new}
+    rows = [r for r in old["rows"] if r["name"] not in names] + new
+    notes = old["notes"] + a.note
+    atomic_write_text(OUT / "prune_swin_digits.json", json.dumps({"rows": rows, "notes": notes}, indent=1) + "\n")
+    md = markdown(rows, notes)
     atomic_write_text(OUT / "prune_swin_digits.md", md)
     print(md)
 

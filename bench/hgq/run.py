@@ -106,6 +106,7 @@ def train_command(metrics: dict) -> str:
     cmd.append(f"--qat-epochs {c.get('qat_epochs')}")
     if c.get("prune"):
         cmd.append(f"--prune {c['prune']:g}")
+    cmd += [f"--prune-layer '{g}={f:g}'" for g, f in c.get("prune_layers") or ()]
     if c.get("teacher"):
         cmd.append(f"--teacher {c['teacher']}")
         if c.get("distill_alpha", 0.5) != 0.5:

@@ -67,7 +67,8 @@ def synth_unit(design: str, b, budget: float, cache_only: bool = False) -> dict:
     exe = yosys_exe()
     row = {"design": design, "segment": b.seg.name, "unit": b.unit_name, "groups": b.seg.groups,
            "stages": b.stages, "da4ml_cost": b.cost, "status": r.status, "seconds": round(r.seconds, 1),
-           "cached": r.cached, "lut": r.lut, "ff": r.ff, "dsp": r.dsp, "carry8": r.carry, "lutram": r.lutram,
+           "cached": r.cached, "lut": r.lut, "inv": int(r.cells.get("INV", 0)), "ff": r.ff, "dsp": r.dsp,
+           "carry8": r.carry, "lutram": r.lutram,
            "bram36": r.bram36, "budget": budget, "yosys": yosys_version(exe) if exe else None}
     if r.status == "ok" and b.cost:
         row["lut_per_da4ml_cost"] = round(r.lut / b.cost, 3)
@@ -84,16 +85,20 @@ def write(rows: list[dict], out: Path) -> None:
           f"Command: `nice -n 15 python bench/yosys/run.py`. Yosys: {yv}. One run per unit (da4ml's pipelined "
           "module; its register stages kept as hierarchy, all else flattened into them; `-noiopad -noclkbuf`), "
           "cached by content hash. Yosys counts are estimates of Yosys' own Xilinx mapping (no Vivado). "
-          "DSP = DSP48E2; FF excludes the segment wrapper's frame buffers; s = wall seconds (at the run's nice).", "",
-          "| design | segment | groups | da4ml cost | Yosys LUT | LUT / cost | FF | DSP | CARRY4/8 | status | s |",
-          "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+          "DSP = DSP48E2; FF excludes the segment wrapper's frame buffers; s = wall seconds (at the run's nice). "
+          "LUT = LUT1-LUT6 cells; INV = Yosys' separate inverter cells (a LUT1 each in Vivado unless it absorbs "
+          "them into a neighbouring LUT), listed apart so both totals are visible.", "",
+          "| design | segment | groups | da4ml cost | Yosys LUT | INV | LUT / cost | FF | DSP | CARRY4/8 | status "
+          "| s |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         head = f"| {r['design']} | {r['segment']} | {r['groups']} | {r['da4ml_cost']:,.0f} | "
         if r["status"] == "ok":
-            md.append(head + f"{r['lut']:,} | {r.get('lut_per_da4ml_cost', '-')} | {r['ff']:,} | {r['dsp']:,} | "
-                      f"{r['carry8']:,} | ok | {r['seconds']} |")
+            inv = f"{r['inv']:,}" if "inv" in r else "-"
+            md.append(head + f"{r['lut']:,} | {inv} | {r.get('lut_per_da4ml_cost', '-')} | {r['ff']:,} | "
+                      f"{r['dsp']:,} | {r['carry8']:,} | ok | {r['seconds']} |")
         else:
-            md.append(head + f"- | - | - | - | - | {r['status']} (budget {r['budget']:.0f} s) | {r['seconds']} |")
+            md.append(head + f"- | - | - | - | - | - | {r['status']} (budget {r['budget']:.0f} s) | {r['seconds']} |")
     done = [r for r in rows if r["status"] == "ok" and r["da4ml_cost"]]
     if done:
         ratios = [r["lut"] / r["da4ml_cost"] for r in done]
@@ -106,8 +111,10 @@ def write(rows: list[dict], out: Path) -> None:
         if len(mine) > 1 and all(r["status"] == "ok" for r in mine):
             cost = sum(r["da4ml_cost"] for r in mine)
             lut, ff, dsp = (sum(r[k] for r in mine) for k in ("lut", "ff", "dsp"))
-            md += ["", f"{design}, sum over its {len(mine)} unit rows: {lut:,} Yosys LUT (da4ml cost "
-                   f"{cost:,.0f}, ratio {lut / cost:.2f}), {ff:,} FF, {dsp:,} DSP48E2."]
+            inv = (f" + {sum(r['inv'] for r in mine):,} INV (LUT + INV {lut + sum(r['inv'] for r in mine):,})"
+                   if all("inv" in r for r in mine) else "")
+            md += ["", f"{design}, sum over its {len(mine)} unit rows: {lut:,} Yosys LUT{inv} (da4ml cost "
+                   f"{cost:,.0f}, LUT ratio {lut / cost:.2f}), {ff:,} FF, {dsp:,} DSP48E2."]
     left = [r for r in rows if r["status"] != "ok"]
     if left:
         md += ["", f"{len(left)} unit(s) did not finish within their budget; re-running the command continues from "

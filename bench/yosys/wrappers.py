@@ -34,8 +34,9 @@ def wrapper_counts(design: str, rtl: Path, budget: float) -> dict:
     r = run_yosys(wrappers, top, timeout=budget, lib=tuple(units))
     exe = yosys_exe()
     return {"design": design, "top": top, "wrappers": len(wrappers) - 1, "status": r.status,
-            "seconds": round(r.seconds, 1), "cached": r.cached, "lut": r.lut, "ff": r.ff, "dsp": r.dsp,
-            "carry8": r.carry, "lutram": r.lutram, "mux": sum(v for k, v in r.cells.items() if k.startswith("MUXF")),
+            "seconds": round(r.seconds, 1), "cached": r.cached, "lut": r.lut, "inv": int(r.cells.get("INV", 0)),
+            "ff": r.ff, "dsp": r.dsp, "carry8": r.carry, "lutram": r.lutram,
+            "mux": sum(v for k, v in r.cells.items() if k.startswith("MUXF")),
             "yosys": yosys_version(exe) if exe else None}
 
 
@@ -52,18 +53,20 @@ def write(rows: list[dict], units_json: Path | None, out: Path) -> None:
           "Command: `nice -n 10 python bench/yosys/wrappers.py` (see its docstring). The top level and every segment "
           "wrapper (group gather muxes, frame buffers, issue/valid counters) synthesized with "
           "`synth_xilinx -family xcup -flatten -noiopad -noclkbuf`, the da4ml units read as black boxes; "
-          "`bench/yosys/run.py` counts the units. Yosys counts are estimates of Yosys' own Xilinx mapping (no Vivado).",
-          "", "| design | wrappers | LUT | FF | DSP | MUXF7/8 | SRL/LUTRAM | status | s |",
-          "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+          "`bench/yosys/run.py` counts the units. Yosys counts are estimates of Yosys' own Xilinx mapping (no Vivado). "
+          "LUT = LUT1-LUT6 cells; INV = Yosys' inverter cells (a LUT1 each in Vivado unless absorbed), listed apart.",
+          "", "| design | wrappers | LUT | INV | FF | DSP | MUXF7/8 | SRL/LUTRAM | status | s |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
-        md.append(f"| {r['design']} | {r['wrappers']} | {r['lut']:,} | {r['ff']:,} | {r['dsp']} | {r['mux']:,} | "
-                  f"{r['lutram']} | {r['status']} | {r['seconds']} |")
+        md.append(f"| {r['design']} | {r['wrappers']} | {r['lut']:,} | {r.get('inv', '-')} | {r['ff']:,} | "
+                  f"{r['dsp']} | {r['mux']:,} | {r['lutram']} | {r['status']} | {r['seconds']} |")
     if units_json is not None and units_json.exists():
         urows = json.loads(units_json.read_text())
         src = units_json.relative_to(ROOT) if units_json.is_relative_to(ROOT) else units_json
         md += ["", f"Whole design = units (`{src}`) + wrappers:", "",
-               "| design | units finished | unit LUT | wrapper LUT | total LUT (+ SRL/LUTRAM) | total FF | total DSP |",
-               "|---|---|---:|---:|---:|---:|---:|"]
+               "| design | units finished | unit LUT | wrapper LUT | total LUT (+ SRL/LUTRAM) | total INV "
+               "| total LUT + INV | total FF | total DSP |",
+               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in rows:
             mine = [u for u in urows if u["design"] == r["design"]]
             if not mine:
@@ -72,7 +75,10 @@ def write(rows: list[dict], units_json: Path | None, out: Path) -> None:
             ul = sum(u["lut"] for u in mine)
             tot = ul + r["lut"] + r["lutram"] + sum(u.get("lutram", 0) for u in mine)
             done = f"{sum(u['status'] == 'ok' for u in mine)}/{len(mine)}{'' if ok else ' (partial)'}"
-            md.append(f"| {r['design']} | {done} | {ul:,} | {r['lut']:,} | {tot:,} | "
+            inv = (sum(u["inv"] for u in mine) + r["inv"]) if all("inv" in u for u in [*mine, r]) else None
+            inv_s = "-" if inv is None else f"{inv:,}"
+            both = "-" if inv is None else f"{tot + inv:,}"
+            md.append(f"| {r['design']} | {done} | {ul:,} | {r['lut']:,} | {tot:,} | {inv_s} | {both} | "
                       f"{sum(u['ff'] for u in mine) + r['ff']:,} | {sum(u['dsp'] for u in mine) + r['dsp']:,} |")
     (out / "yosys_wrappers.md").write_text("\n".join(md) + "\n")
 
