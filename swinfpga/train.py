@@ -417,7 +417,7 @@ def train_spec(spec: SwinSpec, out_dir: Path | str, cfg: TrainConfig | None = No
         "keras_golden_elements": int(res.output.size),
         "overflow": {k: v for k, v in res.overflow.items() if v},
         "epochs": {"float": 0 if init is not None else cfg.float_epochs, "qat": cfg.qat_epochs},
-        "config": dataclasses.asdict(cfg),
+        "config": json.loads(json.dumps(dataclasses.asdict(cfg))),  # tuples as the JSON lists
         "seed": seed,
         "train_seconds": {k: round(v, 1) for k, v in times.items()},
     }
