@@ -249,7 +249,9 @@ def sweep(cfg: SweepConfig, out_dir: Path | str, scheduler: str | None = None, w
     rows = [done[p.key] for p in cfg.points]
     front = pareto(rows)
     summary = {"model": cfg.spec.name if cfg.spec is not None else cfg.model, "board": cfg.board,
-               "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("spec", "points")},
+               # JSON form (prune_layers tuples as lists): the returned summary equals sweep.json
+               "config": json.loads(json.dumps({k: v for k, v in dataclasses.asdict(cfg).items()
+                                                if k not in ("spec", "points")})),
                "points": rows, "pareto": front}
     atomic_write_text(out / "sweep.json", json.dumps(summary, indent=1))
     atomic_write_text(out / "sweep.md", markdown(summary))
