@@ -111,8 +111,8 @@ def write(rows: list[dict], out: Path) -> None:
         if len(mine) > 1 and all(r["status"] == "ok" for r in mine):
             cost = sum(r["da4ml_cost"] for r in mine)
             lut, ff, dsp = (sum(r[k] for r in mine) for k in ("lut", "ff", "dsp"))
-            inv = (f" + {sum(r['inv'] for r in mine):,} INV (LUT + INV {lut + sum(r['inv'] for r in mine):,})"
-                   if all("inv" in r for r in mine) else "")
+            n_inv = sum(r["inv"] for r in mine) if all("inv" in r for r in mine) else None
+            inv = "" if n_inv is None else f" + {n_inv:,} INV (LUT + INV {lut + n_inv:,})"
             md += ["", f"{design}, sum over its {len(mine)} unit rows: {lut:,} Yosys LUT{inv} (da4ml cost "
                    f"{cost:,.0f}, LUT ratio {lut / cost:.2f}), {ff:,} FF, {dsp:,} DSP48E2."]
     left = [r for r in rows if r["status"] != "ok"]

@@ -282,8 +282,9 @@ def layer_cycles(built: list[BuiltSegment], cutoff: float) -> dict[str, int]:
 
 def register_bits(b: BuiltSegment) -> int:
     """Flip-flops of a segment counted from the generated Verilog: the unit's pipeline registers
-    plus the wrapper's read buffer, staging buffer (the frame less the last group's elements), tag
-    pipeline and counter (an exact count of ``reg`` bits, before any synthesis optimization)."""
+    plus the wrapper's read buffer, staging buffer, tag pipeline and counter (an exact count of
+    ``reg`` bits, except the staging buffer's slots of the last group: declared but never read, so
+    synthesis removes them and they are not counted)."""
     import re
 
     unit = b.files[b.unit_name]
